@@ -1,0 +1,14 @@
+"""duck_synth: synthetic data inside DuckDB, in SQL."""
+
+from .errors import SynthError
+from .session import Result, Session, connect
+
+__version__ = "0.1.0"
+
+
+def explain(sql: str, session: Session | None = None) -> str:
+    """Where each predicate of ``sql`` goes (pushed into generate() or kept), and the SQL run."""
+    return (session or connect()).explain(sql)
+
+
+__all__ = ["Result", "Session", "SynthError", "connect", "explain", "__version__"]

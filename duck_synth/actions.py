@@ -1,0 +1,145 @@
+"""The Python behind each table macro in sql/macros.sql.
+
+Each function runs inside DuckDB at bind time, on its own cursor of the database, and returns
+the SQL text that reads its result (see spool.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pyarrow as pa
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from . import catalog, spool
+from .encoding import from_json
+from .errors import SynthError
+from .generate import generate
+from .rewrite import rewrite_sql
+from .train import train
+
+
+def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
+    """(name, function, parameter types) for every UDF; each call gets a fresh cursor."""
+
+    def synth_train(name, source, options):
+        return spool.summary_sql("train", train(con.cursor(), name, source, options))
+
+    def synth_generate(model, options):
+        return generate(con.cursor(), model, options)
+
+    def synth_rewrite(sql_text):
+        cursor = con.cursor()
+
+        def columns_of_model(spec):
+            try:
+                return [c["name"] for c in catalog.load_model(cursor, spec, with_weights=False).columns]
+            except SynthError:
+                return None
+
+        def columns_of_table(name):
+            try:
+                return [r[0] for r in cursor.execute(f"DESCRIBE {name}").fetchall()]
+            except duckdb.Error:
+                return None
+
+        statements, _ = rewrite_sql(sql_text, columns_of_model, columns_of_table)
+        if len(statements) != 1:
+            raise SynthError("synth_sql(): give exactly one query")
+        return statements[0]
+
+    def synth_describe(model):
+        return describe_model(con.cursor(), model)
+
+    def synth_drop(model, options):
+        version = json.loads(options).get("version")
+        dropped = catalog.drop_model(con.cursor(), model, version)
+        return spool.rows_sql("drop", [{"model": n, "version": v, "dropped": True} for n, v in dropped])
+
+    def synth_export(model, path):
+        return spool.summary_sql("export", export_model(con.cursor(), model, path))
+
+    def synth_import(path, options):
+        return spool.summary_sql("import", import_model(con.cursor(), path, json.loads(options).get("name")))
+
+    return [
+        ("synth_train", synth_train, ["VARCHAR", "VARCHAR", "VARCHAR"]),
+        ("synth_generate", synth_generate, ["VARCHAR", "VARCHAR"]),
+        ("synth_rewrite", synth_rewrite, ["VARCHAR"]),
+        ("synth_describe", synth_describe, ["VARCHAR"]),
+        ("synth_drop", synth_drop, ["VARCHAR", "VARCHAR"]),
+        ("synth_export", synth_export, ["VARCHAR", "VARCHAR"]),
+        ("synth_import", synth_import, ["VARCHAR", "VARCHAR"]),
+    ]
+
+
+def describe_model(con: duckdb.DuckDBPyConnection, spec: str) -> str:
+    """One row per column.
+
+    >>> FROM describe_model('d')
+    -- column | type | kind | null_share | cardinality | summary
+    """
+    record = catalog.load_model(con, spec, with_weights=False)
+    rows = []
+    for column, encoder_spec in zip(record.columns, record.statistics["encoders"], strict=True):
+        encoder = from_json(encoder_spec)
+        summary = encoder.summary()
+        rows.append({
+            "model": record.name, "version": record.version, "column": column["name"],
+            "type": column["type"], "kind": column["kind"],
+            "null_share": float(summary.get("null_share") or 0.0),
+            "cardinality": summary.get("cardinality"),
+            "summary": json.dumps(summary),
+        })
+    return spool.write_rows("describe", pa.Table.from_pylist(rows), {"summary": "JSON"})
+
+
+EXPORT_KEYS = ("name", "version", "method", "source", "options", "columns", "statistics", "metrics",
+               "training_rows", "format_version")
+
+
+def export_model(con: duckdb.DuckDBPyConnection, spec: str, path: str) -> dict:
+    """Write one safetensors file: the weights, and the model's JSON in its metadata.
+
+    Only value-protected statistics are in the catalog, so the file holds no real row.
+    """
+    record = catalog.load_model(con, spec)
+    tensors = load_tensors(record.weights)
+    meta = {k: json.dumps(getattr(record, k)) for k in EXPORT_KEYS}
+    meta["duck_synth"] = "model"
+    try:
+        with open(path, "wb") as handle:
+            handle.write(save_tensors(tensors, metadata=meta))
+    except OSError as error:
+        raise SynthError(f"export_model(): cannot write '{path}': {error.strerror}") from None
+    return {"model": record.name, "version": record.version, "path": path}
+
+
+def import_model(con: duckdb.DuckDBPyConnection, path: str, name: str | None) -> dict:
+    from datetime import UTC, datetime
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except (OSError, Exception) as error:  # safetensors raises its own error types
+        raise SynthError(f"import_model(): '{path}' is not a duck_synth model file ({error})") from None
+    if meta.get("duck_synth") != "model":
+        raise SynthError(f"import_model(): '{path}' is not a duck_synth model file")
+    with open(path, "rb") as handle:
+        weights = save_tensors(load_tensors(handle.read()))
+    fields = {k: json.loads(meta[k]) for k in EXPORT_KEYS}
+    new_name = name or fields["name"]
+    if not catalog.MODEL_NAME.match(new_name):
+        raise SynthError(f"import_model(): model name must be letters, digits, _ . -, got {new_name!r}")
+    record = catalog.ModelRecord(
+        name=new_name, version=0, method=fields["method"], source=fields["source"],
+        created=datetime.now(UTC), options=fields["options"], columns=fields["columns"],
+        statistics=fields["statistics"], metrics=fields["metrics"], weights=weights,
+        training_rows=fields["training_rows"], format_version=fields["format_version"],
+    )
+    version = catalog.insert_model(con, record, None)
+    return {"model": new_name, "version": version, "path": path}

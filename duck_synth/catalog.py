@@ -1,0 +1,229 @@
+"""The catalog in the database: schema ``synth`` with models, training runs and the generation log.
+
+DDL lives in sql/migrations (applied in order, the version kept in ``synth.meta``); the table
+macros in sql/macros.sql. Model versions are never reused: a new version is one more than any
+version a model or a run of that name ever had.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+
+import duckdb
+
+from .errors import SynthError
+
+FORMAT_VERSION = 1
+MODEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def _sql_file(*parts: str) -> str:
+    return resources.files("duck_synth.sql").joinpath(*parts).read_text()
+
+
+def migrations() -> list[tuple[int, str]]:
+    folder = resources.files("duck_synth.sql").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'synth' AND table_name = 'meta' "
+        "AND database_name = current_database()"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    row = con.execute("SELECT value FROM synth.meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def install(con: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
+    """Create or migrate the catalog and (re)create the table macros. Returns the schema version."""
+    current = schema_version(con)
+    pending = [(v, sql) for v, sql in migrations() if v > current]
+    if read_only:
+        return current
+    if pending:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for version, sql in pending:
+                con.execute(sql)
+                con.execute(
+                    "INSERT OR REPLACE INTO synth.meta VALUES ('schema_version', ?)", [str(version)]
+                )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        current = pending[-1][0]
+    con.execute(_sql_file("macros.sql"))
+    mark_interrupted_runs(con)
+    return current
+
+
+def mark_interrupted_runs(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs left 'running' by a process that no longer exists were interrupted (e.g. SIGKILL)."""
+    rows = con.execute("SELECT run_id, pid FROM synth.runs WHERE status = 'running'").fetchall()
+    dead = [run_id for run_id, pid in rows if pid is None or not _alive(pid)]
+    for run_id in dead:
+        con.execute(
+            "UPDATE synth.runs SET status = 'interrupted', finished = now(), "
+            "error = 'the training process ended before the run finished' WHERE run_id = ?",
+            [run_id],
+        )
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- models --------------------------------------------------------------------------------------
+@dataclass
+class ModelRecord:
+    name: str
+    version: int
+    method: str
+    source: str
+    created: datetime | str
+    options: dict
+    columns: list[dict]
+    statistics: dict
+    metrics: dict
+    weights: bytes
+    training_rows: int
+    format_version: int
+
+
+def parse_model_spec(spec: str) -> tuple[str, int | None]:
+    """'name' -> (name, None: latest); 'name@3' -> (name, 3)."""
+    if not isinstance(spec, str) or not spec:
+        raise SynthError(f"model must be a name like 'diamonds' or 'diamonds@2', got {spec!r}")
+    name, _, version = spec.partition("@")
+    if version:
+        if not version.isdigit():
+            raise SynthError(f"model '{spec}': version after '@' must be a number")
+        return name, int(version)
+    return name, None
+
+
+def resolve_version(con: duckdb.DuckDBPyConnection, spec: str) -> tuple[str, int]:
+    name, version = parse_model_spec(spec)
+    versions = [r[0] for r in con.execute(
+        "SELECT version FROM synth.models WHERE name = ? ORDER BY version", [name]
+    ).fetchall()]
+    if not versions:
+        raise SynthError(f"unknown model '{name}' (see FROM models())")
+    if version is None:
+        return name, versions[-1]
+    if version not in versions:
+        raise SynthError(f"model '{name}' has no version {version} (versions: {', '.join(map(str, versions))})")
+    return name, version
+
+
+MODEL_COLUMNS = ("name, version, method, source, created, options, columns, statistics, metrics, "
+                 "weights, training_rows, format_version")
+
+
+def load_model(con: duckdb.DuckDBPyConnection, spec: str, with_weights: bool = True) -> ModelRecord:
+    name, version = resolve_version(con, spec)
+    cols = MODEL_COLUMNS if with_weights else MODEL_COLUMNS.replace("weights", "''::BLOB")
+    cols = cols.replace("created", "created::VARCHAR")
+    row = con.execute(f"SELECT {cols} FROM synth.models WHERE name = ? AND version = ?", [name, version]).fetchone()
+    return ModelRecord(
+        name=row[0], version=row[1], method=row[2], source=row[3], created=row[4],
+        options=json.loads(row[5]), columns=json.loads(row[6]), statistics=json.loads(row[7]),
+        metrics=json.loads(row[8]), weights=bytes(row[9]), training_rows=row[10], format_version=row[11],
+    )
+
+
+def next_version(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    return con.execute(
+        "SELECT coalesce(max(v), 0) + 1 FROM (SELECT max(version) v FROM synth.models WHERE name = ? "
+        "UNION ALL SELECT max(version) FROM synth.runs WHERE model = ?)", [name, name]
+    ).fetchone()[0]
+
+
+def insert_model(con: duckdb.DuckDBPyConnection, record: ModelRecord, run_id: int | None) -> int:
+    """Add the model in one transaction with its run's success; returns the version."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        version = next_version(con, record.name)
+        con.execute(
+            f"INSERT INTO synth.models ({MODEL_COLUMNS}, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [record.name, version, record.method, record.source, record.created,
+             json.dumps(record.options), json.dumps(record.columns), json.dumps(record.statistics),
+             json.dumps(record.metrics), record.weights, record.training_rows, record.format_version, run_id],
+        )
+        if run_id is not None:
+            con.execute(
+                "UPDATE synth.runs SET status = 'succeeded', version = ?, progress = 1.0, finished = now() "
+                "WHERE run_id = ?", [version, run_id],
+            )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return version
+
+
+def drop_model(con: duckdb.DuckDBPyConnection, spec: str, version: int | None) -> list[tuple[str, int]]:
+    name, spec_version = parse_model_spec(spec)
+    version = version if version is not None else spec_version
+    if version is not None:
+        resolve_version(con, f"{name}@{version}")
+        where, params = "name = ? AND version = ?", [name, version]
+    else:
+        resolve_version(con, name)
+        where, params = "name = ?", [name]
+    dropped = con.execute(f"SELECT name, version FROM synth.models WHERE {where} ORDER BY version", params).fetchall()
+    con.execute(f"DELETE FROM synth.models WHERE {where}", params)
+    return dropped
+
+
+# -- runs --------------------------------------------------------------------------------------
+def start_run(con: duckdb.DuckDBPyConnection, model: str, method: str, source: str) -> int:
+    return con.execute(
+        "INSERT INTO synth.runs (run_id, model, method, source, status, progress, started, pid) "
+        "VALUES (nextval('synth.run_id_seq'), ?, ?, ?, 'running', 0.0, now(), ?) RETURNING run_id",
+        [model, method, source, os.getpid()],
+    ).fetchone()[0]
+
+
+def update_run(con: duckdb.DuckDBPyConnection, run_id: int, progress: float, epochs: int, losses: list) -> None:
+    con.execute(
+        "UPDATE synth.runs SET progress = ?, epochs = ?, losses = ?, seconds = epoch(now() - started) "
+        "WHERE run_id = ?", [progress, epochs, json.dumps(losses), run_id],
+    )
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, status: str, error: str | None = None) -> None:
+    con.execute(
+        "UPDATE synth.runs SET status = ?, error = ?, finished = now(), seconds = epoch(now() - started) "
+        "WHERE run_id = ?", [status, error, run_id],
+    )
+
+
+# -- generation log --------------------------------------------------------------------------
+def log_generation(con, model: str, version: int, arguments: dict, seed: int, drawn: int,
+                   returned: int, seconds: float) -> None:
+    con.execute(
+        "INSERT INTO synth.generations VALUES (nextval('synth.generation_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?)",
+        [model, version, json.dumps(arguments), seed, drawn, returned, seconds, datetime.now(UTC)],
+    )

@@ -1,0 +1,133 @@
+"""From a SQL predicate over generated columns to sampling conditions.
+
+The predicate's conjuncts that have the form ``column <op> literal`` (=, IN, <, <=, >, >=,
+BETWEEN, IS [NOT] NULL, a bare boolean column) become per-column restrictions, which the model
+samples under (conditional sampling, not rejection). The whole predicate is also kept as a
+residual filter evaluated on every generated batch, so what cannot be narrowed is filtered and
+what was narrowed is checked exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+from .encoding import Encoder, Restriction
+from .errors import SynthError
+
+COMPARISONS = {exp.EQ: "eq", exp.GT: "gt", exp.GTE: "ge", exp.LT: "lt", exp.LTE: "le"}
+FLIPPED = {"eq": "eq", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
+
+
+@dataclass
+class CompiledFilter:
+    sql: str | None = None
+    restrictions: dict[str, Restriction] = field(default_factory=dict)
+    narrowed: list[str] = field(default_factory=list)  # conjuncts used for conditional sampling
+    filtered: list[str] = field(default_factory=list)  # conjuncts only checked batch by batch
+
+
+def parse_predicate(text: str) -> exp.Expression:
+    try:
+        return sqlglot.parse_one(f"SELECT 1 WHERE {text}", read="duckdb").args["where"].this
+    except (sqlglot.errors.ParseError, KeyError, AttributeError) as error:
+        raise SynthError(f"filter {text!r} is not a valid SQL predicate: {str(error).splitlines()[0]}") from None
+
+
+def conjuncts(predicate: exp.Expression) -> list[exp.Expression]:
+    return list(predicate.flatten()) if isinstance(predicate, exp.And) else [predicate]
+
+
+def literal_value(node: exp.Expression):
+    """The Python value of a literal (number, string, boolean, typed literal), else raise."""
+    if isinstance(node, exp.Paren):
+        return literal_value(node.this)
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return node.this
+        text = node.this
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    if isinstance(node, exp.Boolean):
+        return node.this
+    if isinstance(node, exp.Neg):
+        return -literal_value(node.this)
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
+        return literal_value(node.this)
+    raise ValueError("not a literal")
+
+
+def _simple(node: exp.Expression) -> tuple[str, str, object] | None:
+    """(column, op, value) for a conjunct of a simple form, else None."""
+    try:
+        if type(node) in COMPARISONS:
+            left, right, op = node.this, node.expression, COMPARISONS[type(node)]
+            if isinstance(left, exp.Column):
+                return left.name, op, literal_value(right)
+            if isinstance(right, exp.Column):
+                return right.name, FLIPPED[op], literal_value(left)
+        if isinstance(node, exp.In) and isinstance(node.this, exp.Column) and not node.args.get("query"):
+            return node.this.name, "in", [literal_value(v) for v in node.expressions]
+        if isinstance(node, exp.Is) and isinstance(node.this, exp.Column) and isinstance(node.expression, exp.Null):
+            return node.this.name, "is_null", None
+        if isinstance(node, exp.Not) and isinstance(node.this, exp.Is):
+            inner = _simple(node.this)
+            return (inner[0], "is_not_null", None) if inner and inner[1] == "is_null" else None
+        if isinstance(node, exp.Column):
+            return node.name, "eq", True
+        if isinstance(node, exp.Not) and isinstance(node.this, exp.Column):
+            return node.this.name, "eq", False
+    except ValueError:
+        return None
+    return None
+
+
+def _between(node: exp.Expression) -> list[exp.Expression] | None:
+    if isinstance(node, exp.Between) and isinstance(node.this, exp.Column):
+        return [exp.GTE(this=node.this.copy(), expression=node.args["low"].copy()),
+                exp.LTE(this=node.this.copy(), expression=node.args["high"].copy())]
+    return None
+
+
+def compile_filter(text: str | None, encoders: list[Encoder], model: str) -> CompiledFilter:
+    if not text:
+        return CompiledFilter()
+    predicate = parse_predicate(text)
+    by_name = {e.name: e for e in encoders}
+    lower = {e.name.lower(): e.name for e in encoders}
+    for column in predicate.find_all(exp.Column):
+        if column.name not in by_name and column.name.lower() not in lower:
+            raise SynthError(
+                f"filter: unknown column '{column.name}' (model '{model}' has: {', '.join(by_name)})"
+            )
+    compiled = CompiledFilter(sql=predicate.sql("duckdb"))
+    for conjunct in conjuncts(predicate):
+        parts = _between(conjunct) or [conjunct]
+        simple = [_simple(p) for p in parts]
+        restrictions = []
+        for s in simple:
+            if s is None:
+                break
+            name = lower.get(s[0].lower(), s[0])
+            r = by_name[name].restrict(s[1], s[2])
+            if r is None:
+                break
+            restrictions.append((name, r))
+        if len(restrictions) != len(parts):
+            compiled.filtered.append(conjunct.sql("duckdb"))
+            continue
+        compiled.narrowed.append(conjunct.sql("duckdb"))
+        for name, r in restrictions:
+            current = compiled.restrictions.get(name)
+            compiled.restrictions[name] = r if current is None else current.intersect(r)
+    for name, r in compiled.restrictions.items():
+        if r.allowed is not None and not r.allowed.any():
+            raise SynthError(
+                f"generate('{model}'): found 0 rows: no value of column '{name}' the model can "
+                f"generate satisfies {text} (rare values and extremes are protected)"
+            )
+    return compiled
+
+
+__all__ = ["CompiledFilter", "compile_filter", "conjuncts", "parse_predicate", "literal_value"]

@@ -1,0 +1,115 @@
+"""Analysis and encoding: the only bridge between DuckDB values and model tokens.
+
+``analyze`` picks an encoder per column from its DuckDB type and values (or the user's override)
+and fits it with value protection. Encoders serialise to JSON and back (``from_json``).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import SynthError
+from .base import NULL_TOKEN, Encoder, Protection, Restriction
+from .categorical import CategoricalEncoder
+from .datetime import DatetimeEncoder
+from .fixed import ConstantEncoder, KeyEncoder
+from .numeric import NumericEncoder, _is_integer_type
+
+ENCODERS: dict[str, type[Encoder]] = {
+    e.kind: e
+    for e in (CategoricalEncoder, NumericEncoder, DatetimeEncoder, ConstantEncoder, KeyEncoder)
+}
+DATETIME_TYPES = {"DATE", "TIME", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S",
+                  "TIMESTAMP_MS", "TIMESTAMP_NS"}
+UNSUPPORTED_PREFIXES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT", "INTERVAL", "TIME WITH", "JSON")
+MAX_TEXT_LENGTH = 100
+
+
+def is_numeric_type(duck_type: str) -> bool:
+    return _is_integer_type(duck_type) or duck_type in {"FLOAT", "DOUBLE", "REAL"} or duck_type.startswith("DECIMAL")
+
+
+def unsupported_reason(duck_type: str) -> str | None:
+    """Why a DuckDB type cannot be modelled yet, or None."""
+    if duck_type.endswith("]") or duck_type.startswith(UNSUPPORTED_PREFIXES):
+        return f"type {duck_type} cannot be modelled yet"
+    return None
+
+
+def read_type(duck_type: str) -> str:
+    """The SQL type a column is read as for analysis (one arrow type per encoder family)."""
+    if is_numeric_type(duck_type):
+        return "DOUBLE"
+    if duck_type.startswith("TIMESTAMP") and duck_type != "TIMESTAMP WITH TIME ZONE":
+        return "TIMESTAMP"
+    if duck_type.startswith("ENUM") or duck_type == "UUID":
+        return "VARCHAR"
+    return duck_type
+
+
+def choose_kind(name: str, duck_type: str, values: pa.Array) -> str:
+    """The encoder kind for a column, from its type and values."""
+    non_null = values.drop_null()
+    n_distinct = len(pc.unique(non_null)) if len(non_null) else 0
+    if n_distinct <= 1 and (values.null_count == 0 or len(non_null) == 0):
+        return "constant"
+    if duck_type == "UUID":
+        return "key"
+    if duck_type in DATETIME_TYPES or duck_type.startswith("TIMESTAMP"):
+        return "datetime"
+    if is_numeric_type(duck_type):
+        if _is_integer_type(duck_type) and n_distinct == len(values) >= 20:
+            x = pc.min_max(non_null)
+            if x["max"].as_py() - x["min"].as_py() + 1 <= 2 * len(values):
+                return "key"
+        return "numeric"
+    if duck_type == "VARCHAR" and len(non_null):
+        mean_length = pc.mean(pc.utf8_length(non_null)).as_py()
+        if n_distinct == len(values) >= 20:
+            return "key"
+        if mean_length > MAX_TEXT_LENGTH and n_distinct > len(non_null) / 2:
+            raise SynthError(
+                f"column '{name}' looks like free text (mean {mean_length:.0f} characters), "
+                f"which cannot be modelled yet; exclude it (exclude => ['{name}'])"
+            )
+    return "categorical"
+
+
+def check_override(name: str, duck_type: str, kind: str) -> None:
+    if kind not in ENCODERS:
+        raise SynthError(f"encoding for column '{name}': unknown kind '{kind}' (use one of {', '.join(sorted(ENCODERS))})")
+    fits = {
+        "numeric": is_numeric_type(duck_type),
+        "datetime": duck_type in DATETIME_TYPES or duck_type.startswith("TIMESTAMP"),
+    }
+    if not fits.get(kind, True):
+        raise SynthError(f"column '{name}' of type {duck_type} cannot be encoded as {kind}")
+
+
+def analyze(
+    table: pa.Table, duck_types: dict[str, str], overrides: dict[str, str], protection: Protection
+) -> list[Encoder]:
+    """One fitted encoder per column of ``table``, in order."""
+    encoders = []
+    for name in table.column_names:
+        values = table.column(name).combine_chunks()
+        duck_type = duck_types[name]
+        kind = overrides.get(name)
+        if kind is None:
+            kind = choose_kind(name, duck_type, values)
+        else:
+            check_override(name, duck_type, kind)
+        cls = ENCODERS[kind]
+        encoders.append(cls.fit(name, duck_type, values, protection))
+    return encoders
+
+
+def from_json(spec: dict) -> Encoder:
+    return ENCODERS[spec["kind"]](spec["name"], spec["type"], spec["stats"])
+
+
+__all__ = [
+    "NULL_TOKEN", "Encoder", "Protection", "Restriction", "analyze", "from_json",
+    "unsupported_reason", "read_type", "is_numeric_type",
+]

@@ -1,0 +1,107 @@
+"""The contract every column encoder keeps.
+
+An encoder is built from a column's values (``fit``), serialises to JSON (``to_json``), turns
+values into integer tokens (``encode``) and tokens back into values (``decode``). Token 0 is
+always NULL, so NULL is a learned state of every column. Encoders with ``n_tokens == 0`` are not
+modelled (constant columns, keys): they produce values on their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+NULL_TOKEN = 0
+
+
+@dataclass
+class Protection:
+    """Value protection: rare values and extremes are never emitted verbatim."""
+
+    rare_threshold: int = 5
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+    def threshold(self) -> int:
+        """k plus a small random jitter, so the cut-off itself is not an exact statistic."""
+        return self.rare_threshold + int(self.rng.integers(0, 3))
+
+
+@dataclass
+class Restriction:
+    """What a pushed-down predicate allows for one column.
+
+    ``allowed``: boolean mask over tokens (None = all). ``low``/``high``: a closed numeric interval
+    (in the encoder's numeric domain) that decoding must respect. ``fixed``: a value to emit as is
+    (equality with a value the encoder can represent).
+    """
+
+    allowed: np.ndarray | None = None
+    low: float | None = None
+    high: float | None = None
+    fixed: object = None
+    has_fixed: bool = False
+
+    def intersect(self, other: Restriction) -> Restriction:
+        allowed = self.allowed
+        if other.allowed is not None:
+            allowed = other.allowed if allowed is None else allowed & other.allowed
+        low = max((v for v in (self.low, other.low) if v is not None), default=None)
+        high = min((v for v in (self.high, other.high) if v is not None), default=None)
+        fixed, has_fixed = (other.fixed, True) if other.has_fixed else (self.fixed, self.has_fixed)
+        return Restriction(allowed, low, high, fixed, has_fixed)
+
+
+class Encoder:
+    kind: str = ""
+
+    def __init__(self, name: str, duck_type: str, stats: dict):
+        self.name = name
+        self.duck_type = duck_type
+        self.stats = stats
+
+    # -- construction and serialisation -------------------------------------------------------
+    @classmethod
+    def fit(cls, name: str, duck_type: str, values: pa.Array, protection: Protection) -> Encoder:
+        raise NotImplementedError
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "type": self.duck_type, "stats": self.stats}
+
+    # -- tokens ----------------------------------------------------------------------------------
+    @property
+    def n_tokens(self) -> int:
+        return 0
+
+    def sampling_mask(self) -> np.ndarray | None:
+        """Tokens the model may emit unconditionally (None: all)."""
+        return None
+
+    def encode(self, values: pa.Array) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode(
+        self, tokens: np.ndarray, rng: np.random.Generator, restriction: Restriction | None = None
+    ) -> pa.Array:
+        raise NotImplementedError
+
+    # -- conditions ------------------------------------------------------------------------------
+    def restrict(self, op: str, value: object) -> Restriction | None:
+        """Restriction for ``column <op> value``; None when the encoder cannot narrow sampling."""
+        return None
+
+    def arrow_type(self) -> pa.DataType:
+        raise NotImplementedError
+
+    def summary(self) -> dict:
+        """Protected per-column facts shown by describe_model()."""
+        return {"null_share": self.stats.get("null_share", 0.0)}
+
+
+def null_tokens(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def sample_null(n: int, null_share: float, rng: np.random.Generator) -> np.ndarray:
+    return rng.random(n) < null_share

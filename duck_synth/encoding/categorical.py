@@ -1,0 +1,115 @@
+"""Categorical columns: VARCHAR, ENUM and BOOLEAN.
+
+Tokens: 0 NULL, 1 rare, 2.. the protected categories (seen in at least k rows). Rare values are
+never emitted verbatim: a VARCHAR column emits ``'_RARE_'`` for them, other types never sample
+the rare token.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .base import NULL_TOKEN, Encoder, Protection, Restriction
+
+RARE_TOKEN = 1
+RARE_VALUE = "_RARE_"
+MAX_CATEGORIES = 2000
+
+
+class CategoricalEncoder(Encoder):
+    kind = "categorical"
+
+    @classmethod
+    def fit(cls, name, duck_type, values, protection: Protection) -> CategoricalEncoder:
+        n = len(values)
+        counts = pc.value_counts(values.drop_null()) if n else pa.array([])
+        pairs = sorted(
+            ((c["values"].as_py(), c["counts"].as_py()) for c in counts),
+            key=lambda p: (-p[1], str(p[0])),
+        )
+        k = protection.threshold()
+        kept = [(v, c) for v, c in pairs if c >= k][:MAX_CATEGORIES]
+        stats = {
+            "categories": [v for v, _ in kept],
+            "counts": [c for _, c in kept],
+            "null_share": values.null_count / n if n else 0.0,
+            "rare_share": (sum(c for _, c in pairs) - sum(c for _, c in kept)) / n if n else 0.0,
+            "cardinality": len(kept),
+        }
+        return cls(name, duck_type, stats)
+
+    @property
+    def categories(self) -> list:
+        return self.stats["categories"]
+
+    @property
+    def n_tokens(self) -> int:
+        return 2 + len(self.categories)
+
+    def _emits_rare_placeholder(self) -> bool:
+        return self.duck_type == "VARCHAR"
+
+    def sampling_mask(self) -> np.ndarray | None:
+        if self._emits_rare_placeholder():
+            return None
+        mask = np.ones(self.n_tokens, dtype=bool)
+        mask[RARE_TOKEN] = False
+        return mask
+
+    def _value_set(self) -> pa.Array:
+        return pa.array(self.categories, type=self.arrow_type())
+
+    def encode(self, values: pa.Array) -> np.ndarray:
+        values = values.cast(self.arrow_type()) if values.type != self.arrow_type() else values
+        index = pc.index_in(values, value_set=self._value_set())
+        tokens = np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64) + 2
+        tokens[tokens == 1] = RARE_TOKEN
+        tokens[np.asarray(values.is_null().to_numpy(zero_copy_only=False))] = NULL_TOKEN
+        return tokens
+
+    def decode(self, tokens, rng, restriction: Restriction | None = None) -> pa.Array:
+        if restriction is not None and restriction.has_fixed:
+            return pa.array([restriction.fixed] * len(tokens), type=self.arrow_type())
+        rare = RARE_VALUE if self._emits_rare_placeholder() else None
+        lookup = pa.array([None, rare, *self.categories], type=self.arrow_type())
+        return lookup.take(pa.array(tokens))
+
+    def arrow_type(self) -> pa.DataType:
+        return pa.bool_() if self.duck_type == "BOOLEAN" else pa.string()
+
+    def _coerce(self, value):
+        if self.duck_type == "BOOLEAN" and isinstance(value, str):
+            return {"true": True, "false": False}.get(value.lower(), value)
+        return value
+
+    def restrict(self, op: str, value) -> Restriction | None:
+        allowed = np.zeros(self.n_tokens, dtype=bool)
+        if op == "is_null":
+            allowed[NULL_TOKEN] = True
+            return Restriction(allowed=allowed)
+        if op == "is_not_null":
+            allowed[:] = True
+            allowed[NULL_TOKEN] = False
+            mask = self.sampling_mask()
+            return Restriction(allowed=allowed if mask is None else allowed & mask)
+        if op not in ("eq", "in"):
+            return None
+        wanted = [self._coerce(v) for v in (value if op == "in" else [value])]
+        index = {c: i + 2 for i, c in enumerate(self.categories)}
+        for v in wanted:
+            if v in index:
+                allowed[index[v]] = True
+            elif self._emits_rare_placeholder() and v == RARE_VALUE:
+                allowed[RARE_TOKEN] = True
+        if op == "eq" and allowed.any():
+            return Restriction(allowed=allowed, fixed=wanted[0], has_fixed=True)
+        return Restriction(allowed=allowed)
+
+    def summary(self) -> dict:
+        return {
+            "null_share": self.stats["null_share"],
+            "cardinality": self.stats["cardinality"],
+            "rare_share": self.stats["rare_share"],
+        }

@@ -1,0 +1,238 @@
+"""Numeric columns: integers, floats and decimals.
+
+Values are clipped to a protected range (the k-th smallest and k-th largest value), so extremes
+are never emitted. Frequent exact values become "point" tokens (decoded exactly); the rest falls
+into quantile bins decoded uniformly within the bin and rounded to the column's precision, so
+integers stay integers and decimals keep their scale. Tokens: 0 NULL, 1.. points, then bins.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+
+from .base import NULL_TOKEN, Encoder, Protection, Restriction
+
+MAX_BINS = 100
+MAX_DECIMALS = 6
+
+
+def _decimals_of(values: np.ndarray) -> int:
+    """Smallest number of decimals that represents every value (capped)."""
+    sample = values[: 100_000]
+    for d in range(MAX_DECIMALS + 1):
+        if np.allclose(np.round(sample, d), sample, rtol=0, atol=10 ** -(d + 3)):
+            return d
+    return MAX_DECIMALS
+
+
+class NumericEncoder(Encoder):
+    kind = "numeric"
+
+    @classmethod
+    def fit(cls, name, duck_type, values, protection: Protection) -> NumericEncoder:
+        stats = cls.analyze(values_to_float(values), len(values), protection, duck_type)
+        return cls(name, duck_type, stats)
+
+    @staticmethod
+    def analyze(x: np.ndarray, n: int, protection: Protection, duck_type: str) -> dict:
+        """Protected statistics of the non-null values ``x`` out of ``n`` rows."""
+        null_share = 1 - len(x) / n if n else 0.0
+        integer = _is_integer_type(duck_type) or (len(x) > 0 and bool(np.all(np.mod(x, 1) == 0)))
+        decimals = 0 if integer else _scale_of(duck_type) or _decimals_of(x)
+        if len(x) == 0:
+            return {"null_share": 1.0, "integer": integer, "decimals": decimals, "low": 0.0,
+                    "high": 0.0, "points": [], "edges": []}
+        xs = np.sort(x)
+        k_low = min(protection.threshold(), len(xs))
+        k_high = min(protection.threshold(), len(xs))
+        low, high = float(xs[k_low - 1]), float(xs[len(xs) - k_high])
+        if high < low:
+            low = high = float(np.median(xs))
+        xs = np.clip(xs, low, high)
+        uniq, counts = np.unique(xs, return_counts=True)
+        frequent = (counts >= max(len(xs) / (2 * MAX_BINS), protection.rare_threshold)) & (
+            counts >= protection.threshold()
+        )
+        points = uniq[frequent]
+        rest = xs[~np.isin(xs, points)]
+        if len(rest) > 1:
+            edges = np.unique(np.quantile(rest, np.linspace(0, 1, MAX_BINS + 1)))
+            if len(edges) == 1:
+                edges = np.array([edges[0], edges[0]])
+        else:
+            edges = np.array([])
+        return {
+            "null_share": float(null_share),
+            "integer": bool(integer),
+            "decimals": int(decimals),
+            "low": low,
+            "high": high,
+            "points": points.tolist(),
+            "edges": edges.tolist(),
+            "quantiles": np.quantile(xs, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist(),
+        }
+
+    # -- tokens ------------------------------------------------------------------------------------
+    @property
+    def points(self) -> np.ndarray:
+        return np.asarray(self.stats["points"], dtype=np.float64)
+
+    @property
+    def edges(self) -> np.ndarray:
+        return np.asarray(self.stats["edges"], dtype=np.float64)
+
+    @property
+    def n_bins(self) -> int:
+        return max(len(self.stats["edges"]) - 1, 0)
+
+    @property
+    def n_tokens(self) -> int:
+        return 1 + len(self.stats["points"]) + self.n_bins
+
+    def encode(self, values: pa.Array) -> np.ndarray:
+        return self.encode_floats(values_to_float(values, keep_nulls=True))
+
+    def encode_floats(self, x: np.ndarray) -> np.ndarray:
+        tokens = np.zeros(len(x), dtype=np.int64)
+        present = ~np.isnan(x)
+        v = np.clip(x[present], self.stats["low"], self.stats["high"])
+        points, edges = self.points, self.edges
+        out = np.full(len(v), -1, dtype=np.int64)
+        if len(points):
+            pos = np.clip(np.searchsorted(points, v), 0, len(points) - 1)
+            hit = points[pos] == v
+            out[hit] = 1 + pos[hit]
+        if self.n_bins:
+            miss = out < 0
+            b = np.clip(np.searchsorted(edges, v[miss], side="right") - 1, 0, self.n_bins - 1)
+            out[miss] = 1 + len(points) + b
+        elif len(points):  # no bins: snap to the nearest point
+            miss = out < 0
+            nearest = np.abs(v[miss, None] - points[None, :]).argmin(axis=1)
+            out[miss] = 1 + nearest
+        tokens[present] = out
+        return tokens
+
+    def decode(self, tokens, rng, restriction: Restriction | None = None) -> pa.Array:
+        return floats_to_arrow(self.decode_floats(tokens, rng, restriction), self)
+
+    def decode_floats(self, tokens, rng, restriction: Restriction | None = None) -> np.ndarray:
+        tokens = np.asarray(tokens)
+        if restriction is not None and restriction.has_fixed:
+            out = np.full(len(tokens), float(restriction.fixed))
+            out[tokens == NULL_TOKEN] = np.nan
+            return out
+        out = np.full(len(tokens), np.nan)
+        points, edges = self.points, self.edges
+        is_point = (tokens >= 1) & (tokens <= len(points))
+        out[is_point] = points[tokens[is_point] - 1]
+        is_bin = tokens > len(points)
+        if is_bin.any():
+            b = tokens[is_bin] - 1 - len(points)
+            lo, hi = edges[b], edges[b + 1]
+            if restriction is not None:
+                lo = np.maximum(lo, restriction.low) if restriction.low is not None else lo
+                hi = np.minimum(hi, restriction.high) if restriction.high is not None else hi
+                hi = np.maximum(hi, lo)
+            out[is_bin] = lo + rng.random(len(b)) * (hi - lo)
+        return self._round(out, restriction)
+
+    def _round(self, x: np.ndarray, restriction: Restriction | None) -> np.ndarray:
+        step = 10.0 ** -self.stats["decimals"]
+        low, high = self.stats["low"], self.stats["high"]
+        if restriction is not None:
+            low = max(low, restriction.low) if restriction.low is not None else low
+            high = min(high, restriction.high) if restriction.high is not None else high
+        x = np.round(x, self.stats["decimals"])
+        # rounding must not leave the protected (or requested) range
+        return np.clip(x, math.ceil(low / step - 1e-9) * step, math.floor(high / step + 1e-9) * step)
+
+    # -- conditions --------------------------------------------------------------------------------
+    def restrict(self, op: str, value) -> Restriction | None:
+        allowed = np.zeros(self.n_tokens, dtype=bool)
+        if op == "is_null":
+            allowed[NULL_TOKEN] = True
+            return Restriction(allowed=allowed)
+        if op == "is_not_null":
+            allowed[1:] = True
+            return Restriction(allowed=allowed)
+        if op in ("eq", "in"):
+            wanted = [self.to_number(v) for v in (value if op == "in" else [value])]
+            for w in wanted:
+                if w is not None and self.stats["low"] <= w <= self.stats["high"]:
+                    allowed[self.encode_floats(np.array([w]))[0]] = True
+            if op == "eq" and allowed.any():
+                return Restriction(allowed=allowed, fixed=wanted[0], has_fixed=True)
+            return Restriction(allowed=allowed)
+        bound = self.to_number(value)
+        if bound is None:
+            return None
+        step = 10.0 ** -self.stats["decimals"]
+        low, high = {
+            "gt": (bound + step, None) if self._on_grid(bound) else (bound, None),
+            "ge": (bound, None),
+            "lt": (None, bound - step) if self._on_grid(bound) else (None, bound),
+            "le": (None, bound),
+        }.get(op, (None, None))
+        if low is None and high is None:
+            return None
+        lo = self.stats["low"] if low is None else low
+        hi = self.stats["high"] if high is None else high
+        points, edges = self.points, self.edges
+        allowed[1 : 1 + len(points)] = (points >= lo) & (points <= hi)
+        if self.n_bins:
+            allowed[1 + len(points) :] = (edges[1:] >= lo) & (edges[:-1] <= hi)
+        return Restriction(allowed=allowed, low=low, high=high)
+
+    def _on_grid(self, value: float) -> bool:
+        scaled = value * 10 ** self.stats["decimals"]
+        return abs(scaled - round(scaled)) < 1e-9
+
+    def to_number(self, value) -> float | None:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+    def arrow_type(self) -> pa.DataType:
+        return pa.int64() if self.stats["integer"] and self.stats["decimals"] == 0 else pa.float64()
+
+    def summary(self) -> dict:
+        return {
+            "null_share": self.stats["null_share"],
+            "low": self.stats["low"],
+            "high": self.stats["high"],
+            "quantiles": self.stats.get("quantiles"),
+            "cardinality": len(self.stats["points"]) + self.n_bins,
+        }
+
+
+def _is_integer_type(duck_type: str) -> bool:
+    return duck_type.rstrip() in {
+        "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+        "UINTEGER", "UBIGINT", "UHUGEINT",
+    }
+
+
+def _scale_of(duck_type: str) -> int | None:
+    if duck_type.startswith("DECIMAL("):
+        return int(duck_type[:-1].split(",")[1])
+    return None
+
+
+def values_to_float(values: pa.Array, keep_nulls: bool = False) -> np.ndarray:
+    """Non-null values as float64 (or all values with NaN for NULL when ``keep_nulls``)."""
+    x = values.cast(pa.float64())
+    if keep_nulls:
+        return np.asarray(x.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return np.asarray(x.drop_null().to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def floats_to_arrow(x: np.ndarray, encoder: NumericEncoder) -> pa.Array:
+    mask = np.isnan(x)
+    if encoder.arrow_type() == pa.int64():
+        return pa.array(np.where(mask, 0, x).astype(np.int64), mask=mask)
+    return pa.array(x, mask=mask)

@@ -1,0 +1,285 @@
+"""generate(): synthetic rows from a stored model, streamed batch by batch to a spool file.
+
+Pushed-down predicates become sampling conditions (see conditions.py) and a residual filter;
+``target`` counts the rows that pass. Each batch has its own seed derived from the run's seed and
+the batch number, so the same model, seed and arguments give the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from safetensors.torch import load as load_tensors
+
+from . import catalog, spool
+from .conditions import CompiledFilter, compile_filter
+from .encoding import Encoder, from_json
+from .encoding.fixed import KeyEncoder
+from .errors import SynthError
+from .models import restore_model
+from .models.base import Conditions, GenerativeModel, SampleConfig
+from .options import GenerateOptions, parse
+from .sources import read_source
+
+MIN_EFFORT_ROWS = 1_000_000
+EFFORT_FACTOR = 100
+PILOT_BATCH, SCHEMA_BATCH = 2**40, 2**40 + 1  # batch numbers no real batch reaches
+
+
+@dataclass
+class LoadedModel:
+    record: catalog.ModelRecord
+    encoders: list[Encoder]
+    model: GenerativeModel
+    modelled: list[int]  # indexes of encoders the network learns
+
+    def column_types(self) -> list[tuple[str, str]]:
+        return [(c["name"], c["type"]) for c in self.record.columns]
+
+
+_cache: dict[tuple, LoadedModel] = {}
+
+
+def load(con: duckdb.DuckDBPyConnection, spec: str) -> LoadedModel:
+    name, version = catalog.resolve_version(con, spec)
+    created = con.execute(
+        "SELECT created::VARCHAR FROM synth.models WHERE name = ? AND version = ?", [name, version]
+    ).fetchone()[0]
+    key = (name, version, created)
+    if key not in _cache:
+        record = catalog.load_model(con, f"{name}@{version}")
+        _cache[key] = bundle(record)
+    return _cache[key]
+
+
+def bundle(record: catalog.ModelRecord) -> LoadedModel:
+    encoders = [from_json(spec) for spec in record.statistics["encoders"]]
+    modelled = [i for i, e in enumerate(encoders) if e.n_tokens > 0]
+    tensors = load_tensors(record.weights)
+    model = restore_model(record.method, record.statistics["model"], tensors)
+    return LoadedModel(record, encoders, model, modelled)
+
+
+def _new_seed() -> int:
+    return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+
+
+def batch_generators(seed: int, batch: int) -> tuple[torch.Generator, np.random.Generator]:
+    return (torch.Generator().manual_seed(seed * 1_000_003 + batch),
+            np.random.default_rng([seed, batch]))
+
+
+class Generator:
+    """Draws decoded batches from a loaded model under a compiled filter."""
+
+    def __init__(self, loaded: LoadedModel, options: GenerateOptions, compiled: CompiledFilter, seed: int):
+        self.loaded, self.options, self.compiled, self.seed = loaded, options, compiled, seed
+        self.config = SampleConfig(temperature=options.temperature, top_p=options.top_p)
+        self.filter_con = duckdb.connect() if compiled.sql else None
+        self.keys_emitted = 0
+
+    def conditions(self, n: int, fixed_values: dict[int, np.ndarray] | None = None) -> Conditions:
+        loaded, conditions = self.loaded, Conditions()
+        for pos, i in enumerate(loaded.modelled):
+            encoder = loaded.encoders[i]
+            allowed = encoder.sampling_mask()
+            restriction = self.compiled.restrictions.get(encoder.name)
+            if restriction is not None and restriction.allowed is not None:
+                allowed = restriction.allowed if allowed is None else (restriction.allowed & allowed)
+                if not allowed.any():
+                    allowed = restriction.allowed  # the user asked for exactly these values
+                conditions.allowed[pos] = allowed
+            elif allowed is not None:
+                conditions.allowed[pos] = allowed
+        for pos, tokens in (fixed_values or {}).items():
+            conditions.fixed[pos] = tokens
+            conditions.allowed.pop(pos, None)
+        conditions.first = [
+            p for p in conditions.allowed
+            if loaded.encoders[loaded.modelled[p]].name in self.compiled.restrictions
+        ]
+        return conditions
+
+    def draw(self, n: int, batch: int, seed_table: pa.Table | None = None) -> pa.Table:
+        """One decoded batch of ``n`` rows (before the residual filter)."""
+        loaded = self.loaded
+        torch_gen, rng = batch_generators(self.seed, batch)
+        fixed: dict[int, np.ndarray] = {}
+        if seed_table is not None:
+            for pos, i in enumerate(loaded.modelled):
+                name = loaded.encoders[i].name
+                if name in seed_table.column_names:
+                    fixed[pos] = loaded.encoders[i].encode(seed_table.column(name).combine_chunks())
+        tokens = loaded.model.sample(n, self.conditions(n, fixed), self.config, torch_gen)
+        columns = {}
+        position = {i: pos for pos, i in enumerate(loaded.modelled)}
+        for i, encoder in enumerate(loaded.encoders):
+            if seed_table is not None and encoder.name in seed_table.column_names:
+                columns[encoder.name] = seed_table.column(encoder.name).combine_chunks().cast(encoder.arrow_type())
+            elif isinstance(encoder, KeyEncoder):
+                columns[encoder.name] = encoder.decode(np.zeros(n), rng, offset=self.keys_emitted)
+            elif i in position:
+                restriction = self.compiled.restrictions.get(encoder.name)
+                columns[encoder.name] = encoder.decode(tokens[:, position[i]], rng, restriction)
+            else:
+                columns[encoder.name] = encoder.decode(np.zeros(n, dtype=np.int64), rng)
+        self.keys_emitted += n
+        return pa.table(columns)
+
+    def keep(self, table: pa.Table) -> pa.Table:
+        if self.filter_con is None:
+            return table
+        self.filter_con.register("batch", table)
+        typed = spool.select_sql("", self.loaded.column_types()).replace("read_parquet('')", "batch")
+        return self.filter_con.execute(f"SELECT * FROM ({typed}) WHERE {self.compiled.sql}").fetch_arrow_table()
+
+
+def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> str:
+    """Generate rows and return the SQL that reads them.
+
+    >>> FROM generate('diamonds', target => 3) WHERE cut = 'Fair'   -- 3 rows, all Fair
+    """
+    started = time.monotonic()
+    options = parse(GenerateOptions, "generate", options_json)
+    loaded = load(con, spec)
+    record = loaded.record
+    seed = options.seed if options.seed is not None else _new_seed()
+    compiled = compile_filter(options.filter, loaded.encoders, spec)
+    generator = Generator(loaded, options, compiled, seed)
+    if options.batch_size < 1:
+        raise SynthError(f"generate(): batch_size must be positive, got {options.batch_size}")
+    if not 0 < options.top_p <= 1:
+        raise SynthError(f"generate(): top_p must be in (0, 1], got {options.top_p}")
+    if options.temperature <= 0:
+        raise SynthError(f"generate(): temperature must be positive, got {options.temperature}")
+    path = spool.new_path("generate")
+    if options.seed_rows is not None:
+        drawn, returned = _generate_seeded(con, generator, options, path)
+    else:
+        target = _target(con, generator, options)
+        drawn, returned = _generate_target(generator, options, target, path, spec)
+    arguments = {k: v for k, v in asdict(options).items() if v is not None}
+    catalog.log_generation(con, record.name, record.version, arguments, seed, drawn, returned,
+                           time.monotonic() - started)
+    return spool.select_sql(path, loaded.column_types())
+
+
+def _target(con, generator: Generator, options: GenerateOptions) -> int:
+    record = generator.loaded.record
+    if options.target is not None and options.magnitude is not None:
+        raise SynthError("generate(): give either target or magnitude, not both")
+    if options.target is not None:
+        if options.target < 0:
+            raise SynthError(f"generate(): target must be zero or more, got {options.target}")
+        return options.target
+    if options.magnitude is not None:
+        if options.magnitude <= 0:
+            raise SynthError(f"generate(): magnitude must be positive, got {options.magnitude}")
+        return int(round(options.magnitude * record.training_rows))
+    if not generator.compiled.sql:
+        return record.training_rows
+    return _matching_training_rows(con, generator)
+
+
+def _matching_training_rows(con, generator: Generator) -> int:
+    """Default target under a filter: the training rows that satisfy it."""
+    record = generator.loaded.record
+    try:
+        relation = read_source(con, record.source)
+        matching, total = con.execute(
+            f"SELECT count(*) FILTER (WHERE {generator.compiled.sql}), count(*) FROM ({relation})"
+        ).fetchone()
+        return int(round(matching * record.training_rows / max(total, 1)))
+    except (duckdb.Error, SynthError):
+        # the source is gone: estimate the share from an unconditional pilot sample
+        pilot = Generator(generator.loaded, generator.options, CompiledFilter(sql=generator.compiled.sql), generator.seed)
+        sample = pilot.draw(20_000, batch=PILOT_BATCH)
+        return int(round(pilot.keep(sample).num_rows / 20_000 * record.training_rows))
+
+
+def _generate_target(generator: Generator, options: GenerateOptions, target: int, path: str, spec: str) -> tuple[int, int]:
+    schema = generator.draw(1, batch=SCHEMA_BATCH).schema
+    writer = pq.ParquetWriter(path, schema, compression="snappy")
+    drawn = returned = batch = 0
+    effort = max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
+    try:
+        while returned < target:
+            if drawn >= effort:
+                raise SynthError(
+                    f"generate('{spec}'): found {returned:,} of {target:,} rows satisfying "
+                    f"{generator.compiled.sql} after drawing {drawn:,}; the filter may be unsatisfiable for this model"
+                )
+            want = target - returned
+            if generator.compiled.filtered:  # some rows will be rejected: draw a little more
+                acceptance = returned / drawn if drawn else 1.0
+                want = max(int(want / max(acceptance, 1e-3) * 1.2) + 16, 1024)
+            n = min(options.batch_size, want)
+            table = generator.keep(generator.draw(n, batch))
+            drawn, batch = drawn + n, batch + 1
+            table = table.slice(0, min(table.num_rows, target - returned))
+            writer.write_table(table.cast(schema))
+            returned += table.num_rows
+    except BaseException:
+        writer.close()
+        os.remove(path)
+        raise
+    writer.close()
+    return drawn, returned
+
+
+def _generate_seeded(con, generator: Generator, options: GenerateOptions, path: str) -> tuple[int, int]:
+    if options.target is not None or options.magnitude is not None:
+        raise SynthError("generate(): seed_rows gives one row per seed row; drop target/magnitude")
+    if options.filter:
+        raise SynthError("generate(): filter and seed_rows cannot be combined; filter the result with WHERE")
+    seeds = con.execute(f"SELECT * FROM ({read_source(con, options.seed_rows, what='seed_rows')})").fetch_arrow_table()
+    names = [e.name for e in generator.loaded.encoders]
+    unknown = [c for c in seeds.column_names if c not in names]
+    if unknown:
+        raise SynthError(
+            f"seed_rows: column {', '.join(repr(c) for c in unknown)} is not in model "
+            f"'{generator.loaded.record.name}' (its columns: {', '.join(names)})"
+        )
+    schema = generator.draw(1, batch=SCHEMA_BATCH).schema
+    writer = pq.ParquetWriter(path, schema, compression="snappy")
+    try:
+        for batch, start in enumerate(range(0, seeds.num_rows, options.batch_size)):
+            chunk = seeds.slice(start, options.batch_size)
+            writer.write_table(_draw_seeded(generator, chunk, batch).cast(schema))
+    except BaseException:
+        writer.close()
+        os.remove(path)
+        raise
+    writer.close()
+    return seeds.num_rows, seeds.num_rows
+
+
+def _draw_seeded(generator: Generator, seeds: pa.Table, batch: int) -> pa.Table:
+    """Rows sharing a pattern of non-NULL seed values are drawn together; NULLs are generated."""
+    if seeds.num_rows == 0:
+        return generator.draw(0, batch)
+    present = np.stack([np.asarray(seeds.column(c).is_valid().to_numpy(zero_copy_only=False)) for c in seeds.column_names], 1)
+    patterns, group = np.unique(present, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    parts, order = [], []
+    for g, pattern in enumerate(patterns):
+        rows = np.flatnonzero(group == g)
+        kept = [c for c, p in zip(seeds.column_names, pattern, strict=True) if p]
+        part_seeds = seeds.take(pa.array(rows)).select(kept)
+        parts.append(generator.draw(len(rows), batch * 4096 + g, part_seeds))
+        order.append(rows)
+    table = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
+    inverse = np.empty(seeds.num_rows, dtype=np.int64)
+    inverse[np.concatenate(order)] = np.arange(seeds.num_rows)
+    return table.take(pa.array(inverse))
+
+
+__all__ = ["generate", "load", "LoadedModel", "json"]

@@ -1,0 +1,38 @@
+"""Generative methods behind one interface (models/base.py). Models see tokens, never DuckDB."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import SynthError
+from .autoregressive import AutoregressiveModel
+from .base import GenerativeModel
+
+METHODS: dict[str, type[GenerativeModel]] = {AutoregressiveModel.method: AutoregressiveModel}
+NOT_YET = {
+    "transformer": "our autoregressive method is not attention-based; use method => 'autoregressive'",
+    "tabgan": "not available yet",
+    "timegan": "not available yet",
+    "privbayes": "not available yet",
+}
+
+
+def choose_method(method: str) -> str:
+    """The method to train; 'auto' picks the only one available for tabular data today."""
+    if method == "auto":
+        return AutoregressiveModel.method
+    if method in METHODS:
+        return method
+    if method in NOT_YET:
+        raise SynthError(f"method '{method}': {NOT_YET[method]}")
+    raise SynthError(f"unknown method '{method}' (available: auto, {', '.join(METHODS)})")
+
+
+def create_model(method: str, vocab_sizes: list[int]) -> GenerativeModel:
+    return METHODS[method](vocab_sizes)
+
+
+def restore_model(method: str, params: dict, tensors: dict[str, torch.Tensor]) -> GenerativeModel:
+    if method not in METHODS:
+        raise SynthError(f"this model was trained with method '{method}', which this version cannot load")
+    return METHODS[method].restore(params, tensors)

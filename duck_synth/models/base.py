@@ -1,0 +1,72 @@
+"""The interface every generative method implements. Models see integer tokens only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class FitConfig:
+    epochs: int = 100
+    max_time: float = 600.0
+    batch_size: int = 512
+    validation_share: float = 0.1
+    seed: int = 0
+    device: str = "cpu"
+    patience: int = 5
+
+
+@dataclass
+class Conditions:
+    """Per-column sampling constraints in token space.
+
+    ``fixed``: column -> tokens (one per row) that are given, not sampled.
+    ``allowed``: column -> boolean mask over the column's tokens (sampling is restricted to it).
+    ``first``: columns sampled before the others (the conditioned ones), so the rest follows them.
+    """
+
+    fixed: dict[int, np.ndarray] = field(default_factory=dict)
+    allowed: dict[int, np.ndarray] = field(default_factory=dict)
+    first: list[int] = field(default_factory=list)
+
+
+@dataclass
+class SampleConfig:
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+class Cancelled(Exception):
+    """Training was asked to stop."""
+
+
+Progress = Callable[[dict], None]
+
+
+class GenerativeModel:
+    method: str = ""
+
+    def fit(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
+        """Train on ``tokens`` (rows x columns); return metrics. ``progress`` may raise Cancelled."""
+        raise NotImplementedError
+
+    def sample(
+        self,
+        n: int,
+        conditions: Conditions,
+        config: SampleConfig,
+        generator: torch.Generator,
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """(JSON-able hyper-parameters, tensors) to store."""
+        raise NotImplementedError
+
+    @classmethod
+    def restore(cls, params: dict, tensors: dict[str, torch.Tensor]) -> GenerativeModel:
+        raise NotImplementedError

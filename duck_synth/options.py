@@ -1,0 +1,96 @@
+"""Arguments of the SQL table functions, validated once at the edge.
+
+Each table macro passes its named arguments as one JSON object; ``parse`` checks names and types
+and fills defaults, so the rest of the code works with plain, typed dataclasses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+from .errors import SynthError
+
+METHODS = ("autoregressive",)
+
+
+@dataclass
+class TrainOptions:
+    method: str = "auto"
+    columns: list[str] | None = None
+    exclude: list[str] | None = None
+    encoding: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None
+    epochs: int = 100
+    max_time: float = 300.0
+    batch_size: int = 512
+    validation_share: float = 0.1
+    nrows: int | None = None
+    strip_strings: bool = False
+    empty_strings_as_null: bool = False
+    rare_threshold: int = 5
+    device: str | None = None
+
+
+@dataclass
+class GenerateOptions:
+    target: int | None = None
+    magnitude: float | None = None
+    filter: str | None = None
+    seed: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 100_000
+    seed_rows: str | None = None
+
+
+TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
+
+
+def _check(function: str, name: str, value: Any, annotation: str) -> Any:
+    base = annotation.replace(" | None", "")
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SynthError(f"{function}(): {name} must be an integer, got {json.dumps(value)}")
+    elif base == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SynthError(f"{function}(): {name} must be a number, got {json.dumps(value)}")
+        value = float(value)
+    elif base == "str":
+        if not isinstance(value, str):
+            raise SynthError(f"{function}(): {name} must be a string, got {json.dumps(value)}")
+    elif base == "bool":
+        if not isinstance(value, bool):
+            raise SynthError(f"{function}(): {name} must be a boolean, got {json.dumps(value)}")
+    elif base == "list[str]":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SynthError(f"{function}(): {name} must be a list of column names, got {json.dumps(value)}")
+    elif base == "dict[str, str]":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise SynthError(
+                f"{function}(): {name} must be a struct of column => kind, e.g. {{'id': 'key'}}, got {json.dumps(value)}"
+            )
+    return value
+
+
+def parse(cls, function: str, options: str | dict | None):
+    """Typed options from the macro's JSON (NULL means: use the default)."""
+    given = json.loads(options) if isinstance(options, str) else dict(options or {})
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for name, value in given.items():
+        if name not in known:
+            raise SynthError(f"{function}(): unknown argument '{name}' (known: {', '.join(known)})")
+        if value is not None:
+            values[name] = _check(function, name, value, known[name].type)
+    for name, f in known.items():
+        if name not in values:
+            values[name] = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+    return cls(**values)
+
+
+def argument_names(cls) -> list[str]:
+    return [f.name for f in fields(cls)]

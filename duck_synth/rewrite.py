@@ -1,0 +1,228 @@
+"""The duck_synth dialect on top of DuckDB's SQL: small sqlglot passes, each tree -> tree.
+
+- ``check_arguments``: named arguments of train()/generate() must exist (one clear line).
+- ``push_predicates``: WHERE conjuncts that reference only a generate() call's columns move into
+  its ``filter`` argument, so generate() conditions on them and ``target`` counts rows that pass.
+  Not pushed: conjuncts that touch another source, sit above an outer join that NULL-extends the
+  generated side, contain subqueries, aggregates, window or volatile functions, or a generate()
+  with seed_rows.
+- ``push_limit``: ``LIMIT n`` over a bare generate() with no target becomes ``target => n``.
+
+Each pass records notes (what went where and why) that ``explain`` shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+from .errors import SynthError
+from .options import GenerateOptions, TrainOptions, argument_names
+
+ColumnsOf = Callable[[str], list[str] | None]
+ARGUMENTS = {
+    "generate": set(argument_names(GenerateOptions)) | {"where"},
+    "train": set(argument_names(TrainOptions)),
+}
+VOLATILE = {"random", "uuid", "gen_random_uuid", "nextval", "setseed", "now", "current_timestamp"}
+
+
+@dataclass
+class Notes:
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def generate_call(node: exp.Expression) -> exp.Anonymous | None:
+    if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous) and node.this.name.lower() == "generate":
+        return node.this
+    return None
+
+
+def kwargs(call: exp.Anonymous) -> dict[str, exp.Kwarg]:
+    return {k.this.name.lower(): k for k in call.expressions if isinstance(k, exp.Kwarg)}
+
+
+def model_name(call: exp.Anonymous) -> str | None:
+    first = call.expressions[0] if call.expressions else None
+    return first.this if isinstance(first, exp.Literal) and first.is_string else None
+
+
+def call_label(call: exp.Anonymous) -> str:
+    return f"generate('{model_name(call)}')"
+
+
+# -- pass: argument names --------------------------------------------------------------------
+def check_arguments(tree: exp.Expression) -> exp.Expression:
+    for call in tree.find_all(exp.Anonymous):
+        known = ARGUMENTS.get(call.name.lower())
+        if known is None:
+            continue
+        for name in kwargs(call):
+            if name not in known:
+                raise SynthError(f"{call.name.lower()}(): unknown argument '{name}' (known: {', '.join(sorted(known))})")
+    return tree
+
+
+# -- pass: predicate pushdown ---------------------------------------------------------------
+@dataclass
+class Source:
+    name: str  # alias or table name, lower case
+    node: exp.Expression
+    columns: list[str] | None  # None: unknown
+    call: exp.Anonymous | None = None
+    nullable: bool = False
+
+
+def _sources(select: exp.Select, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf) -> list[Source]:
+    found = []
+    from_ = select.args.get("from_") or select.args.get("from")
+    items = [(from_.this, None)] if from_ is not None else []
+    items += [(j.this, j) for j in select.args.get("joins") or []]
+    for node, join in items:
+        call = generate_call(node)
+        alias = node.alias_or_name if not call else (node.alias or "generate")
+        if call is not None:
+            model = model_name(call)
+            columns = columns_of_model(model) if model else None
+        elif isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
+            columns = columns_of_table(".".join(p.name for p in node.parts))
+        else:
+            columns = None
+        source = Source(alias.lower(), node, columns, call)
+        side = (join.args.get("side") or "").upper() if join is not None else ""
+        if side in ("LEFT", "FULL") and join is not None:
+            source.nullable = True
+        if side in ("RIGHT", "FULL"):
+            for earlier in found:
+                earlier.nullable = True
+        found.append(source)
+    return found
+
+
+def _owner(column: exp.Column, sources: list[Source]) -> Source | None:
+    if column.table:
+        return next((s for s in sources if s.name == column.table.lower()), None)
+    if len(sources) == 1:
+        return sources[0]
+    having = [s for s in sources if s.columns is not None and column.name.lower() in (c.lower() for c in s.columns)]
+    unknown = [s for s in sources if s.columns is None]
+    return having[0] if len(having) == 1 and not unknown else None
+
+
+def _unpushable_reason(conjunct: exp.Expression) -> str | None:
+    if conjunct.find(exp.Subquery, exp.Select):
+        return "contains a subquery"
+    if conjunct.find(exp.AggFunc):
+        return "contains an aggregate"
+    if conjunct.find(exp.Window):
+        return "contains a window function"
+    for func in conjunct.find_all(exp.Func):
+        name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
+        if name in VOLATILE or isinstance(func, exp.Rand):
+            return f"calls the volatile function {name}()"
+    if not list(conjunct.find_all(exp.Column)):
+        return "references no generated column"
+    return None
+
+
+def push_predicates(tree: exp.Expression, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf,
+                    notes: Notes) -> exp.Expression:
+    for select in list(tree.find_all(exp.Select)):
+        where = select.args.get("where")
+        if where is None:
+            continue
+        sources = _sources(select, columns_of_model, columns_of_table)
+        if not any(s.call is not None for s in sources):
+            continue
+        kept = []
+        pushed: dict[int, list[exp.Expression]] = {}
+        for conjunct in (where.this.flatten() if isinstance(where.this, exp.And) else [where.this]):
+            text = conjunct.sql("duckdb")
+            reason = _unpushable_reason(conjunct)
+            owners = {id(_owner(c, sources)) if _owner(c, sources) else None for c in conjunct.find_all(exp.Column)}
+            target = next((s for s in sources if s.call is not None and owners == {id(s)}), None)
+            if reason is None and target is None:
+                reason = "references another source (or an ambiguous column)"
+            if reason is None and target.nullable:
+                reason = "is above an outer join that can NULL-extend the generated rows"
+            if reason is None and "seed_rows" in kwargs(target.call):
+                reason = "the generate() call has seed_rows"
+            if reason is None and target.columns is not None and any(
+                c.name.lower() not in (x.lower() for x in target.columns) for c in conjunct.find_all(exp.Column)
+            ):
+                reason = "references a column the model does not have"
+            if reason is None and target.columns is None:
+                reason = "the model is unknown"
+            if reason is not None:
+                kept.append(conjunct)
+                notes.add(f"kept in WHERE: {text} ({reason})")
+                continue
+            pushed.setdefault(id(target), []).append(conjunct)
+            notes.add(f"pushed into {call_label(target.call)}: {text}")
+        for source in sources:
+            if id(source) in pushed:
+                _add_filter(source.call, pushed[id(source)])
+        select.set("where", exp.Where(this=exp.and_(*kept)) if kept else None)
+    return tree
+
+
+def _add_filter(call: exp.Anonymous, conjuncts: list[exp.Expression]) -> None:
+    predicate = exp.and_(*[c.copy() for c in conjuncts])
+    for column in predicate.find_all(exp.Column):
+        column.set("table", None)
+    existing = kwargs(call)
+    previous = existing.get("filter") or existing.get("where")
+    if previous is not None:
+        predicate = exp.and_(sqlglot.parse_one(f"SELECT 1 WHERE {previous.expression.this}", read="duckdb").args["where"].this, predicate)
+        call.set("expressions", [e for e in call.expressions if e is not previous])
+    call.append("expressions", exp.Kwarg(this=exp.var("filter"), expression=exp.Literal.string(predicate.sql("duckdb"))))
+
+
+# -- pass: LIMIT to target --------------------------------------------------------------------
+def push_limit(tree: exp.Expression, notes: Notes) -> exp.Expression:
+    for select in list(tree.find_all(exp.Select)):
+        limit = select.args.get("limit")
+        from_ = select.args.get("from_") or select.args.get("from")
+        if limit is None or from_ is None or select.args.get("joins"):
+            continue
+        call = generate_call(from_.this)
+        if call is None:
+            continue
+        blockers = [k for k in ("where", "group", "having", "order", "qualify", "offset", "distinct") if select.args.get(k)]
+        if any(e.find(exp.AggFunc, exp.Window) for e in select.expressions):
+            blockers.append("aggregate")
+        given = kwargs(call)
+        if blockers or {"target", "magnitude", "seed_rows"} & set(given):
+            continue
+        count = limit.expression
+        if not (isinstance(count, exp.Literal) and count.is_int):
+            continue
+        call.append("expressions", exp.Kwarg(this=exp.var("target"), expression=count.copy()))
+        notes.add(f"LIMIT {count.this} became target => {count.this} of {call_label(call)}")
+    return tree
+
+
+def rewrite(tree: exp.Expression, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf,
+            notes: Notes | None = None) -> exp.Expression:
+    notes = notes if notes is not None else Notes()
+    tree = check_arguments(tree)
+    tree = push_predicates(tree, columns_of_model, columns_of_table, notes)
+    return push_limit(tree, notes)
+
+
+def rewrite_sql(sql: str, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf) -> tuple[list[str], Notes]:
+    """Rewritten statements (the original text where nothing changed) and the notes."""
+    notes = Notes()
+    try:
+        trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
+    except sqlglot.errors.SqlglotError:
+        return [sql], notes
+    original = [t.sql("duckdb") for t in trees]
+    rewritten = [rewrite(t, columns_of_model, columns_of_table, notes).sql("duckdb") for t in trees]
+    return ([sql] if rewritten == original else rewritten), notes

@@ -1,0 +1,204 @@
+"""A duck_synth session: a DuckDB connection with the catalog, the UDFs and the rewrite.
+
+    >>> import duck_synth
+    >>> s = duck_synth.connect("synth.duckdb")
+    >>> s.sql("FROM train('d', 'diamonds')").fetchall()
+    >>> s.sql("SELECT * FROM generate('d', target => 100) WHERE cut = 'Fair'").df()
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+
+import duckdb
+import pyarrow as pa
+
+from . import catalog, spool
+from .errors import SynthError
+from .rewrite import rewrite_sql
+
+_udf_errors = threading.local()
+
+
+class Result:
+    """A materialised statement result."""
+
+    def __init__(self, table: pa.Table | None):
+        self._table = table if table is not None else pa.table({})
+
+    @property
+    def columns(self) -> list[str]:
+        return self._table.column_names
+
+    def arrow(self) -> pa.Table:
+        return self._table
+
+    def df(self):
+        return self._table.to_pandas()
+
+    def fetchall(self) -> list[tuple]:
+        columns = [c.to_pylist() for c in self._table.columns]
+        return list(zip(*columns, strict=True)) if columns else []
+
+    def fetchone(self) -> tuple | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    def __repr__(self) -> str:
+        return repr(self._table.to_pandas()) if self._table.num_columns else "Result(no rows)"
+
+
+def _udf(function):
+    """Run ``function`` as a UDF: a SynthError is kept so the session can re-raise it cleanly."""
+
+    @functools.wraps(function)
+    def wrapper(*args):
+        try:
+            return function(*args)
+        except SynthError as error:
+            _udf_errors.last = error
+            raise
+        except KeyboardInterrupt:
+            _udf_errors.last = SynthError("interrupted")
+            raise
+
+    return wrapper
+
+
+class Session:
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str | None, read_only: bool = False):
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+        register_functions(con)
+        catalog.install(con, read_only=read_only)
+
+    # -- SQL ------------------------------------------------------------------------------------
+    def _columns_of_model(self, spec: str) -> list[str] | None:
+        try:
+            record = catalog.load_model(self.con.cursor(), spec, with_weights=False)
+        except SynthError:
+            return None
+        return [c["name"] for c in record.columns]
+
+    def _columns_of_table(self, name: str) -> list[str] | None:
+        try:
+            return [r[0] for r in self.con.cursor().execute(f"DESCRIBE {name}").fetchall()]
+        except duckdb.Error:
+            return None
+
+    def rewrite(self, query: str) -> tuple[list[str], list[str]]:
+        statements, notes = rewrite_sql(query, self._columns_of_model, self._columns_of_table)
+        return statements, notes.lines
+
+    def explain(self, query: str) -> str:
+        """Where each predicate went, and the SQL that runs."""
+        query = re.sub(r"^\s*explain\s+", "", query, flags=re.I)
+        statements, notes = self.rewrite(query)
+        lines = notes or ["nothing to rewrite"]
+        return "\n".join([*lines, "-- runs as:", *statements])
+
+    def sql(self, query: str) -> Result:
+        """Run duck_synth SQL (rewrite included); returns the last statement's result."""
+        if re.match(r"^\s*explain\s", query, flags=re.I) and re.search(r"\bgenerate\s*\(", query, flags=re.I):
+            text = self.explain(query)
+            return Result(pa.table({"explain": text.splitlines()}))
+        statements, _ = self.rewrite(query)
+        before = spool.files()
+        _udf_errors.last = None
+        try:
+            result = None
+            for statement in statements:
+                cursor = self.con.execute(statement)
+                result = cursor.fetch_arrow_table() if cursor.description else None
+            return Result(result)
+        except duckdb.Error as error:
+            raise _clean_error(error) from None
+        finally:
+            spool.remove(spool.files() - before)
+
+    def execute(self, query: str) -> Result:
+        return self.sql(query)
+
+    # -- Python conveniences over the SQL ------------------------------------------------------
+    def train(self, name: str, source: str, **options) -> dict:
+        args = "".join(f", {k} => {_literal(v)}" for k, v in options.items())
+        result = self.sql(f"FROM train({_literal(name)}, {_literal(source)}{args})")
+        return dict(zip(result.columns, result.fetchone(), strict=True))
+
+    def generate(self, model: str, **options) -> Result:
+        args = "".join(f", {k} => {_literal(v)}" for k, v in options.items())
+        return self.sql(f"FROM generate({_literal(model)}{args})")
+
+    def models(self) -> Result:
+        return self.sql("FROM models()")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return spool.quote_literal(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{spool.quote_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    raise SynthError(f"cannot pass {type(value).__name__} as a SQL argument")
+
+
+def _clean_error(error: duckdb.Error) -> Exception:
+    last = getattr(_udf_errors, "last", None)
+    if last is not None:
+        return last
+    text = str(error)
+    match = re.search(r"SynthError: (.*)", text)
+    if match:
+        return SynthError(match.group(1))
+    return error
+
+
+def register_functions(con: duckdb.DuckDBPyConnection) -> None:
+    """Register the Python UDFs behind the table macros (once per database instance)."""
+    from . import actions
+
+    existing = {r[0] for r in con.execute(
+        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_name LIKE 'synth\\_%' ESCAPE '\\'"
+    ).fetchall()}
+    for name, function, params in actions.udfs(con):
+        if name not in existing:
+            con.create_function(name, _udf(function), params, "VARCHAR", side_effects=True)
+
+
+def connect(path: str | None = None, read_only: bool = False) -> Session:
+    """Open (or create) a DuckDB database with duck_synth in it; ``None`` is in-memory."""
+    try:
+        con = duckdb.connect(path or ":memory:", read_only=read_only)
+    except duckdb.IOException as error:
+        text = str(error)
+        if "lock" in text.lower():
+            pid = re.search(r"PID (\d+)", text)
+            holder = f" (PID {pid.group(1)})" if pid else ""
+            raise SynthError(
+                f"database '{path}' is in use by another process{holder}; close it there, "
+                f"open it read-only (read_only=True), or serve it with `duck-synth serve` and connect remotely"
+            ) from None
+        raise SynthError(f"cannot open database '{path}': {text.splitlines()[0]}") from None
+    return Session(con, path, read_only)

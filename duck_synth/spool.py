@@ -1,0 +1,89 @@
+"""Results handed from Python UDFs to DuckDB as Parquet spool files.
+
+A UDF runs at bind time and returns SQL text; that SQL reads the spool file and casts each
+column back to its DuckDB type (ENUMs stay ENUMs, DECIMALs keep their scale). Files live in a
+per-process folder removed at exit; a session also removes the files of statements it finished.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import shutil
+import tempfile
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_lock = threading.Lock()
+_counter = itertools.count()
+_folder: str | None = None
+
+
+def folder() -> str:
+    global _folder
+    with _lock:
+        if _folder is None or not os.path.isdir(_folder):
+            _folder = tempfile.mkdtemp(prefix=f"duck_synth_spool_{os.getpid()}_")
+            atexit.register(shutil.rmtree, _folder, True)
+        return _folder
+
+
+def new_path(kind: str) -> str:
+    return os.path.join(folder(), f"{kind}_{next(_counter):06d}.parquet")
+
+
+def files() -> set[str]:
+    return {os.path.join(folder(), f) for f in os.listdir(folder())}
+
+
+def remove(paths: set[str]) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def select_sql(path: str, columns: list[tuple[str, str | None]]) -> str:
+    """SQL reading ``path``, each (name, DuckDB type or None) cast back to its type."""
+    items = [
+        quote_identifier(name) if duck_type is None
+        else f"CAST({quote_identifier(name)} AS {duck_type}) AS {quote_identifier(name)}"
+        for name, duck_type in columns
+    ]
+    return f"SELECT {', '.join(items)} FROM read_parquet({quote_literal(path)})"
+
+
+def write_rows(kind: str, table: pa.Table, types: dict[str, str] | None = None) -> str:
+    """Spool a small result table; returns the SQL that reads it."""
+    path = new_path(kind)
+    pq.write_table(table, path)
+    types = types or {}
+    return select_sql(path, [(name, types.get(name)) for name in table.column_names])
+
+
+def summary_sql(kind: str, row: dict) -> str:
+    """One row of simple values (dicts and lists become JSON)."""
+    return rows_sql(kind, [row])
+
+
+def rows_sql(kind: str, rows: list[dict]) -> str:
+    import json
+
+    def plain(v):
+        return json.dumps(v) if isinstance(v, dict | list) else v
+
+    table = pa.Table.from_pylist([{k: plain(v) for k, v in r.items()} for r in rows])
+    types = {k: "JSON" for k, v in rows[0].items() if isinstance(v, dict | list)} if rows else {}
+    return write_rows(kind, table, types)

@@ -1,0 +1,1 @@
+"""The SQL surface: catalog migrations and table macros, shipped as package data."""

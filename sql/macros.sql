@@ -1,0 +1,52 @@
+-- The SQL surface of duck_synth: thin table macros over Python UDFs.
+-- Each UDF does its work at bind time and returns the SQL that reads its result
+-- (a Parquet spool file with the right column types), which query() then runs.
+
+-- train('name', 'table or query', ...) -> one summary row
+CREATE OR REPLACE MACRO train(
+    name, source,
+    method := NULL, columns := NULL, exclude := NULL, encoding := NULL, seed := NULL,
+    epochs := NULL, max_time := NULL, batch_size := NULL, validation_share := NULL,
+    nrows := NULL, strip_strings := NULL, empty_strings_as_null := NULL,
+    rare_threshold := NULL, device := NULL
+) AS TABLE FROM query(synth_train(name, source, to_json({
+    'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding,
+    'seed': seed, 'epochs': epochs, 'max_time': max_time, 'batch_size': batch_size,
+    'validation_share': validation_share, 'nrows': nrows, 'strip_strings': strip_strings,
+    'empty_strings_as_null': empty_strings_as_null, 'rare_threshold': rare_threshold,
+    'device': device
+})));
+
+-- generate('model' | 'model@version', ...) -> synthetic rows with the training columns' types.
+-- "filter" is the pushed-down predicate (WHERE is a reserved word in DuckDB's parser; the
+-- quoted "where" is accepted as the same argument).
+CREATE OR REPLACE MACRO generate(
+    model,
+    target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, seed := NULL,
+    temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL
+) AS TABLE FROM query(synth_generate(model, to_json({
+    'target': target, 'magnitude': magnitude, 'filter': coalesce(filter, "where"),
+    'seed': seed, 'temperature': temperature, 'top_p': top_p, 'batch_size': batch_size,
+    'seed_rows': seed_rows
+})));
+
+-- synth_sql('any duck_synth SQL') -> its result, with the rewrite (filter pushdown) applied.
+CREATE OR REPLACE MACRO synth_sql(sql_text) AS TABLE FROM query(synth_rewrite(sql_text));
+
+-- models() -> the trained model versions (weights left out).
+CREATE OR REPLACE MACRO models() AS TABLE
+    SELECT name, version, method, source, created, training_rows,
+           json_array_length(columns) AS n_columns, options, metrics, format_version
+    FROM synth.models ORDER BY name, version;
+
+-- describe_model('model[@version]') -> one row per column: kind, type, protected statistics.
+CREATE OR REPLACE MACRO describe_model(model) AS TABLE FROM query(synth_describe(model));
+
+-- drop_model('model' [, version]) -> what was dropped.
+CREATE OR REPLACE MACRO drop_model(model, version := NULL) AS TABLE
+    FROM query(synth_drop(model, to_json({'version': version})));
+
+-- export_model('model[@version]', 'file.safetensors'); import_model('file' [, name]).
+CREATE OR REPLACE MACRO export_model(model, path) AS TABLE FROM query(synth_export(model, path));
+CREATE OR REPLACE MACRO import_model(path, name := NULL) AS TABLE
+    FROM query(synth_import(path, to_json({'name': name})));
