@@ -110,6 +110,8 @@ def _owner(column: exp.Column, sources: list[Source]) -> Source | None:
         return next((s for s in sources if s.name == column.table.lower()), None)
     if len(sources) == 1:
         return sources[0]
+    if any(s.columns is None for s in sources if s.call is None):
+        return None
     having = [s for s in sources if s.columns is not None and column.name.lower() in (c.lower() for c in s.columns)]
     unknown = [s for s in sources if s.columns is None]
     return having[0] if len(having) == 1 and not unknown else None
@@ -153,10 +155,14 @@ def push_predicates(tree: exp.Expression, columns_of_model: ColumnsOf, columns_o
                 reason = "is above an outer join that can NULL-extend the generated rows"
             if reason is None and "seed_rows" in kwargs(target.call):
                 reason = "the generate() call has seed_rows"
-            if reason is None and target.columns is not None and any(
-                c.name.lower() not in (x.lower() for x in target.columns) for c in conjunct.find_all(exp.Column)
-            ):
-                reason = "references a column the model does not have"
+            if reason is None and target.columns is not None:
+                missing = [c.name for c in conjunct.find_all(exp.Column)
+                           if c.name.lower() not in (x.lower() for x in target.columns)]
+                if missing:
+                    raise SynthError(
+                        f"unknown column '{missing[0]}' in WHERE: {call_label(target.call)} has "
+                        f"{', '.join(target.columns)}"
+                    )
             if reason is None and target.columns is None:
                 reason = "the model is unknown"
             if reason is not None:

@@ -172,7 +172,8 @@ def _clean_error(error: duckdb.Error) -> Exception:
     match = re.search(r"SynthError: (.*)", text)
     if match:
         return SynthError(match.group(1))
-    return error
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return SynthError(first)
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:

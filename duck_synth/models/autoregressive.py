@@ -14,6 +14,7 @@ hidden x hidden product and one head.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -24,6 +25,7 @@ from torch import nn
 from .base import Cancelled, Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
 
 CANONICAL_ORDER_SHARE = 0.5
+PEAK_LR = 3e-3
 SAMPLE_CHUNK = 2048
 
 
@@ -112,12 +114,10 @@ class AutoregressiveModel(GenerativeModel):
         val, train = data[order[:n_val]].to(device), data[order[n_val:]].to(device)
         val_known = self._known_masks(len(val), torch.Generator().manual_seed(config.seed + 1)).to(device)
         self.net.to(device)
-        optimizer = torch.optim.AdamW(self.net.parameters(), lr=2e-3, weight_decay=1e-5)
+        optimizer = torch.optim.AdamW(self.net.parameters(), lr=PEAK_LR, weight_decay=1e-5)
         batch = max(1, min(config.batch_size, len(train)))
         steps_per_epoch = math.ceil(len(train) / batch)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=3e-3, total_steps=max(steps_per_epoch * config.epochs, 1), pct_start=0.1
-        )
+        total_steps = max(steps_per_epoch * config.epochs, 1)
         started = time.monotonic()
         best, best_state, stale, history = math.inf, None, 0, []
         epoch = 0
@@ -132,9 +132,11 @@ class AutoregressiveModel(GenerativeModel):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                scheduler.step()
                 total += float(loss.detach()) * len(rows)
                 elapsed = time.monotonic() - started
+                done = max(((epoch - 1) * steps_per_epoch + step + 1) / total_steps, elapsed / config.max_time)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(done)
                 progress({"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed})
                 if elapsed > config.max_time:
                     timed_out = True
@@ -174,9 +176,10 @@ class AutoregressiveModel(GenerativeModel):
         order = [c for c in conditions.first if c not in conditions.fixed]
         order += [c for c in range(n_cols) if c not in order and c not in conditions.fixed]
         out = np.empty((n, n_cols), dtype=np.int64)
-        for start in range(0, n, SAMPLE_CHUNK):
-            stop = min(start + SAMPLE_CHUNK, n)
-            out[start:stop] = self._sample_chunk(start, stop, order, conditions, config, generator)
+        with single_thread():
+            for start in range(0, n, SAMPLE_CHUNK):
+                stop = min(start + SAMPLE_CHUNK, n)
+                out[start:stop] = self._sample_chunk(start, stop, order, conditions, config, generator)
         return out
 
     def _sample_chunk(self, start, stop, order, conditions, config, generator) -> np.ndarray:
@@ -213,6 +216,24 @@ class AutoregressiveModel(GenerativeModel):
         model.net.load_state_dict(tensors)
         model.net.eval()
         return model
+
+
+def learning_rate(done: float) -> float:
+    """Warm up, then cosine decay, over the share of the budget used (epochs or max_time)."""
+    if done < 0.05:
+        return PEAK_LR * max(done / 0.05, 0.05)
+    return PEAK_LR * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min((done - 0.05) / 0.95, 1.0))))
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Sampling runs many small ops: one thread is faster and does not fight DuckDB's threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def sample_logits(
