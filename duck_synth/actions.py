@@ -118,7 +118,6 @@ def export_model(con: duckdb.DuckDBPyConnection, spec: str, path: str) -> dict:
 
 
 def import_model(con: duckdb.DuckDBPyConnection, path: str, name: str | None) -> dict:
-    from datetime import UTC, datetime
 
     from safetensors import safe_open
 
@@ -137,7 +136,7 @@ def import_model(con: duckdb.DuckDBPyConnection, path: str, name: str | None) ->
         raise SynthError(f"import_model(): model name must be letters, digits, _ . -, got {new_name!r}")
     record = catalog.ModelRecord(
         name=new_name, version=0, method=fields["method"], source=fields["source"],
-        created=datetime.now(UTC), options=fields["options"], columns=fields["columns"],
+        created=catalog.utc_now(), options=fields["options"], columns=fields["columns"],
         statistics=fields["statistics"], metrics=fields["metrics"], weights=weights,
         training_rows=fields["training_rows"], format_version=fields["format_version"],
     )

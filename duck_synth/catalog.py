@@ -19,6 +19,7 @@ import duckdb
 from .errors import SynthError
 
 FORMAT_VERSION = 1
+UTC_NOW = "timezone('UTC', now())"  # catalog times are UTC TIMESTAMPs
 MODEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
@@ -76,7 +77,7 @@ def mark_interrupted_runs(con: duckdb.DuckDBPyConnection) -> None:
     dead = [run_id for run_id, pid in rows if pid is None or not _alive(pid)]
     for run_id in dead:
         con.execute(
-            "UPDATE synth.runs SET status = 'interrupted', finished = now(), "
+            f"UPDATE synth.runs SET status = 'interrupted', finished = {UTC_NOW}, "
             "error = 'the training process ended before the run finished' WHERE run_id = ?",
             [run_id],
         )
@@ -92,6 +93,10 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # -- models --------------------------------------------------------------------------------------
@@ -173,7 +178,7 @@ def insert_model(con: duckdb.DuckDBPyConnection, record: ModelRecord, run_id: in
         )
         if run_id is not None:
             con.execute(
-                "UPDATE synth.runs SET status = 'succeeded', version = ?, progress = 1.0, finished = now() "
+                f"UPDATE synth.runs SET status = 'succeeded', version = ?, progress = 1.0, finished = {UTC_NOW} "
                 "WHERE run_id = ?", [version, run_id],
             )
         con.execute("COMMIT")
@@ -201,21 +206,21 @@ def drop_model(con: duckdb.DuckDBPyConnection, spec: str, version: int | None) -
 def start_run(con: duckdb.DuckDBPyConnection, model: str, method: str, source: str) -> int:
     return con.execute(
         "INSERT INTO synth.runs (run_id, model, method, source, status, progress, started, pid) "
-        "VALUES (nextval('synth.run_id_seq'), ?, ?, ?, 'running', 0.0, now(), ?) RETURNING run_id",
+        f"VALUES (nextval('synth.run_id_seq'), ?, ?, ?, 'running', 0.0, {UTC_NOW}, ?) RETURNING run_id",
         [model, method, source, os.getpid()],
     ).fetchone()[0]
 
 
 def update_run(con: duckdb.DuckDBPyConnection, run_id: int, progress: float, epochs: int, losses: list) -> None:
     con.execute(
-        "UPDATE synth.runs SET progress = ?, epochs = ?, losses = ?, seconds = epoch(now() - started) "
+        f"UPDATE synth.runs SET progress = ?, epochs = ?, losses = ?, seconds = epoch({UTC_NOW} - started) "
         "WHERE run_id = ?", [progress, epochs, json.dumps(losses), run_id],
     )
 
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, status: str, error: str | None = None) -> None:
     con.execute(
-        "UPDATE synth.runs SET status = ?, error = ?, finished = now(), seconds = epoch(now() - started) "
+        f"UPDATE synth.runs SET status = ?, error = ?, finished = {UTC_NOW}, seconds = epoch({UTC_NOW} - started) "
         "WHERE run_id = ?", [status, error, run_id],
     )
 
@@ -225,5 +230,5 @@ def log_generation(con, model: str, version: int, arguments: dict, seed: int, dr
                    returned: int, seconds: float) -> None:
     con.execute(
         "INSERT INTO synth.generations VALUES (nextval('synth.generation_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?)",
-        [model, version, json.dumps(arguments), seed, drawn, returned, seconds, datetime.now(UTC)],
+        [model, version, json.dumps(arguments), seed, drawn, returned, seconds, utc_now()],
     )

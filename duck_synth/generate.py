@@ -139,7 +139,7 @@ class Generator:
             return table
         self.filter_con.register("batch", table)
         typed = spool.select_sql("", self.loaded.column_types()).replace("read_parquet('')", "batch")
-        return self.filter_con.execute(f"SELECT * FROM ({typed}) WHERE {self.compiled.sql}").fetch_arrow_table()
+        return self.filter_con.execute(f"SELECT * FROM ({typed}) WHERE {self.compiled.sql}").to_arrow_table()
 
 
 def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> str:
@@ -240,7 +240,7 @@ def _generate_seeded(con, generator: Generator, options: GenerateOptions, path: 
         raise SynthError("generate(): seed_rows gives one row per seed row; drop target/magnitude")
     if options.filter:
         raise SynthError("generate(): filter and seed_rows cannot be combined; filter the result with WHERE")
-    seeds = con.execute(f"SELECT * FROM ({read_source(con, options.seed_rows, what='seed_rows')})").fetch_arrow_table()
+    seeds = con.execute(f"SELECT * FROM ({read_source(con, options.seed_rows, what='seed_rows')})").to_arrow_table()
     names = [e.name for e in generator.loaded.encoders]
     unknown = [c for c in seeds.column_names if c not in names]
     if unknown:

@@ -115,7 +115,7 @@ class Session:
             result = None
             for statement in statements:
                 cursor = self.con.execute(statement)
-                result = cursor.fetch_arrow_table() if cursor.description else None
+                result = cursor.to_arrow_table() if cursor.description else None
             return Result(result)
         except duckdb.Error as error:
             raise _clean_error(error) from None

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
 
 import duckdb
 import numpy as np
@@ -83,7 +82,7 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     source_rows = con.execute(f"SELECT count(*) FROM ({relation})").fetchone()[0]
     if source_rows == 0:
         raise SynthError(f"train(): the training data '{source}' is empty")
-    table = con.execute(read_sql(relation, columns, options, seed)).fetch_arrow_table()
+    table = con.execute(read_sql(relation, columns, options, seed)).to_arrow_table()
     protection = Protection(options.rare_threshold, np.random.default_rng(seed))
     encoders = analyze(table, dict(columns), options.encoding, protection)
     modelled = [e for e in encoders if e.n_tokens > 0]
@@ -100,7 +99,7 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         metrics = _fit(con, run_id, model, tokens, config) if modelled else {"epochs": 0, "history": []}
         params, tensors = model.state()
         record = catalog.ModelRecord(
-            name=name, version=0, method=method, source=source, created=datetime.now(UTC),
+            name=name, version=0, method=method, source=source, created=catalog.utc_now(),
             options={**asdict(options), "method": method, "seed": seed}, columns=[
                 {"name": e.name, "type": t, "kind": e.kind} for e, (_, t) in zip(encoders, columns, strict=True)
             ],

@@ -66,13 +66,13 @@ def choose_kind(name: str, duck_type: str, values: pa.Array) -> str:
         return "numeric"
     if duck_type == "VARCHAR" and len(non_null):
         mean_length = pc.mean(pc.utf8_length(non_null)).as_py()
-        if n_distinct == len(values) >= 20:
-            return "key"
         if mean_length > MAX_TEXT_LENGTH and n_distinct > len(non_null) / 2:
             raise SynthError(
                 f"column '{name}' looks like free text (mean {mean_length:.0f} characters), "
                 f"which cannot be modelled yet; exclude it (exclude => ['{name}'])"
             )
+        if n_distinct == len(values) >= 20:
+            return "key"
     return "categorical"
 
 

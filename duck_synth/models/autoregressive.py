@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Cancelled, Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
+from .base import Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
 
 CANONICAL_ORDER_SHARE = 0.5
 PEAK_LR = 3e-3

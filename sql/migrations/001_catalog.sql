@@ -1,4 +1,5 @@
 -- duck_synth catalog, version 1: models, training runs, generation log.
+-- Times are UTC (TIMESTAMP, so reading them needs no time-zone library).
 CREATE SCHEMA IF NOT EXISTS synth;
 
 CREATE TABLE IF NOT EXISTS synth.meta (
@@ -16,7 +17,7 @@ CREATE TABLE IF NOT EXISTS synth.models (
     version        INTEGER NOT NULL,
     method         VARCHAR NOT NULL,
     source         VARCHAR NOT NULL,
-    created        TIMESTAMPTZ NOT NULL,
+    created        TIMESTAMP NOT NULL,
     options        JSON NOT NULL,      -- train() arguments as given, after defaults
     columns        JSON NOT NULL,      -- [{name, type, kind}] in training order
     statistics     JSON NOT NULL,      -- value-protected analysis + encoders
@@ -39,8 +40,8 @@ CREATE TABLE IF NOT EXISTS synth.runs (
     progress  DOUBLE,
     epochs    INTEGER,
     losses    JSON,
-    started   TIMESTAMPTZ NOT NULL,
-    finished  TIMESTAMPTZ,
+    started   TIMESTAMP NOT NULL,
+    finished  TIMESTAMP,
     seconds   DOUBLE,
     error     VARCHAR,
     pid       INTEGER
@@ -55,5 +56,5 @@ CREATE TABLE IF NOT EXISTS synth.generations (
     rows_drawn    BIGINT NOT NULL,
     rows_returned BIGINT NOT NULL,
     seconds       DOUBLE NOT NULL,
-    created       TIMESTAMPTZ NOT NULL
+    created       TIMESTAMP NOT NULL
 );

@@ -1,0 +1,492 @@
+"""The ``duck-synth`` command: run duck_synth SQL from the command line or in a shell.
+
+    duck-synth [DATABASE] [-c SQL | -f FILE.sql] [--csv | --json] [--max-rows N] [--read-only]
+
+- ``-c SQL`` / ``-f FILE``: run the statements in order and print the last result.
+- no ``-c``/``-f``: an interactive shell when stdin is a terminal, else all of stdin is run.
+
+Statements are split on ``;`` (outside quotes and comments) and run one at a time, so a model
+trained by one statement is known when the next one's predicates are pushed into generate().
+Errors print ``Error: <one line>`` on stderr. Ctrl-C cancels the running statement (a training
+run is recorded as cancelled, no model is added); outside the shell the exit code is then 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import sys
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+import duck_synth
+from duck_synth import SynthError
+
+PROMPT = "duck_synth> "
+CONTINUATION = "       ...> "
+HISTORY_FILE = "~/.duck_synth_history"
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+DEFAULT_MAX_ROWS = 40
+MODES = ("table", "csv", "json")
+
+HELP = """\
+Enter SQL statements ending with ';' (they may span several lines). duck_synth adds:
+  FROM train('name', 'table or query', max_time => 60, ...)   train a model
+  FROM generate('name', target => 1000) WHERE ...             synthetic rows (WHERE is pushed in)
+  FROM models()  FROM describe_model('name')  FROM drop_model('name')
+  EXPLAIN <query>                                              where each predicate goes
+Ctrl-C cancels the running statement; a cancelled training adds no model.
+Shell commands:
+  .help               this text
+  .tables             list tables and views
+  .models             list trained models (FROM models())
+  .mode table|csv|json  how results are printed
+  .read FILE          run the statements in FILE
+  .quit / .exit       leave (Ctrl-D too)"""
+
+# Table functions that do their work while a statement is bound: never EXPLAIN them in DuckDB.
+_ACTING_FUNCTIONS = re.compile(
+    r"\b(train|generate|describe_model|drop_model|export_model|import_model|synth_sql|synth_\w+)\s*\(",
+    re.I,
+)
+_DOLLAR_QUOTE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+# -- splitting SQL into statements -------------------------------------------------------------
+@dataclass
+class Split:
+    statements: list[str] = field(default_factory=list)  # complete, without the ';'
+    rest: str = ""  # text after the last ';' (an unfinished statement, or blank)
+    rest_has_code: bool = False  # rest holds more than whitespace and comments
+
+
+def split_statements(text: str) -> Split:
+    """Split on ``;`` outside quotes, dollar quotes and comments; drop comment-only statements."""
+    split = Split()
+    start, i, n, has_code = 0, 0, len(text), False
+    while i < n:
+        c = text[i]
+        if c in "'\"":
+            escapes = c == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not _word(text[i - 2]))
+            i = _end_of_quote(text, i, c, escapes)
+            has_code = True
+        elif text.startswith("--", i):
+            newline = text.find("\n", i)
+            i = n if newline < 0 else newline + 1
+        elif text.startswith("/*", i):
+            close = text.find("*/", i + 2)
+            i = n if close < 0 else close + 2
+        elif c == "$" and (i == 0 or not _word(text[i - 1])) and (m := _DOLLAR_QUOTE.match(text, i)):
+            close = text.find(m.group(0), m.end())
+            i = n if close < 0 else close + len(m.group(0))
+            has_code = True
+        elif c == ";":
+            if has_code:
+                split.statements.append(text[start:i].strip())
+            start, i, has_code = i + 1, i + 1, False
+        else:
+            has_code = has_code or not c.isspace()
+            i += 1
+    split.rest = text[start:]
+    split.rest_has_code = has_code
+    return split
+
+
+def _word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _end_of_quote(text: str, i: int, quote: str, escapes: bool) -> int:
+    """Index after the quote that closes the one at ``i`` (len(text) when it is not closed)."""
+    j = i + 1
+    while j < len(text):
+        if escapes and text[j] == "\\":
+            j += 2
+        elif text[j] == quote:
+            if text.startswith(quote, j + 1):  # '' or "" inside the quotes
+                j += 2
+            else:
+                return j + 1
+        else:
+            j += 1
+    return len(text)
+
+
+def script_statements(text: str) -> list[str]:
+    """Every statement of a script, the last one with or without its ';'."""
+    split = split_statements(text)
+    return split.statements + ([split.rest.strip()] if split.rest_has_code else [])
+
+
+def _without_leading_comments(statement: str) -> str:
+    return re.sub(r"^(\s+|--[^\n]*(\n|$)|/\*.*?\*/)*", "", statement, flags=re.S)
+
+
+# -- output ------------------------------------------------------------------------------------
+@dataclass
+class Output:
+    mode: str = "table"
+    max_rows: int = DEFAULT_MAX_ROWS  # 0: all rows
+    stream: object = None  # defaults to sys.stdout at print time
+
+    @property
+    def out(self):
+        return self.stream or sys.stdout
+
+    def text(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def table(self, table: pa.Table) -> None:
+        if table.num_columns == 0:
+            return
+        if self.mode == "csv":
+            write_csv(table, self.out)
+        elif self.mode == "json":
+            write_json(table, self.out)
+        else:
+            self.boxed(table)
+        self.out.flush()
+
+    def boxed(self, table: pa.Table) -> None:
+        terminal = self.out.isatty() if hasattr(self.out, "isatty") else False
+        width = shutil.get_terminal_size().columns if terminal else 1_000_000
+        max_rows = self.max_rows if self.max_rows > 0 else max(table.num_rows, 1)
+        mode = "columns" if terminal and table.num_rows == 1 and _rows_width(table) > width else "rows"
+        relation = _renderer().from_arrow(table)
+        saved = sys.stdout
+        sys.stdout = self.out  # DuckDB's renderer prints through sys.stdout
+        try:
+            relation.show(max_width=width, max_rows=max_rows, max_col_width=width, render_mode=mode)
+        finally:
+            sys.stdout = saved
+
+
+_render_connection: duckdb.DuckDBPyConnection | None = None
+
+
+def _renderer() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB used only to draw result tables."""
+    global _render_connection
+    if _render_connection is None:
+        _render_connection = duckdb.connect(":memory:")
+    return _render_connection
+
+
+def _rows_width(table: pa.Table) -> int:
+    """About how wide a one-row table is when drawn with one column per field."""
+    row = table.slice(0, 1).to_pylist()[0] if table.num_rows else {}
+    return sum(max(len(name), len(str(row.get(name))), 8) + 3 for name in table.column_names) + 1
+
+
+def _plain(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_csv(table: pa.Table, out) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.column_names)
+    for row in table.to_pylist():
+        writer.writerow(["" if v is None else _csv_value(v) for v in row.values()])
+
+
+def _csv_value(value) -> str:
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(_plain(value), default=str)
+    return str(value)
+
+
+def write_json(table: pa.Table, out) -> None:
+    rows = [_plain(row) for row in table.to_pylist()]
+    out.write(json.dumps(rows, default=str, indent=1 if len(rows) < 2 else None))
+    out.write("\n")
+
+
+# -- running statements --------------------------------------------------------------------
+class Interrupts:
+    """SIGINT handler: counts the signals and raises KeyboardInterrupt, like Python's own."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum, frame) -> None:
+        self.count += 1
+        raise KeyboardInterrupt
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line."""
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    text = str(error).strip()
+    if isinstance(error, duckdb.Error | SynthError):
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return lines[0] if lines else type(error).__name__
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    first = text.splitlines()[0] if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def report(error: BaseException) -> None:
+    print(f"Error: {one_line(error)}", file=sys.stderr, flush=True)
+    if os.environ.get("DUCK_SYNTH_DEBUG") and not isinstance(error, SynthError | KeyboardInterrupt):
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+
+
+def execute(session, statement: str) -> pa.Table | str:
+    """Run one statement: a result table, or the explain text of an EXPLAIN."""
+    bare = _without_leading_comments(statement)
+    if re.match(r"explain\b", bare, flags=re.I) and not re.match(r"explain\s+analy[sz]e\b", bare, flags=re.I):
+        text = session.explain(bare)
+        if not _ACTING_FUNCTIONS.search(bare):
+            plan = session.sql(bare).arrow()
+            if "explain_value" in plan.column_names:
+                text += "\n-- DuckDB plan:\n" + "\n".join(str(v) for v in plan.column("explain_value").to_pylist())
+        return text
+    return session.sql(statement).arrow()
+
+
+def show(output: Output, result: pa.Table | str | None) -> None:
+    if isinstance(result, str):
+        output.text(result)
+    elif result is not None:
+        output.table(result)
+
+
+def run_script(session, text: str, output: Output, interrupts: Interrupts) -> int:
+    """Run every statement of ``text`` in order, print the last result; stop at the first error."""
+    result = None
+    for statement in script_statements(text):
+        seen = interrupts.count
+        try:
+            result = execute(session, statement)
+        except KeyboardInterrupt as error:
+            report(error)
+            return EXIT_INTERRUPTED
+        except Exception as error:
+            report(error)
+            return EXIT_INTERRUPTED if interrupts.count > seen else EXIT_ERROR
+    show(output, result)
+    return 0
+
+
+# -- the interactive shell -------------------------------------------------------------------
+class Shell:
+    def __init__(self, session, output: Output, interrupts: Interrupts, database: str):
+        self.session = session
+        self.output = output
+        self.interrupts = interrupts
+        self.database = database
+
+    def run(self) -> int:
+        history = self._start_history()
+        print(
+            f"duck_synth {duck_synth.__version__} (DuckDB {duckdb.__version__}) on {self.database}\n"
+            "Statements end with ';'. Enter .help for help, .quit to leave.",
+            flush=True,
+        )
+        buffer = ""
+        try:
+            while True:
+                try:
+                    line = input(CONTINUATION if buffer else PROMPT)
+                except KeyboardInterrupt:
+                    print("^C" if not buffer else "", flush=True)
+                    buffer = ""
+                    continue
+                except EOFError:
+                    print(flush=True)
+                    return 0
+                if not buffer and line.strip().startswith("."):
+                    if self.command(line.strip()) == "quit":
+                        return 0
+                    continue
+                buffer = f"{buffer}\n{line}" if buffer else line
+                split = split_statements(buffer)
+                buffer = split.rest if split.rest_has_code else ""
+                for statement in split.statements:
+                    self.run_statement(statement)
+        finally:
+            self._save_history(history)
+
+    def run_statement(self, statement: str) -> None:
+        try:
+            show(self.output, execute(self.session, statement))
+        except KeyboardInterrupt as error:
+            report(error)
+        except Exception as error:
+            report(error)
+
+    def command(self, line: str) -> str | None:
+        name, _, argument = line.partition(" ")
+        argument = argument.strip()
+        name = name.lower()
+        if name in (".quit", ".exit", ".q"):
+            return "quit"
+        if name == ".help":
+            self.output.text(HELP)
+        elif name == ".tables":
+            self.run_statement(
+                "SELECT CASE WHEN schema_name = 'main' THEN table_name ELSE schema_name || '.' || table_name END "
+                "AS name, 'table' AS type FROM duckdb_tables() WHERE database_name = current_database() "
+                "UNION ALL SELECT CASE WHEN schema_name = 'main' THEN view_name ELSE schema_name || '.' || view_name "
+                "END, 'view' FROM duckdb_views() WHERE NOT internal AND database_name = current_database() "
+                "ORDER BY name"
+            )
+        elif name == ".models":
+            self.run_statement(
+                "SELECT name, version, method, source, training_rows, n_columns, "
+                "strftime(created, '%Y-%m-%d %H:%M:%S') AS created FROM models()"
+            )
+        elif name == ".mode":
+            if argument in MODES:
+                self.output.mode = argument
+            else:
+                report(SynthError(f".mode: give one of {', '.join(MODES)} (now {self.output.mode})"))
+        elif name == ".read":
+            try:
+                text = read_file(argument)
+            except SynthError as error:
+                report(error)
+                return None
+            for statement in script_statements(text):
+                self.run_statement(statement)
+        else:
+            report(SynthError(f"unknown command '{name}'; enter .help for the commands"))
+        return None
+
+    @staticmethod
+    def _start_history():
+        try:
+            import readline
+        except ImportError:  # pragma: no cover - platforms without readline
+            return None
+        path = os.path.expanduser(HISTORY_FILE)
+        try:
+            readline.read_history_file(path)
+        except OSError:
+            pass
+        readline.set_history_length(1000)
+        return readline, path
+
+    @staticmethod
+    def _save_history(history) -> None:
+        if history is None:
+            return
+        readline, path = history
+        try:
+            readline.write_history_file(path)
+        except OSError:
+            pass
+
+
+# -- main ------------------------------------------------------------------------------------
+def read_file(path: str) -> str:
+    if not path:
+        raise SynthError("give a file name")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as error:
+        raise SynthError(f"cannot read '{path}': {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise SynthError(f"cannot read '{path}': not UTF-8 text") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="duck-synth",
+        description="Run duck_synth SQL (train, generate, ...) on a DuckDB database.",
+        epilog="Without -c or -f: an interactive shell, or the SQL read from stdin when it is not a terminal.",
+    )
+    p.add_argument("database", nargs="?", default="synth.duckdb",
+                   help="DuckDB database file (default: synth.duckdb; ':memory:' for none)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("-c", "--command", metavar="SQL", help="run SQL (one or more statements) and exit")
+    source.add_argument("-f", "--file", metavar="FILE", help="run the SQL in FILE and exit")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--csv", dest="mode", action="store_const", const="csv", help="print results as CSV")
+    mode.add_argument("--json", dest="mode", action="store_const", const="json", help="print results as JSON")
+    p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N",
+                   help=f"rows shown in a table before eliding the middle (default {DEFAULT_MAX_ROWS}; 0: all)")
+    p.add_argument("--read-only", action="store_true", help="open the database read-only")
+    p.add_argument("--version", action="version",
+                   version=f"duck-synth {duck_synth.__version__} (DuckDB {duckdb.__version__})")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its parse fallbacks are not the user's concern
+    output = Output(mode=args.mode or "table", max_rows=max(args.max_rows, 0))
+    interrupts = Interrupts()
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:  # a caller that ignores SIGINT keeps it ignored
+        signal.signal(signal.SIGINT, interrupts)
+    try:
+        return _main(args, output, interrupts)
+    except KeyboardInterrupt as error:
+        report(error)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `duck-synth -c ... | head`
+        _silence_stdout()
+        return 0
+    finally:
+        if previous is not signal.SIG_IGN and previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main(args, output: Output, interrupts: Interrupts) -> int:
+    text = None
+    if args.command is not None:
+        text = args.command
+    elif args.file is not None:
+        try:
+            text = read_file(args.file)
+        except SynthError as error:
+            report(error)
+            return EXIT_ERROR
+    interactive = text is None and sys.stdin.isatty()
+    if text is None and not interactive:
+        text = sys.stdin.read()
+    try:
+        session = duck_synth.connect(args.database, read_only=args.read_only)
+    except (SynthError, duckdb.Error) as error:
+        report(error)
+        return EXIT_ERROR
+    try:
+        if interactive:
+            return Shell(session, output, interrupts, args.database).run()
+        return run_script(session, text, output, interrupts)
+    finally:
+        session.close()
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
