@@ -35,7 +35,9 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
 
         def columns_of_model(spec):
             try:
-                return [c["name"] for c in catalog.load_model(cursor, spec, with_weights=False).columns]
+                return [
+                    c["name"] for c in catalog.load_model(cursor, spec, with_weights=False).columns
+                ]
             except SynthError:
                 return None
 
@@ -56,13 +58,17 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
     def synth_drop(model, options):
         version = json.loads(options).get("version")
         dropped = catalog.drop_model(con.cursor(), model, version)
-        return spool.rows_sql("drop", [{"model": n, "version": v, "dropped": True} for n, v in dropped])
+        return spool.rows_sql(
+            "drop", [{"model": n, "version": v, "dropped": True} for n, v in dropped]
+        )
 
     def synth_export(model, path):
         return spool.summary_sql("export", export_model(con.cursor(), model, path))
 
     def synth_import(path, options):
-        return spool.summary_sql("import", import_model(con.cursor(), path, json.loads(options).get("name")))
+        return spool.summary_sql(
+            "import", import_model(con.cursor(), path, json.loads(options).get("name"))
+        )
 
     return [
         ("synth_train", synth_train, ["VARCHAR", "VARCHAR", "VARCHAR"]),
@@ -86,18 +92,33 @@ def describe_model(con: duckdb.DuckDBPyConnection, spec: str) -> str:
     for column, encoder_spec in zip(record.columns, record.statistics["encoders"], strict=True):
         encoder = from_json(encoder_spec)
         summary = encoder.summary()
-        rows.append({
-            "model": record.name, "version": record.version, "column": column["name"],
-            "type": column["type"], "kind": column["kind"],
-            "null_share": float(summary.get("null_share") or 0.0),
-            "cardinality": summary.get("cardinality"),
-            "summary": json.dumps(summary),
-        })
+        rows.append(
+            {
+                "model": record.name,
+                "version": record.version,
+                "column": column["name"],
+                "type": column["type"],
+                "kind": column["kind"],
+                "null_share": float(summary.get("null_share") or 0.0),
+                "cardinality": summary.get("cardinality"),
+                "summary": json.dumps(summary),
+            }
+        )
     return spool.write_rows("describe", pa.Table.from_pylist(rows), {"summary": "JSON"})
 
 
-EXPORT_KEYS = ("name", "version", "method", "source", "options", "columns", "statistics", "metrics",
-               "training_rows", "format_version")
+EXPORT_KEYS = (
+    "name",
+    "version",
+    "method",
+    "source",
+    "options",
+    "columns",
+    "statistics",
+    "metrics",
+    "training_rows",
+    "format_version",
+)
 
 
 def export_model(con: duckdb.DuckDBPyConnection, spec: str, path: str) -> dict:
@@ -125,7 +146,9 @@ def import_model(con: duckdb.DuckDBPyConnection, path: str, name: str | None) ->
         with safe_open(path, framework="pt") as handle:
             meta = handle.metadata() or {}
     except (OSError, Exception) as error:  # safetensors raises its own error types
-        raise SynthError(f"import_model(): '{path}' is not a duck_synth model file ({error})") from None
+        raise SynthError(
+            f"import_model(): '{path}' is not a duck_synth model file ({error})"
+        ) from None
     if meta.get("duck_synth") != "model":
         raise SynthError(f"import_model(): '{path}' is not a duck_synth model file")
     with open(path, "rb") as handle:
@@ -133,12 +156,22 @@ def import_model(con: duckdb.DuckDBPyConnection, path: str, name: str | None) ->
     fields = {k: json.loads(meta[k]) for k in EXPORT_KEYS}
     new_name = name or fields["name"]
     if not catalog.MODEL_NAME.match(new_name):
-        raise SynthError(f"import_model(): model name must be letters, digits, _ . -, got {new_name!r}")
+        raise SynthError(
+            f"import_model(): model name must be letters, digits, _ . -, got {new_name!r}"
+        )
     record = catalog.ModelRecord(
-        name=new_name, version=0, method=fields["method"], source=fields["source"],
-        created=catalog.utc_now(), options=fields["options"], columns=fields["columns"],
-        statistics=fields["statistics"], metrics=fields["metrics"], weights=weights,
-        training_rows=fields["training_rows"], format_version=fields["format_version"],
+        name=new_name,
+        version=0,
+        method=fields["method"],
+        source=fields["source"],
+        created=catalog.utc_now(),
+        options=fields["options"],
+        columns=fields["columns"],
+        statistics=fields["statistics"],
+        metrics=fields["metrics"],
+        weights=weights,
+        training_rows=fields["training_rows"],
+        format_version=fields["format_version"],
     )
     version = catalog.insert_model(con, record, None)
     return {"model": new_name, "version": version, "path": path}

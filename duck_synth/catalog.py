@@ -130,38 +130,57 @@ def parse_model_spec(spec: str) -> tuple[str, int | None]:
 
 def resolve_version(con: duckdb.DuckDBPyConnection, spec: str) -> tuple[str, int]:
     name, version = parse_model_spec(spec)
-    versions = [r[0] for r in con.execute(
-        "SELECT version FROM synth.models WHERE name = ? ORDER BY version", [name]
-    ).fetchall()]
+    versions = [
+        r[0]
+        for r in con.execute(
+            "SELECT version FROM synth.models WHERE name = ? ORDER BY version", [name]
+        ).fetchall()
+    ]
     if not versions:
         raise SynthError(f"unknown model '{name}' (see FROM models())")
     if version is None:
         return name, versions[-1]
     if version not in versions:
-        raise SynthError(f"model '{name}' has no version {version} (versions: {', '.join(map(str, versions))})")
+        raise SynthError(
+            f"model '{name}' has no version {version} (versions: {', '.join(map(str, versions))})"
+        )
     return name, version
 
 
-MODEL_COLUMNS = ("name, version, method, source, created, options, columns, statistics, metrics, "
-                 "weights, training_rows, format_version")
+MODEL_COLUMNS = (
+    "name, version, method, source, created, options, columns, statistics, metrics, "
+    "weights, training_rows, format_version"
+)
 
 
 def load_model(con: duckdb.DuckDBPyConnection, spec: str, with_weights: bool = True) -> ModelRecord:
     name, version = resolve_version(con, spec)
     cols = MODEL_COLUMNS if with_weights else MODEL_COLUMNS.replace("weights", "''::BLOB")
     cols = cols.replace("created", "created::VARCHAR")
-    row = con.execute(f"SELECT {cols} FROM synth.models WHERE name = ? AND version = ?", [name, version]).fetchone()
+    row = con.execute(
+        f"SELECT {cols} FROM synth.models WHERE name = ? AND version = ?", [name, version]
+    ).fetchone()
     return ModelRecord(
-        name=row[0], version=row[1], method=row[2], source=row[3], created=row[4],
-        options=json.loads(row[5]), columns=json.loads(row[6]), statistics=json.loads(row[7]),
-        metrics=json.loads(row[8]), weights=bytes(row[9]), training_rows=row[10], format_version=row[11],
+        name=row[0],
+        version=row[1],
+        method=row[2],
+        source=row[3],
+        created=row[4],
+        options=json.loads(row[5]),
+        columns=json.loads(row[6]),
+        statistics=json.loads(row[7]),
+        metrics=json.loads(row[8]),
+        weights=bytes(row[9]),
+        training_rows=row[10],
+        format_version=row[11],
     )
 
 
 def next_version(con: duckdb.DuckDBPyConnection, name: str) -> int:
     return con.execute(
         "SELECT coalesce(max(v), 0) + 1 FROM (SELECT max(version) v FROM synth.models WHERE name = ? "
-        "UNION ALL SELECT max(version) FROM synth.runs WHERE model = ?)", [name, name]
+        "UNION ALL SELECT max(version) FROM synth.runs WHERE model = ?)",
+        [name, name],
     ).fetchone()[0]
 
 
@@ -172,14 +191,27 @@ def insert_model(con: duckdb.DuckDBPyConnection, record: ModelRecord, run_id: in
         version = next_version(con, record.name)
         con.execute(
             f"INSERT INTO synth.models ({MODEL_COLUMNS}, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [record.name, version, record.method, record.source, record.created,
-             json.dumps(record.options), json.dumps(record.columns), json.dumps(record.statistics),
-             json.dumps(record.metrics), record.weights, record.training_rows, record.format_version, run_id],
+            [
+                record.name,
+                version,
+                record.method,
+                record.source,
+                record.created,
+                json.dumps(record.options),
+                json.dumps(record.columns),
+                json.dumps(record.statistics),
+                json.dumps(record.metrics),
+                record.weights,
+                record.training_rows,
+                record.format_version,
+                run_id,
+            ],
         )
         if run_id is not None:
             con.execute(
                 f"UPDATE synth.runs SET status = 'succeeded', version = ?, progress = 1.0, finished = {UTC_NOW} "
-                "WHERE run_id = ?", [version, run_id],
+                "WHERE run_id = ?",
+                [version, run_id],
             )
         con.execute("COMMIT")
     except Exception:
@@ -188,7 +220,9 @@ def insert_model(con: duckdb.DuckDBPyConnection, record: ModelRecord, run_id: in
     return version
 
 
-def drop_model(con: duckdb.DuckDBPyConnection, spec: str, version: int | None) -> list[tuple[str, int]]:
+def drop_model(
+    con: duckdb.DuckDBPyConnection, spec: str, version: int | None
+) -> list[tuple[str, int]]:
     name, spec_version = parse_model_spec(spec)
     version = version if version is not None else spec_version
     if version is not None:
@@ -197,7 +231,9 @@ def drop_model(con: duckdb.DuckDBPyConnection, spec: str, version: int | None) -
     else:
         resolve_version(con, name)
         where, params = "name = ?", [name]
-    dropped = con.execute(f"SELECT name, version FROM synth.models WHERE {where} ORDER BY version", params).fetchall()
+    dropped = con.execute(
+        f"SELECT name, version FROM synth.models WHERE {where} ORDER BY version", params
+    ).fetchall()
     con.execute(f"DELETE FROM synth.models WHERE {where}", params)
     return dropped
 
@@ -211,23 +247,37 @@ def start_run(con: duckdb.DuckDBPyConnection, model: str, method: str, source: s
     ).fetchone()[0]
 
 
-def update_run(con: duckdb.DuckDBPyConnection, run_id: int, progress: float, epochs: int, losses: list) -> None:
+def update_run(
+    con: duckdb.DuckDBPyConnection, run_id: int, progress: float, epochs: int, losses: list
+) -> None:
     con.execute(
         f"UPDATE synth.runs SET progress = ?, epochs = ?, losses = ?, seconds = epoch({UTC_NOW} - started) "
-        "WHERE run_id = ?", [progress, epochs, json.dumps(losses), run_id],
+        "WHERE run_id = ?",
+        [progress, epochs, json.dumps(losses), run_id],
     )
 
 
-def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, status: str, error: str | None = None) -> None:
+def finish_run(
+    con: duckdb.DuckDBPyConnection, run_id: int, status: str, error: str | None = None
+) -> None:
     con.execute(
         f"UPDATE synth.runs SET status = ?, error = ?, finished = {UTC_NOW}, seconds = epoch({UTC_NOW} - started) "
-        "WHERE run_id = ?", [status, error, run_id],
+        "WHERE run_id = ?",
+        [status, error, run_id],
     )
 
 
 # -- generation log --------------------------------------------------------------------------
-def log_generation(con, model: str, version: int, arguments: dict, seed: int, drawn: int,
-                   returned: int, seconds: float) -> None:
+def log_generation(
+    con,
+    model: str,
+    version: int,
+    arguments: dict,
+    seed: int,
+    drawn: int,
+    returned: int,
+    seconds: float,
+) -> None:
     con.execute(
         "INSERT INTO synth.generations VALUES (nextval('synth.generation_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?)",
         [model, version, json.dumps(arguments), seed, drawn, returned, seconds, utc_now()],

@@ -33,7 +33,9 @@ def parse_predicate(text: str) -> exp.Expression:
     try:
         return sqlglot.parse_one(f"SELECT 1 WHERE {text}", read="duckdb").args["where"].this
     except (sqlglot.errors.ParseError, KeyError, AttributeError) as error:
-        raise SynthError(f"filter {text!r} is not a valid SQL predicate: {str(error).splitlines()[0]}") from None
+        raise SynthError(
+            f"filter {text!r} is not a valid SQL predicate: {str(error).splitlines()[0]}"
+        ) from None
 
 
 def conjuncts(predicate: exp.Expression) -> list[exp.Expression]:
@@ -67,9 +69,17 @@ def _simple(node: exp.Expression) -> tuple[str, str, object] | None:
                 return left.name, op, literal_value(right)
             if isinstance(right, exp.Column):
                 return right.name, FLIPPED[op], literal_value(left)
-        if isinstance(node, exp.In) and isinstance(node.this, exp.Column) and not node.args.get("query"):
+        if (
+            isinstance(node, exp.In)
+            and isinstance(node.this, exp.Column)
+            and not node.args.get("query")
+        ):
             return node.this.name, "in", [literal_value(v) for v in node.expressions]
-        if isinstance(node, exp.Is) and isinstance(node.this, exp.Column) and isinstance(node.expression, exp.Null):
+        if (
+            isinstance(node, exp.Is)
+            and isinstance(node.this, exp.Column)
+            and isinstance(node.expression, exp.Null)
+        ):
             return node.this.name, "is_null", None
         if isinstance(node, exp.Not) and isinstance(node.this, exp.Is):
             inner = _simple(node.this)
@@ -85,8 +95,10 @@ def _simple(node: exp.Expression) -> tuple[str, str, object] | None:
 
 def _between(node: exp.Expression) -> list[exp.Expression] | None:
     if isinstance(node, exp.Between) and isinstance(node.this, exp.Column):
-        return [exp.GTE(this=node.this.copy(), expression=node.args["low"].copy()),
-                exp.LTE(this=node.this.copy(), expression=node.args["high"].copy())]
+        return [
+            exp.GTE(this=node.this.copy(), expression=node.args["low"].copy()),
+            exp.LTE(this=node.this.copy(), expression=node.args["high"].copy()),
+        ]
     return None
 
 

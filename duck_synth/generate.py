@@ -73,14 +73,18 @@ def _new_seed() -> int:
 
 
 def batch_generators(seed: int, batch: int) -> tuple[torch.Generator, np.random.Generator]:
-    return (torch.Generator().manual_seed(seed * 1_000_003 + batch),
-            np.random.default_rng([seed, batch]))
+    return (
+        torch.Generator().manual_seed(seed * 1_000_003 + batch),
+        np.random.default_rng([seed, batch]),
+    )
 
 
 class Generator:
     """Draws decoded batches from a loaded model under a compiled filter."""
 
-    def __init__(self, loaded: LoadedModel, options: GenerateOptions, compiled: CompiledFilter, seed: int):
+    def __init__(
+        self, loaded: LoadedModel, options: GenerateOptions, compiled: CompiledFilter, seed: int
+    ):
         self.loaded, self.options, self.compiled, self.seed = loaded, options, compiled, seed
         self.config = SampleConfig(temperature=options.temperature, top_p=options.top_p)
         self.filter_con = duckdb.connect() if compiled.sql else None
@@ -93,7 +97,9 @@ class Generator:
             allowed = encoder.sampling_mask()
             restriction = self.compiled.restrictions.get(encoder.name)
             if restriction is not None and restriction.allowed is not None:
-                allowed = restriction.allowed if allowed is None else (restriction.allowed & allowed)
+                allowed = (
+                    restriction.allowed if allowed is None else (restriction.allowed & allowed)
+                )
                 if not allowed.any():
                     allowed = restriction.allowed  # the user asked for exactly these values
                 conditions.allowed[pos] = allowed
@@ -103,7 +109,8 @@ class Generator:
             conditions.fixed[pos] = tokens
             conditions.allowed.pop(pos, None)
         conditions.first = [
-            p for p in conditions.allowed
+            p
+            for p in conditions.allowed
             if loaded.encoders[loaded.modelled[p]].name in self.compiled.restrictions
         ]
         return conditions
@@ -123,7 +130,9 @@ class Generator:
         position = {i: pos for pos, i in enumerate(loaded.modelled)}
         for i, encoder in enumerate(loaded.encoders):
             if seed_table is not None and encoder.name in seed_table.column_names:
-                columns[encoder.name] = seed_table.column(encoder.name).combine_chunks().cast(encoder.arrow_type())
+                columns[encoder.name] = (
+                    seed_table.column(encoder.name).combine_chunks().cast(encoder.arrow_type())
+                )
             elif isinstance(encoder, KeyEncoder):
                 columns[encoder.name] = encoder.decode(np.zeros(n), rng, offset=self.keys_emitted)
             elif i in position:
@@ -138,8 +147,12 @@ class Generator:
         if self.filter_con is None:
             return table
         self.filter_con.register("batch", table)
-        typed = spool.select_sql("", self.loaded.column_types()).replace("read_parquet('')", "batch")
-        return self.filter_con.execute(f"SELECT * FROM ({typed}) WHERE {self.compiled.sql}").to_arrow_table()
+        typed = spool.select_sql("", self.loaded.column_types()).replace(
+            "read_parquet('')", "batch"
+        )
+        return self.filter_con.execute(
+            f"SELECT * FROM ({typed}) WHERE {self.compiled.sql}"
+        ).to_arrow_table()
 
 
 def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> str:
@@ -167,8 +180,16 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
         target = _target(con, generator, options)
         drawn, returned = _generate_target(generator, options, target, path, spec)
     arguments = {k: v for k, v in asdict(options).items() if v is not None}
-    catalog.log_generation(con, record.name, record.version, arguments, seed, drawn, returned,
-                           time.monotonic() - started)
+    catalog.log_generation(
+        con,
+        record.name,
+        record.version,
+        arguments,
+        seed,
+        drawn,
+        returned,
+        time.monotonic() - started,
+    )
     return spool.select_sql(path, loaded.column_types())
 
 
@@ -200,12 +221,19 @@ def _matching_training_rows(con, generator: Generator) -> int:
         return int(round(matching * record.training_rows / max(total, 1)))
     except (duckdb.Error, SynthError):
         # the source is gone: estimate the share from an unconditional pilot sample
-        pilot = Generator(generator.loaded, generator.options, CompiledFilter(sql=generator.compiled.sql), generator.seed)
+        pilot = Generator(
+            generator.loaded,
+            generator.options,
+            CompiledFilter(sql=generator.compiled.sql),
+            generator.seed,
+        )
         sample = pilot.draw(20_000, batch=PILOT_BATCH)
         return int(round(pilot.keep(sample).num_rows / 20_000 * record.training_rows))
 
 
-def _generate_target(generator: Generator, options: GenerateOptions, target: int, path: str, spec: str) -> tuple[int, int]:
+def _generate_target(
+    generator: Generator, options: GenerateOptions, target: int, path: str, spec: str
+) -> tuple[int, int]:
     schema = generator.draw(1, batch=SCHEMA_BATCH).schema
     writer = pq.ParquetWriter(path, schema, compression="snappy")
     drawn = returned = batch = 0
@@ -235,12 +263,18 @@ def _generate_target(generator: Generator, options: GenerateOptions, target: int
     return drawn, returned
 
 
-def _generate_seeded(con, generator: Generator, options: GenerateOptions, path: str) -> tuple[int, int]:
+def _generate_seeded(
+    con, generator: Generator, options: GenerateOptions, path: str
+) -> tuple[int, int]:
     if options.target is not None or options.magnitude is not None:
         raise SynthError("generate(): seed_rows gives one row per seed row; drop target/magnitude")
     if options.filter:
-        raise SynthError("generate(): filter and seed_rows cannot be combined; filter the result with WHERE")
-    seeds = con.execute(f"SELECT * FROM ({read_source(con, options.seed_rows, what='seed_rows')})").to_arrow_table()
+        raise SynthError(
+            "generate(): filter and seed_rows cannot be combined; filter the result with WHERE"
+        )
+    seeds = con.execute(
+        f"SELECT * FROM ({read_source(con, options.seed_rows, what='seed_rows')})"
+    ).to_arrow_table()
     names = [e.name for e in generator.loaded.encoders]
     unknown = [c for c in seeds.column_names if c not in names]
     if unknown:
@@ -266,7 +300,13 @@ def _draw_seeded(generator: Generator, seeds: pa.Table, batch: int) -> pa.Table:
     """Rows sharing a pattern of non-NULL seed values are drawn together; NULLs are generated."""
     if seeds.num_rows == 0:
         return generator.draw(0, batch)
-    present = np.stack([np.asarray(seeds.column(c).is_valid().to_numpy(zero_copy_only=False)) for c in seeds.column_names], 1)
+    present = np.stack(
+        [
+            np.asarray(seeds.column(c).is_valid().to_numpy(zero_copy_only=False))
+            for c in seeds.column_names
+        ],
+        1,
+    )
     patterns, group = np.unique(present, axis=0, return_inverse=True)
     group = group.reshape(-1)
     parts, order = [], []

@@ -67,12 +67,16 @@ def _check(function: str, name: str, value: Any, annotation: str) -> Any:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise SynthError(f"{function}(): {name} must be a list of column names, got {json.dumps(value)}")
-    elif base == "dict[str, str]":
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise SynthError(
-                f"{function}(): {name} must be a struct of column => kind, e.g. {{'id': 'key'}}, got {json.dumps(value)}"
+                f"{function}(): {name} must be a list of column names, got {json.dumps(value)}"
             )
+    elif base == "dict[str, str]" and (
+        not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
+    ):
+        raise SynthError(
+            f"{function}(): {name} must be a struct of column => kind, e.g. {{'id': 'key'}}, "
+            f"got {json.dumps(value)}"
+        )
     return value
 
 

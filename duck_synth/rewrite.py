@@ -39,7 +39,11 @@ class Notes:
 
 
 def generate_call(node: exp.Expression) -> exp.Anonymous | None:
-    if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous) and node.this.name.lower() == "generate":
+    if (
+        isinstance(node, exp.Table)
+        and isinstance(node.this, exp.Anonymous)
+        and node.this.name.lower() == "generate"
+    ):
         return node.this
     return None
 
@@ -65,7 +69,9 @@ def check_arguments(tree: exp.Expression) -> exp.Expression:
             continue
         for name in kwargs(call):
             if name not in known:
-                raise SynthError(f"{call.name.lower()}(): unknown argument '{name}' (known: {', '.join(sorted(known))})")
+                raise SynthError(
+                    f"{call.name.lower()}(): unknown argument '{name}' (known: {', '.join(sorted(known))})"
+                )
     return tree
 
 
@@ -79,7 +85,9 @@ class Source:
     nullable: bool = False
 
 
-def _sources(select: exp.Select, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf) -> list[Source]:
+def _sources(
+    select: exp.Select, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf
+) -> list[Source]:
     found = []
     from_ = select.args.get("from_") or select.args.get("from")
     items = [(from_.this, None)] if from_ is not None else []
@@ -112,7 +120,11 @@ def _owner(column: exp.Column, sources: list[Source]) -> Source | None:
         return sources[0]
     if any(s.columns is None for s in sources if s.call is None):
         return None
-    having = [s for s in sources if s.columns is not None and column.name.lower() in (c.lower() for c in s.columns)]
+    having = [
+        s
+        for s in sources
+        if s.columns is not None and column.name.lower() in (c.lower() for c in s.columns)
+    ]
     unknown = [s for s in sources if s.columns is None]
     return having[0] if len(having) == 1 and not unknown else None
 
@@ -133,8 +145,9 @@ def _unpushable_reason(conjunct: exp.Expression) -> str | None:
     return None
 
 
-def push_predicates(tree: exp.Expression, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf,
-                    notes: Notes) -> exp.Expression:
+def push_predicates(
+    tree: exp.Expression, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf, notes: Notes
+) -> exp.Expression:
     for select in list(tree.find_all(exp.Select)):
         where = select.args.get("where")
         if where is None:
@@ -144,10 +157,13 @@ def push_predicates(tree: exp.Expression, columns_of_model: ColumnsOf, columns_o
             continue
         kept = []
         pushed: dict[int, list[exp.Expression]] = {}
-        for conjunct in (where.this.flatten() if isinstance(where.this, exp.And) else [where.this]):
+        for conjunct in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
             text = conjunct.sql("duckdb")
             reason = _unpushable_reason(conjunct)
-            owners = {id(_owner(c, sources)) if _owner(c, sources) else None for c in conjunct.find_all(exp.Column)}
+            owners = {
+                id(_owner(c, sources)) if _owner(c, sources) else None
+                for c in conjunct.find_all(exp.Column)
+            }
             target = next((s for s in sources if s.call is not None and owners == {id(s)}), None)
             if reason is None and target is None:
                 reason = "references another source (or an ambiguous column)"
@@ -156,8 +172,11 @@ def push_predicates(tree: exp.Expression, columns_of_model: ColumnsOf, columns_o
             if reason is None and "seed_rows" in kwargs(target.call):
                 reason = "the generate() call has seed_rows"
             if reason is None and target.columns is not None:
-                missing = [c.name for c in conjunct.find_all(exp.Column)
-                           if c.name.lower() not in (x.lower() for x in target.columns)]
+                missing = [
+                    c.name
+                    for c in conjunct.find_all(exp.Column)
+                    if c.name.lower() not in (x.lower() for x in target.columns)
+                ]
                 if missing:
                     raise SynthError(
                         f"unknown column '{missing[0]}' in WHERE: {call_label(target.call)} has "
@@ -185,9 +204,17 @@ def _add_filter(call: exp.Anonymous, conjuncts: list[exp.Expression]) -> None:
     existing = kwargs(call)
     previous = existing.get("filter") or existing.get("where")
     if previous is not None:
-        predicate = exp.and_(sqlglot.parse_one(f"SELECT 1 WHERE {previous.expression.this}", read="duckdb").args["where"].this, predicate)
+        predicate = exp.and_(
+            sqlglot.parse_one(f"SELECT 1 WHERE {previous.expression.this}", read="duckdb")
+            .args["where"]
+            .this,
+            predicate,
+        )
         call.set("expressions", [e for e in call.expressions if e is not previous])
-    call.append("expressions", exp.Kwarg(this=exp.var("filter"), expression=exp.Literal.string(predicate.sql("duckdb"))))
+    call.append(
+        "expressions",
+        exp.Kwarg(this=exp.var("filter"), expression=exp.Literal.string(predicate.sql("duckdb"))),
+    )
 
 
 # -- pass: LIMIT to target --------------------------------------------------------------------
@@ -200,7 +227,11 @@ def push_limit(tree: exp.Expression, notes: Notes) -> exp.Expression:
         call = generate_call(from_.this)
         if call is None:
             continue
-        blockers = [k for k in ("where", "group", "having", "order", "qualify", "offset", "distinct") if select.args.get(k)]
+        blockers = [
+            k
+            for k in ("where", "group", "having", "order", "qualify", "offset", "distinct")
+            if select.args.get(k)
+        ]
         if any(e.find(exp.AggFunc, exp.Window) for e in select.expressions):
             blockers.append("aggregate")
         given = kwargs(call)
@@ -214,15 +245,21 @@ def push_limit(tree: exp.Expression, notes: Notes) -> exp.Expression:
     return tree
 
 
-def rewrite(tree: exp.Expression, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf,
-            notes: Notes | None = None) -> exp.Expression:
+def rewrite(
+    tree: exp.Expression,
+    columns_of_model: ColumnsOf,
+    columns_of_table: ColumnsOf,
+    notes: Notes | None = None,
+) -> exp.Expression:
     notes = notes if notes is not None else Notes()
     tree = check_arguments(tree)
     tree = push_predicates(tree, columns_of_model, columns_of_table, notes)
     return push_limit(tree, notes)
 
 
-def rewrite_sql(sql: str, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf) -> tuple[list[str], Notes]:
+def rewrite_sql(
+    sql: str, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf
+) -> tuple[list[str], Notes]:
     """Rewritten statements (the original text where nothing changed) and the notes."""
     notes = Notes()
     try:

@@ -1,9 +1,9 @@
 """A duck_synth session: a DuckDB connection with the catalog, the UDFs and the rewrite.
 
-    >>> import duck_synth
-    >>> s = duck_synth.connect("synth.duckdb")
-    >>> s.sql("FROM train('d', 'diamonds')").fetchall()
-    >>> s.sql("SELECT * FROM generate('d', target => 100) WHERE cut = 'Fair'").df()
+>>> import duck_synth
+>>> s = duck_synth.connect("synth.duckdb")
+>>> s.sql("FROM train('d', 'diamonds')").fetchall()
+>>> s.sql("SELECT * FROM generate('d', target => 100) WHERE cut = 'Fair'").df()
 """
 
 from __future__ import annotations
@@ -105,7 +105,9 @@ class Session:
 
     def sql(self, query: str) -> Result:
         """Run duck_synth SQL (rewrite included); returns the last statement's result."""
-        if re.match(r"^\s*explain\s", query, flags=re.I) and re.search(r"\bgenerate\s*\(", query, flags=re.I):
+        if re.match(r"^\s*explain\s", query, flags=re.I) and re.search(
+            r"\bgenerate\s*\(", query, flags=re.I
+        ):
             text = self.explain(query)
             return Result(pa.table({"explain": text.splitlines()}))
         statements, _ = self.rewrite(query)
@@ -160,7 +162,11 @@ def _literal(value) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_literal(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{spool.quote_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+        return (
+            "{"
+            + ", ".join(f"{spool.quote_literal(k)}: {_literal(v)}" for k, v in value.items())
+            + "}"
+        )
     raise SynthError(f"cannot pass {type(value).__name__} as a SQL argument")
 
 
@@ -180,9 +186,12 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     """Register the Python UDFs behind the table macros (once per database instance)."""
     from . import actions
 
-    existing = {r[0] for r in con.execute(
-        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_name LIKE 'synth\\_%' ESCAPE '\\'"
-    ).fetchall()}
+    existing = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_name LIKE 'synth\\_%' ESCAPE '\\'"
+        ).fetchall()
+    }
     for name, function, params in actions.udfs(con):
         if name not in existing:
             con.create_function(name, _udf(function), params, "VARCHAR", side_effects=True)

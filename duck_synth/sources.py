@@ -8,7 +8,9 @@ import duckdb
 
 from .errors import SynthError
 
-QUERY_START = re.compile(r"^\s*(\(|select\b|from\b|with\b|values\b|table\b|summarize\b|pivot\b|unpivot\b)", re.I)
+QUERY_START = re.compile(
+    r"^\s*(\(|select\b|from\b|with\b|values\b|table\b|summarize\b|pivot\b|unpivot\b)", re.I
+)
 
 
 def read_source(con: duckdb.DuckDBPyConnection, text: str, what: str = "source") -> str:
@@ -18,19 +20,27 @@ def read_source(con: duckdb.DuckDBPyConnection, text: str, what: str = "source")
     if QUERY_START.match(text):
         return text.strip().rstrip(";")
     parts = [p.strip('"') for p in text.strip().split(".")]
-    where = {1: "table_name = ?", 2: "schema_name = ? AND table_name = ?",
-             3: "database_name = ? AND schema_name = ? AND table_name = ?"}.get(len(parts))
-    found = where and con.execute(
-        f"SELECT count(*) FROM (SELECT database_name, schema_name, table_name FROM duckdb_tables() "
-        f"UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views()) WHERE {where}",
-        parts,
-    ).fetchone()[0]
+    where = {
+        1: "table_name = ?",
+        2: "schema_name = ? AND table_name = ?",
+        3: "database_name = ? AND schema_name = ? AND table_name = ?",
+    }.get(len(parts))
+    found = (
+        where
+        and con.execute(
+            f"SELECT count(*) FROM (SELECT database_name, schema_name, table_name FROM duckdb_tables() "
+            f"UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views()) WHERE {where}",
+            parts,
+        ).fetchone()[0]
+    )
     if not found:
         raise SynthError(f"{what}: unknown table or view '{text}'")
     return "SELECT * FROM " + ".".join('"' + p.replace('"', '""') + '"' for p in parts)
 
 
-def describe(con: duckdb.DuckDBPyConnection, relation_sql: str, what: str = "source") -> list[tuple[str, str]]:
+def describe(
+    con: duckdb.DuckDBPyConnection, relation_sql: str, what: str = "source"
+) -> list[tuple[str, str]]:
     try:
         rows = con.execute(f"DESCRIBE {relation_sql}").fetchall()
     except duckdb.Error as error:

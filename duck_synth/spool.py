@@ -8,6 +8,7 @@ per-process folder removed at exit; a session also removes the files of statemen
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import os
 import shutil
@@ -41,10 +42,8 @@ def files() -> set[str]:
 
 def remove(paths: set[str]) -> None:
     for path in paths:
-        try:
+        with contextlib.suppress(OSError):
             os.remove(path)
-        except OSError:
-            pass
 
 
 def quote_identifier(name: str) -> str:
@@ -58,7 +57,8 @@ def quote_literal(text: str) -> str:
 def select_sql(path: str, columns: list[tuple[str, str | None]]) -> str:
     """SQL reading ``path``, each (name, DuckDB type or None) cast back to its type."""
     items = [
-        quote_identifier(name) if duck_type is None
+        quote_identifier(name)
+        if duck_type is None
         else f"CAST({quote_identifier(name)} AS {duck_type}) AS {quote_identifier(name)}"
         for name, duck_type in columns
     ]

@@ -47,7 +47,9 @@ def select_columns(columns: list[tuple[str, str]], options: TrainOptions) -> lis
     return chosen
 
 
-def read_sql(relation: str, columns: list[tuple[str, str]], options: TrainOptions, seed: int) -> str:
+def read_sql(
+    relation: str, columns: list[tuple[str, str]], options: TrainOptions, seed: int
+) -> str:
     items = []
     for name, duck_type in columns:
         value = quote_identifier(name)
@@ -55,7 +57,11 @@ def read_sql(relation: str, columns: list[tuple[str, str]], options: TrainOption
             value = f"trim({value})" if options.strip_strings else value
             value = f"NULLIF({value}, '')" if options.empty_strings_as_null else value
         items.append(f"CAST({value} AS {read_type(duck_type)}) AS {quote_identifier(name)}")
-    sample = f" USING SAMPLE reservoir({options.nrows} ROWS) REPEATABLE ({seed})" if options.nrows else ""
+    sample = (
+        f" USING SAMPLE reservoir({options.nrows} ROWS) REPEATABLE ({seed})"
+        if options.nrows
+        else ""
+    )
     return f"SELECT {', '.join(items)} FROM ({relation}) AS source{sample}"
 
 
@@ -76,7 +82,11 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         raise SynthError("train(): validation_share must be in [0, 1)")
     if options.nrows is not None and options.nrows < 1:
         raise SynthError("train(): nrows must be at least 1")
-    seed = options.seed if options.seed is not None else int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+    seed = (
+        options.seed
+        if options.seed is not None
+        else int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+    )
     relation = read_source(con, source)
     columns = select_columns(describe(con, relation), options)
     source_rows = con.execute(f"SELECT count(*) FROM ({relation})").fetchone()[0]
@@ -86,50 +96,89 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     protection = Protection(options.rare_threshold, np.random.default_rng(seed))
     encoders = analyze(table, dict(columns), options.encoding, protection)
     modelled = [e for e in encoders if e.n_tokens > 0]
-    tokens = np.stack([e.encode(table.column(e.name).combine_chunks()) for e in modelled], axis=1) \
-        if modelled else np.zeros((table.num_rows, 0), dtype=np.int64)
+    tokens = (
+        np.stack([e.encode(table.column(e.name).combine_chunks()) for e in modelled], axis=1)
+        if modelled
+        else np.zeros((table.num_rows, 0), dtype=np.int64)
+    )
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     run_id = catalog.start_run(con, name, method, source)
     started = time.monotonic()
     try:
         model = create_model(method, [e.n_tokens for e in modelled])
-        config = FitConfig(epochs=options.epochs, max_time=options.max_time, batch_size=options.batch_size,
-                           validation_share=options.validation_share, seed=seed, device=device)
-        metrics = _fit(con, run_id, model, tokens, config) if modelled else {"epochs": 0, "history": []}
+        config = FitConfig(
+            epochs=options.epochs,
+            max_time=options.max_time,
+            batch_size=options.batch_size,
+            validation_share=options.validation_share,
+            seed=seed,
+            device=device,
+        )
+        metrics = (
+            _fit(con, run_id, model, tokens, config) if modelled else {"epochs": 0, "history": []}
+        )
         params, tensors = model.state()
         record = catalog.ModelRecord(
-            name=name, version=0, method=method, source=source, created=catalog.utc_now(),
-            options={**asdict(options), "method": method, "seed": seed}, columns=[
-                {"name": e.name, "type": t, "kind": e.kind} for e, (_, t) in zip(encoders, columns, strict=True)
+            name=name,
+            version=0,
+            method=method,
+            source=source,
+            created=catalog.utc_now(),
+            options={**asdict(options), "method": method, "seed": seed},
+            columns=[
+                {"name": e.name, "type": t, "kind": e.kind}
+                for e, (_, t) in zip(encoders, columns, strict=True)
             ],
             statistics={"encoders": [e.to_json() for e in encoders], "model": params},
             metrics={**metrics, "seconds": time.monotonic() - started, "source_rows": source_rows},
-            weights=save_tensors(tensors), training_rows=table.num_rows, format_version=catalog.FORMAT_VERSION,
+            weights=save_tensors(tensors),
+            training_rows=table.num_rows,
+            format_version=catalog.FORMAT_VERSION,
         )
         version = catalog.insert_model(con, record, run_id)
     except (KeyboardInterrupt, Cancelled):
         catalog.finish_run(con, run_id, "cancelled", "training was cancelled")
         raise SynthError(f"train('{name}'): cancelled; no model was added (run {run_id})") from None
     except BaseException as error:
-        catalog.finish_run(con, run_id, "failed", str(error).splitlines()[0] if str(error) else type(error).__name__)
+        catalog.finish_run(
+            con,
+            run_id,
+            "failed",
+            str(error).splitlines()[0] if str(error) else type(error).__name__,
+        )
         if isinstance(error, SynthError):
             raise
         raise SynthError(f"train('{name}') failed: {error}") from error
     return {
-        "model": name, "version": version, "method": method,
-        "why": "the autoregressive method is the default for tabular data" if options.method == "auto" else "chosen",
-        "rows": table.num_rows, "columns": len(encoders), "epochs": metrics["epochs"],
-        "seconds": round(time.monotonic() - started, 2), "val_loss": metrics.get("best_val_loss"),
-        "stopped": metrics.get("stopped"), "seed": seed, "run_id": run_id, "device": device,
+        "model": name,
+        "version": version,
+        "method": method,
+        "why": "the autoregressive method is the default for tabular data"
+        if options.method == "auto"
+        else "chosen",
+        "rows": table.num_rows,
+        "columns": len(encoders),
+        "epochs": metrics["epochs"],
+        "seconds": round(time.monotonic() - started, 2),
+        "val_loss": metrics.get("best_val_loss"),
+        "stopped": metrics.get("stopped"),
+        "seed": seed,
+        "run_id": run_id,
+        "device": device,
     }
 
 
 def _fit(con, run_id: int, model, tokens: np.ndarray, config: FitConfig) -> dict:
     cancel_requested.clear()
     losses: list[dict] = []
-    bar = tqdm(total=config.epochs, desc="train", unit="epoch", file=sys.stderr,
-               disable=not sys.stderr.isatty() and not os.environ.get("DUCK_SYNTH_PROGRESS"))
+    bar = tqdm(
+        total=config.epochs,
+        desc="train",
+        unit="epoch",
+        file=sys.stderr,
+        disable=not sys.stderr.isatty() and not os.environ.get("DUCK_SYNTH_PROGRESS"),
+    )
 
     def progress(event: dict) -> None:
         if cancel_requested.is_set():

@@ -1,6 +1,6 @@
 """duck_synth demo: train on real data (ggplot2's diamonds) in a DuckDB file, then generate in SQL.
 
-    python examples/demo.py [--database examples/demo.duckdb] [--max-time 60]
+python examples/demo.py [--database examples/demo.duckdb] [--max-time 60]
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default=str(HERE / "demo.duckdb"))
-    parser.add_argument("--max-time", type=float, default=float(os.environ.get("DEMO_MAX_TIME", 60)))
+    parser.add_argument(
+        "--max-time", type=float, default=float(os.environ.get("DEMO_MAX_TIME", 60))
+    )
     args = parser.parse_args()
 
     session = duck_synth.connect(args.database)
@@ -37,37 +39,58 @@ def main() -> None:
         FROM '{HERE / "data" / "diamonds.parquet"}'
     """)
     started = time.monotonic()
-    show("train a model on the table (one summary row)",
-         f"FROM train('diamonds_model', 'diamonds', max_time => {args.max_time}, seed => 42)")
+    show(
+        "train a model on the table (one summary row)",
+        f"FROM train('diamonds_model', 'diamonds', max_time => {args.max_time}, seed => 42)",
+    )
     print(f"(trained in {time.monotonic() - started:.1f} s)")
 
-    show("100 Fair diamonds: the WHERE is pushed into the generator (conditional sampling)",
-         "SELECT cut, count(*) AS n, round(avg(price)) AS avg_price "
-         "FROM generate('diamonds_model', target => 100, seed => 1) WHERE cut = 'Fair' GROUP BY cut")
+    show(
+        "100 Fair diamonds: the WHERE is pushed into the generator (conditional sampling)",
+        "SELECT cut, count(*) AS n, round(avg(price)) AS avg_price "
+        "FROM generate('diamonds_model', target => 100, seed => 1) WHERE cut = 'Fair' GROUP BY cut",
+    )
     print("\n-- where each predicate went:")
-    print(duck_synth.explain(
-        "SELECT * FROM generate('diamonds_model') g JOIN diamonds d USING (carat) "
-        "WHERE g.cut = 'Fair' AND (g.price > 1000 OR d.price > 1000)", session))
+    print(
+        duck_synth.explain(
+            "SELECT * FROM generate('diamonds_model') g JOIN diamonds d USING (carat) "
+            "WHERE g.cut = 'Fair' AND (g.price > 1000 OR d.price > 1000)",
+            session,
+        )
+    )
 
-    show("real vs synthetic, by cut",
-         "WITH syn AS (FROM generate('diamonds_model', seed => 2)) "
-         "SELECT cut, r.n AS real_rows, s.n AS synthetic_rows, r.p AS real_avg_price, s.p AS synthetic_avg_price "
-         "FROM (SELECT cut, count(*) n, round(avg(price)) p FROM diamonds GROUP BY cut) r "
-         "JOIN (SELECT cut, count(*) n, round(avg(price)) p FROM syn GROUP BY cut) s USING (cut) ORDER BY cut")
+    show(
+        "real vs synthetic, by cut",
+        "WITH syn AS (FROM generate('diamonds_model', seed => 2)) "
+        "SELECT cut, r.n AS real_rows, s.n AS synthetic_rows, r.p AS real_avg_price, s.p AS synthetic_avg_price "
+        "FROM (SELECT cut, count(*) n, round(avg(price)) p FROM diamonds GROUP BY cut) r "
+        "JOIN (SELECT cut, count(*) n, round(avg(price)) p FROM syn GROUP BY cut) s USING (cut) ORDER BY cut",
+    )
 
-    show("what-if with seed rows: fix carat, let the model fill in the rest",
-         "SELECT carat, round(avg(price)) AS avg_price, count(*) AS n FROM generate('diamonds_model', "
-         "seed_rows => 'SELECT unnest([0.5, 1.0, 2.0]) AS carat FROM range(500)', seed => 3) "
-         "GROUP BY carat ORDER BY carat")
+    show(
+        "what-if with seed rows: fix carat, let the model fill in the rest",
+        "SELECT carat, round(avg(price)) AS avg_price, count(*) AS n FROM generate('diamonds_model', "
+        "seed_rows => 'SELECT unnest([0.5, 1.0, 2.0]) AS carat FROM range(500)', seed => 3) "
+        "GROUP BY carat ORDER BY carat",
+    )
 
-    session.sql("CREATE OR REPLACE TABLE diamonds_synthetic AS "
-                "FROM generate('diamonds_model', target => 100000, seed => 4)")
-    show("types survive (ENUMs stay ENUMs)", "SELECT column_name, column_type FROM (DESCRIBE diamonds_synthetic)")
-    show("what the model learned (value-protected)",
-         "SELECT \"column\", kind, type, cardinality, summary FROM describe_model('diamonds_model')")
+    session.sql(
+        "CREATE OR REPLACE TABLE diamonds_synthetic AS "
+        "FROM generate('diamonds_model', target => 100000, seed => 4)"
+    )
+    show(
+        "types survive (ENUMs stay ENUMs)",
+        "SELECT column_name, column_type FROM (DESCRIBE diamonds_synthetic)",
+    )
+    show(
+        "what the model learned (value-protected)",
+        "SELECT \"column\", kind, type, cardinality, summary FROM describe_model('diamonds_model')",
+    )
     show("the catalog", "SELECT name, version, method, training_rows, created FROM models()")
-    show("the generation log",
-         "SELECT model, rows_drawn, rows_returned, round(seconds, 2) AS seconds FROM synth.generations")
+    show(
+        "the generation log",
+        "SELECT model, rows_drawn, rows_returned, round(seconds, 2) AS seconds FROM synth.generations",
+    )
     session.close()
     print(f"\nAll of it is in {args.database}; open it again with duck_synth.connect().")
 

@@ -53,7 +53,9 @@ def test_integers_stay_integers_and_extremes_are_clipped():
 def test_decimals_keep_their_scale():
     values = [round(v, 2) for v in np.random.default_rng(1).uniform(0, 100, 5000)]
     encoder = fit(values, "DECIMAL(9,2)")
-    decoded = np.array(encoder.decode(np.repeat(np.arange(1, encoder.n_tokens), 20), RNG).to_pylist())
+    decoded = np.array(
+        encoder.decode(np.repeat(np.arange(1, encoder.n_tokens), 20), RNG).to_pylist()
+    )
     assert np.allclose(decoded, np.round(decoded, 2))
 
 
@@ -79,18 +81,31 @@ def test_numeric_quantiles_reproduce_the_marginal():
 
 
 def test_null_is_a_token_of_every_kind():
-    for values, duck_type in ((["a"] * 10 + [None], "VARCHAR"), ([1.5, 2.5] * 10 + [None], "DOUBLE"),
-                              ([dt.date(2020, 1, d) for d in range(1, 29)] + [None], "DATE")):
+    for values, duck_type in (
+        (["a"] * 10 + [None], "VARCHAR"),
+        ([1.5, 2.5] * 10 + [None], "DOUBLE"),
+        ([dt.date(2020, 1, d) for d in range(1, 29)] + [None], "DATE"),
+    ):
         encoder = fit(values, duck_type)
         assert encoder.encode(pa.array([None], type=pa.array(values).type))[0] == 0
 
 
 def test_dates_timestamps_and_times_round_trip_in_range():
-    dates = [dt.date(2020, 1, 1) + dt.timedelta(days=int(d)) for d in np.random.default_rng(5).integers(0, 1000, 500)]
+    dates = [
+        dt.date(2020, 1, 1) + dt.timedelta(days=int(d))
+        for d in np.random.default_rng(5).integers(0, 1000, 500)
+    ]
     encoder = fit(dates, "DATE")
     out = [d for d in roundtrip(encoder, dates) if d is not None]
-    assert all(isinstance(d, dt.date) for d in out) and min(out) >= min(dates) and max(out) <= max(dates)
-    stamps = [dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=int(m)) for m in range(0, 50000, 97)]
+    assert (
+        all(isinstance(d, dt.date) for d in out)
+        and min(out) >= min(dates)
+        and max(out) <= max(dates)
+    )
+    stamps = [
+        dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=int(m))
+        for m in range(0, 50000, 97)
+    ]
     ts = fit(stamps, "TIMESTAMP WITH TIME ZONE")
     assert ts.arrow_type() == pa.timestamp("us", tz="UTC")
     assert roundtrip(ts, stamps[:3])[0].tzinfo is not None

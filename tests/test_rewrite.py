@@ -27,9 +27,9 @@ def test_equality_is_pushed_into_the_generator():
 
 
 def test_alias_qualified_conjuncts_are_pushed_and_unqualified():
-    assert rewritten("SELECT * FROM generate('d') AS g WHERE g.price > 10 AND g.cut IN ('A', 'B')") == (
-        "SELECT * FROM GENERATE('d', filter => 'price > 10 AND cut IN (''A'', ''B'')') AS g"
-    )
+    assert rewritten(
+        "SELECT * FROM generate('d') AS g WHERE g.price > 10 AND g.cut IN ('A', 'B')"
+    ) == ("SELECT * FROM GENERATE('d', filter => 'price > 10 AND cut IN (''A'', ''B'')') AS g")
 
 
 def test_or_with_another_tables_column_stays():
@@ -43,18 +43,22 @@ def test_or_with_another_tables_column_stays():
 def test_condition_above_left_join_on_generated_side_is_not_pushed():
     sql = "SELECT * FROM t LEFT JOIN generate('d') g ON g.cut = t.cut WHERE g.price > 1"
     assert rewritten(sql) == sql
-    assert notes(sql) == ["kept in WHERE: g.price > 1 (is above an outer join that can NULL-extend the generated rows)"]
+    assert notes(sql) == [
+        "kept in WHERE: g.price > 1 (is above an outer join that can NULL-extend the generated rows)"
+    ]
 
 
 def test_condition_on_preserved_side_of_left_join_is_pushed():
-    assert rewritten("SELECT * FROM generate('d') g LEFT JOIN t ON g.cut = t.cut WHERE g.price > 1") == (
-        "SELECT * FROM GENERATE('d', filter => 'price > 1') AS g LEFT JOIN t ON g.cut = t.cut"
-    )
+    assert rewritten(
+        "SELECT * FROM generate('d') g LEFT JOIN t ON g.cut = t.cut WHERE g.price > 1"
+    ) == ("SELECT * FROM GENERATE('d', filter => 'price > 1') AS g LEFT JOIN t ON g.cut = t.cut")
 
 
 def test_full_and_right_joins_keep_conditions():
-    for sql in ("SELECT * FROM generate('d') g FULL JOIN t ON g.cut = t.cut WHERE g.price > 1",
-                "SELECT * FROM generate('d') g RIGHT JOIN t ON g.cut = t.cut WHERE g.price > 1"):
+    for sql in (
+        "SELECT * FROM generate('d') g FULL JOIN t ON g.cut = t.cut WHERE g.price > 1",
+        "SELECT * FROM generate('d') g RIGHT JOIN t ON g.cut = t.cut WHERE g.price > 1",
+    ):
         assert rewritten(sql) == sql
 
 
@@ -69,7 +73,9 @@ def test_ambiguous_column_is_not_pushed():
 
 
 def test_aggregation_keeps_where_before_it_and_having_after_it():
-    assert rewritten("SELECT cut, count(*) FROM generate('d') WHERE price > 1 GROUP BY cut HAVING count(*) > 2") == (
+    assert rewritten(
+        "SELECT cut, count(*) FROM generate('d') WHERE price > 1 GROUP BY cut HAVING count(*) > 2"
+    ) == (
         "SELECT cut, COUNT(*) FROM GENERATE('d', filter => 'price > 1') GROUP BY cut HAVING COUNT(*) > 2"
     )
 
@@ -111,14 +117,19 @@ def test_seed_rows_calls_are_not_filtered():
 
 
 def test_limit_over_bare_generate_becomes_target():
-    assert rewritten("SELECT * FROM generate('d') LIMIT 7") == "SELECT * FROM GENERATE('d', target => 7) LIMIT 7"
+    assert (
+        rewritten("SELECT * FROM generate('d') LIMIT 7")
+        == "SELECT * FROM GENERATE('d', target => 7) LIMIT 7"
+    )
 
 
 def test_limit_is_not_a_target_when_ordered_aggregated_or_targeted():
-    for sql in ("SELECT * FROM generate('d') ORDER BY price LIMIT 7",
-                "SELECT count(*) FROM generate('d') LIMIT 7",
-                "SELECT * FROM generate('d', target => 3) LIMIT 7",
-                "SELECT * FROM generate('d') LIMIT 7 OFFSET 2"):
+    for sql in (
+        "SELECT * FROM generate('d') ORDER BY price LIMIT 7",
+        "SELECT count(*) FROM generate('d') LIMIT 7",
+        "SELECT * FROM generate('d', target => 3) LIMIT 7",
+        "SELECT * FROM generate('d') LIMIT 7 OFFSET 2",
+    ):
         assert rewritten(sql) == sql
 
 

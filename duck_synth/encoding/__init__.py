@@ -20,14 +20,25 @@ ENCODERS: dict[str, type[Encoder]] = {
     e.kind: e
     for e in (CategoricalEncoder, NumericEncoder, DatetimeEncoder, ConstantEncoder, KeyEncoder)
 }
-DATETIME_TYPES = {"DATE", "TIME", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S",
-                  "TIMESTAMP_MS", "TIMESTAMP_NS"}
+DATETIME_TYPES = {
+    "DATE",
+    "TIME",
+    "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE",
+    "TIMESTAMP_S",
+    "TIMESTAMP_MS",
+    "TIMESTAMP_NS",
+}
 UNSUPPORTED_PREFIXES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT", "INTERVAL", "TIME WITH", "JSON")
 MAX_TEXT_LENGTH = 100
 
 
 def is_numeric_type(duck_type: str) -> bool:
-    return _is_integer_type(duck_type) or duck_type in {"FLOAT", "DOUBLE", "REAL"} or duck_type.startswith("DECIMAL")
+    return (
+        _is_integer_type(duck_type)
+        or duck_type in {"FLOAT", "DOUBLE", "REAL"}
+        or duck_type.startswith("DECIMAL")
+    )
 
 
 def unsupported_reason(duck_type: str) -> str | None:
@@ -78,7 +89,9 @@ def choose_kind(name: str, duck_type: str, values: pa.Array) -> str:
 
 def check_override(name: str, duck_type: str, kind: str) -> None:
     if kind not in ENCODERS:
-        raise SynthError(f"encoding for column '{name}': unknown kind '{kind}' (use one of {', '.join(sorted(ENCODERS))})")
+        raise SynthError(
+            f"encoding for column '{name}': unknown kind '{kind}' (use one of {', '.join(sorted(ENCODERS))})"
+        )
     fits = {
         "numeric": is_numeric_type(duck_type),
         "datetime": duck_type in DATETIME_TYPES or duck_type.startswith("TIMESTAMP"),
@@ -110,6 +123,13 @@ def from_json(spec: dict) -> Encoder:
 
 
 __all__ = [
-    "NULL_TOKEN", "Encoder", "Protection", "Restriction", "analyze", "from_json",
-    "unsupported_reason", "read_type", "is_numeric_type",
+    "NULL_TOKEN",
+    "Encoder",
+    "Protection",
+    "Restriction",
+    "analyze",
+    "from_json",
+    "unsupported_reason",
+    "read_type",
+    "is_numeric_type",
 ]

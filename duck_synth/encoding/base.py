@@ -75,8 +75,12 @@ class Encoder:
         return 0
 
     def sampling_mask(self) -> np.ndarray | None:
-        """Tokens the model may emit unconditionally (None: all)."""
-        return None
+        """Tokens the model may emit unconditionally (None: all): never NULL if none was seen."""
+        if self.n_tokens == 0 or self.stats.get("null_share", 0.0) > 0:
+            return None
+        mask = np.ones(self.n_tokens, dtype=bool)
+        mask[NULL_TOKEN] = False
+        return mask
 
     def encode(self, values: pa.Array) -> np.ndarray:
         raise NotImplementedError

@@ -52,9 +52,10 @@ class CategoricalEncoder(Encoder):
         return self.duck_type == "VARCHAR"
 
     def sampling_mask(self) -> np.ndarray | None:
+        mask = super().sampling_mask()
         if self._emits_rare_placeholder():
-            return None
-        mask = np.ones(self.n_tokens, dtype=bool)
+            return mask
+        mask = np.ones(self.n_tokens, dtype=bool) if mask is None else mask
         mask[RARE_TOKEN] = False
         return mask
 

@@ -24,7 +24,9 @@ class ConstantEncoder(Encoder):
         value = distinct[0].as_py() if len(distinct) == 1 and n >= protection.threshold() else None
         if value is not None and not isinstance(value, bool | int | float | str):
             value = str(value)
-        return cls(name, duck_type, {"value": value, "null_share": values.null_count / max(len(values), 1)})
+        return cls(
+            name, duck_type, {"value": value, "null_share": values.null_count / max(len(values), 1)}
+        )
 
     def decode(self, tokens, rng, restriction: Restriction | None = None) -> pa.Array:
         return pa.array([self.stats["value"]] * len(tokens))
@@ -49,7 +51,9 @@ class KeyEncoder(Encoder):
         length = int(np.median(lengths.to_numpy())) if len(lengths) else 12
         return cls(name, duck_type, {"length": max(length, 8), "null_share": 0.0})
 
-    def decode(self, tokens, rng, restriction: Restriction | None = None, offset: int = 0) -> pa.Array:
+    def decode(
+        self, tokens, rng, restriction: Restriction | None = None, offset: int = 0
+    ) -> pa.Array:
         n = len(tokens)
         if _is_integer_type(self.duck_type):
             return pa.array(np.arange(offset + 1, offset + 1 + n, dtype=np.int64))

@@ -21,7 +21,7 @@ MAX_DECIMALS = 6
 
 def _decimals_of(values: np.ndarray) -> int:
     """Smallest number of decimals that represents every value (capped)."""
-    sample = values[: 100_000]
+    sample = values[:100_000]
     for d in range(MAX_DECIMALS + 1):
         if np.allclose(np.round(sample, d), sample, rtol=0, atol=10 ** -(d + 3)):
             return d
@@ -43,8 +43,15 @@ class NumericEncoder(Encoder):
         integer = _is_integer_type(duck_type) or (len(x) > 0 and bool(np.all(np.mod(x, 1) == 0)))
         decimals = 0 if integer else _scale_of(duck_type) or _decimals_of(x)
         if len(x) == 0:
-            return {"null_share": 1.0, "integer": integer, "decimals": decimals, "low": 0.0,
-                    "high": 0.0, "points": [], "edges": []}
+            return {
+                "null_share": 1.0,
+                "integer": integer,
+                "decimals": decimals,
+                "low": 0.0,
+                "high": 0.0,
+                "points": [],
+                "edges": [],
+            }
         xs = np.sort(x)
         k_low = min(protection.threshold(), len(xs))
         k_high = min(protection.threshold(), len(xs))
@@ -148,7 +155,9 @@ class NumericEncoder(Encoder):
             high = min(high, restriction.high) if restriction.high is not None else high
         x = np.round(x, self.stats["decimals"])
         # rounding must not leave the protected (or requested) range
-        return np.clip(x, math.ceil(low / step - 1e-9) * step, math.floor(high / step + 1e-9) * step)
+        return np.clip(
+            x, math.ceil(low / step - 1e-9) * step, math.floor(high / step + 1e-9) * step
+        )
 
     # -- conditions --------------------------------------------------------------------------------
     def restrict(self, op: str, value) -> Restriction | None:
@@ -212,8 +221,16 @@ class NumericEncoder(Encoder):
 
 def _is_integer_type(duck_type: str) -> bool:
     return duck_type.rstrip() in {
-        "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-        "UINTEGER", "UBIGINT", "UHUGEINT",
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
     }
 
 

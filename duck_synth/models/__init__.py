@@ -34,5 +34,7 @@ def create_model(method: str, vocab_sizes: list[int]) -> GenerativeModel:
 
 def restore_model(method: str, params: dict, tensors: dict[str, torch.Tensor]) -> GenerativeModel:
     if method not in METHODS:
-        raise SynthError(f"this model was trained with method '{method}', which this version cannot load")
+        raise SynthError(
+            f"this model was trained with method '{method}', which this version cannot load"
+        )
     return METHODS[method].restore(params, tensors)

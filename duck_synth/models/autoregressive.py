@@ -78,7 +78,8 @@ class ColumnNets(nn.Module):
         for c in range(n):
             w = self.w1[c].reshape(n, emb_dim, -1)
             parts = [
-                self.embed.weight[self.offsets[j] : self.offsets[j] + self.vocab_sizes[j] + 1] @ w[j]
+                self.embed.weight[self.offsets[j] : self.offsets[j] + self.vocab_sizes[j] + 1]
+                @ w[j]
                 for j in range(n)
             ]
             masked = torch.stack([p[-1] for p in parts])
@@ -90,8 +91,15 @@ class ColumnNets(nn.Module):
 class AutoregressiveModel(GenerativeModel):
     method = "autoregressive"
 
-    def __init__(self, vocab_sizes: list[int], emb_dim: int = 16, hidden: int = 128, dropout: float = 0.1):
-        self.params = {"vocab_sizes": list(vocab_sizes), "emb_dim": emb_dim, "hidden": hidden, "dropout": dropout}
+    def __init__(
+        self, vocab_sizes: list[int], emb_dim: int = 16, hidden: int = 128, dropout: float = 0.1
+    ):
+        self.params = {
+            "vocab_sizes": list(vocab_sizes),
+            "emb_dim": emb_dim,
+            "hidden": hidden,
+            "dropout": dropout,
+        }
         self.net = ColumnNets(vocab_sizes, emb_dim, hidden, dropout)
         self._tables: list[torch.Tensor] | None = None
 
@@ -112,7 +120,9 @@ class AutoregressiveModel(GenerativeModel):
         order = torch.randperm(len(data), generator=generator)
         n_val = int(len(data) * config.validation_share) if len(data) >= 50 else 0
         val, train = data[order[:n_val]].to(device), data[order[n_val:]].to(device)
-        val_known = self._known_masks(len(val), torch.Generator().manual_seed(config.seed + 1)).to(device)
+        val_known = self._known_masks(len(val), torch.Generator().manual_seed(config.seed + 1)).to(
+            device
+        )
         self.net.to(device)
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=PEAK_LR, weight_decay=1e-5)
         batch = max(1, min(config.batch_size, len(train)))
@@ -134,17 +144,29 @@ class AutoregressiveModel(GenerativeModel):
                 optimizer.step()
                 total += float(loss.detach()) * len(rows)
                 elapsed = time.monotonic() - started
-                done = max(((epoch - 1) * steps_per_epoch + step + 1) / total_steps, elapsed / config.max_time)
+                done = max(
+                    ((epoch - 1) * steps_per_epoch + step + 1) / total_steps,
+                    elapsed / config.max_time,
+                )
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(done)
-                progress({"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed})
+                progress(
+                    {"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed}
+                )
                 if elapsed > config.max_time:
                     timed_out = True
                     break
             val_loss = self._validation_loss(val, val_known) if n_val else total / len(train)
             history.append({"epoch": epoch, "train_loss": total / len(train), "val_loss": val_loss})
-            progress({"epoch": epoch, "val_loss": val_loss, "train_loss": total / len(train),
-                      "elapsed": time.monotonic() - started, "epoch_done": True})
+            progress(
+                {
+                    "epoch": epoch,
+                    "val_loss": val_loss,
+                    "train_loss": total / len(train),
+                    "elapsed": time.monotonic() - started,
+                    "epoch_done": True,
+                }
+            )
             if val_loss < best - 1e-4:
                 best, stale = val_loss, 0
                 best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
@@ -155,20 +177,30 @@ class AutoregressiveModel(GenerativeModel):
         if best_state is not None:
             self.net.load_state_dict(best_state)
         self.net.to("cpu").eval()
-        return {"epochs": epoch, "best_val_loss": best, "history": history,
-                "stopped": "max_time" if timed_out else ("early_stopping" if stale >= config.patience else "epochs")}
+        return {
+            "epochs": epoch,
+            "best_val_loss": best,
+            "history": history,
+            "stopped": "max_time"
+            if timed_out
+            else ("early_stopping" if stale >= config.patience else "epochs"),
+        }
 
     @torch.no_grad()
     def _validation_loss(self, val: torch.Tensor, known: torch.Tensor) -> float:
         self.net.eval()
         total = 0.0
         for i in range(0, len(val), 4096):
-            total += float(self.net.loss(val[i : i + 4096], known[i : i + 4096])) * len(val[i : i + 4096])
+            total += float(self.net.loss(val[i : i + 4096], known[i : i + 4096])) * len(
+                val[i : i + 4096]
+            )
         return total / len(val)
 
     # -- sampling ------------------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, n: int, conditions: Conditions, config: SampleConfig, generator: torch.Generator) -> np.ndarray:
+    def sample(
+        self, n: int, conditions: Conditions, config: SampleConfig, generator: torch.Generator
+    ) -> np.ndarray:
         net = self.net.eval()
         if self._tables is None:
             self._base, self._tables = net.first_layer_deltas()
@@ -179,7 +211,9 @@ class AutoregressiveModel(GenerativeModel):
         with single_thread():
             for start in range(0, n, SAMPLE_CHUNK):
                 stop = min(start + SAMPLE_CHUNK, n)
-                out[start:stop] = self._sample_chunk(start, stop, order, conditions, config, generator)
+                out[start:stop] = self._sample_chunk(
+                    start, stop, order, conditions, config, generator
+                )
         return out
 
     def _sample_chunk(self, start, stop, order, conditions, config, generator) -> np.ndarray:
@@ -237,7 +271,10 @@ def single_thread():
 
 
 def sample_logits(
-    logits: torch.Tensor, config: SampleConfig, generator: torch.Generator, allowed: np.ndarray | None
+    logits: torch.Tensor,
+    config: SampleConfig,
+    generator: torch.Generator,
+    allowed: np.ndarray | None,
 ) -> torch.Tensor:
     """Inverse-CDF sampling with temperature, nucleus (top-p) and an allowed-token mask."""
     if config.temperature != 1.0:
