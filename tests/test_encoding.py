@@ -35,9 +35,11 @@ def test_categorical_keeps_frequent_values_and_hides_rare_ones():
     assert "secret" not in str(encoder.to_json())
 
 
-def test_enum_never_samples_the_rare_token():
+def test_enum_never_samples_the_rare_token_nor_an_unseen_null():
     encoder = fit(["x"] * 30 + ["y"] * 30 + ["z"], "ENUM('x', 'y', 'z')")
-    assert encoder.sampling_mask().tolist() == [True, False, True, True]
+    assert encoder.sampling_mask().tolist() == [False, False, True, True]
+    with_nulls = fit(["x"] * 30 + ["y"] * 30 + [None], "ENUM('x', 'y', 'z')")
+    assert with_nulls.sampling_mask().tolist() == [True, False, True, True]
 
 
 def test_integers_stay_integers_and_extremes_are_clipped():
