@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ from .base import Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
 CANONICAL_ORDER_SHARE = 0.5
 PEAK_LR = 3e-3
 SAMPLE_CHUNK = 2048
+SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 class ColumnNets(nn.Module):
@@ -208,12 +211,17 @@ class AutoregressiveModel(GenerativeModel):
         order = [c for c in conditions.first if c not in conditions.fixed]
         order += [c for c in range(n_cols) if c not in order and c not in conditions.fixed]
         out = np.empty((n, n_cols), dtype=np.int64)
-        with single_thread():
-            for start in range(0, n, SAMPLE_CHUNK):
-                stop = min(start + SAMPLE_CHUNK, n)
-                out[start:stop] = self._sample_chunk(
-                    start, stop, order, conditions, config, generator
-                )
+        starts = range(0, n, SAMPLE_CHUNK)
+        # one generator per chunk, seeded in order: the rows do not depend on thread scheduling
+        seeds = torch.randint(0, 2**62, (len(starts),), generator=generator).tolist()
+
+        def run(k: int) -> None:
+            start, stop = starts[k], min(starts[k] + SAMPLE_CHUNK, n)
+            chunk_gen = torch.Generator().manual_seed(seeds[k])
+            out[start:stop] = self._sample_chunk(start, stop, order, conditions, config, chunk_gen)
+
+        with single_thread(), ThreadPoolExecutor(SAMPLE_THREADS) as pool:
+            list(pool.map(run, range(len(starts))))
         return out
 
     def _sample_chunk(self, start, stop, order, conditions, config, generator) -> np.ndarray:
@@ -261,7 +269,7 @@ def learning_rate(done: float) -> float:
 
 @contextlib.contextmanager
 def single_thread():
-    """Sampling runs many small ops: one thread is faster and does not fight DuckDB's threads."""
+    """Sampling runs many small ops: one intra-op thread each; chunks run on a thread pool."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -279,11 +287,10 @@ def sample_logits(
     """Inverse-CDF sampling with temperature, nucleus (top-p) and an allowed-token mask."""
     if config.temperature != 1.0:
         logits = logits / max(config.temperature, 1e-6)
-    weights = (logits - logits.max(dim=-1, keepdim=True).values).exp_()
     if allowed is not None:
-        weights *= torch.as_tensor(allowed, dtype=weights.dtype)
+        logits = logits.masked_fill(~torch.as_tensor(allowed), -math.inf)
+    weights = torch.softmax(logits, dim=-1)
     if config.top_p < 1.0:
-        weights /= weights.sum(-1, keepdim=True)
         sorted_w, sorted_idx = weights.sort(dim=-1, descending=True)
         keep = sorted_w.cumsum(-1) - sorted_w < config.top_p
         weights = torch.zeros_like(weights).scatter_(-1, sorted_idx, sorted_w * keep)
