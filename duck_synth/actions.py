@@ -31,22 +31,7 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         return generate(con.cursor(), model, options)
 
     def synth_rewrite(sql_text):
-        cursor = con.cursor()
-
-        def columns_of_model(spec):
-            try:
-                return [
-                    c["name"] for c in catalog.load_model(cursor, spec, with_weights=False).columns
-                ]
-            except SynthError:
-                return None
-
-        def columns_of_table(name):
-            try:
-                return [r[0] for r in cursor.execute(f"DESCRIBE {name}").fetchall()]
-            except duckdb.Error:
-                return None
-
+        columns_of_model, columns_of_table = catalog.column_lookups(con.cursor())
         statements, _ = rewrite_sql(sql_text, columns_of_model, columns_of_table)
         if len(statements) != 1:
             raise SynthError("synth_sql(): give exactly one query")

@@ -282,3 +282,21 @@ def log_generation(
         "INSERT INTO synth.generations VALUES (nextval('synth.generation_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?)",
         [model, version, json.dumps(arguments), seed, drawn, returned, seconds, utc_now()],
     )
+
+
+def column_lookups(con: duckdb.DuckDBPyConnection):
+    """(columns of a model, columns of a table or view): what the rewrite needs to know."""
+
+    def columns_of_model(spec: str) -> list[str] | None:
+        try:
+            return [c["name"] for c in load_model(con, spec, with_weights=False).columns]
+        except SynthError:
+            return None
+
+    def columns_of_table(name: str) -> list[str] | None:
+        try:
+            return [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
+        except duckdb.Error:
+            return None
+
+    return columns_of_model, columns_of_table

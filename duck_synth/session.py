@@ -79,21 +79,8 @@ class Session:
         catalog.install(con, read_only=read_only)
 
     # -- SQL ------------------------------------------------------------------------------------
-    def _columns_of_model(self, spec: str) -> list[str] | None:
-        try:
-            record = catalog.load_model(self.con.cursor(), spec, with_weights=False)
-        except SynthError:
-            return None
-        return [c["name"] for c in record.columns]
-
-    def _columns_of_table(self, name: str) -> list[str] | None:
-        try:
-            return [r[0] for r in self.con.cursor().execute(f"DESCRIBE {name}").fetchall()]
-        except duckdb.Error:
-            return None
-
     def rewrite(self, query: str) -> tuple[list[str], list[str]]:
-        statements, notes = rewrite_sql(query, self._columns_of_model, self._columns_of_table)
+        statements, notes = rewrite_sql(query, *catalog.column_lookups(self.con.cursor()))
         return statements, notes.lines
 
     def explain(self, query: str) -> str:

@@ -95,6 +95,18 @@ class Encoder:
         """Restriction for ``column <op> value``; None when the encoder cannot narrow sampling."""
         return None
 
+    def null_restriction(self, op: str) -> Restriction | None:
+        """``IS NULL`` / ``IS NOT NULL`` for token-based encoders (None for other operators)."""
+        if op not in ("is_null", "is_not_null"):
+            return None
+        allowed = np.zeros(self.n_tokens, dtype=bool)
+        if op == "is_null":
+            allowed[NULL_TOKEN] = True
+            return Restriction(allowed=allowed)
+        allowed[NULL_TOKEN + 1 :] = True
+        mask = self.sampling_mask()
+        return Restriction(allowed=allowed if mask is None else allowed & mask)
+
     def arrow_type(self) -> pa.DataType:
         raise NotImplementedError
 

@@ -86,15 +86,9 @@ class CategoricalEncoder(Encoder):
         return value
 
     def restrict(self, op: str, value) -> Restriction | None:
+        if (nulls := self.null_restriction(op)) is not None:
+            return nulls
         allowed = np.zeros(self.n_tokens, dtype=bool)
-        if op == "is_null":
-            allowed[NULL_TOKEN] = True
-            return Restriction(allowed=allowed)
-        if op == "is_not_null":
-            allowed[:] = True
-            allowed[NULL_TOKEN] = False
-            mask = self.sampling_mask()
-            return Restriction(allowed=allowed if mask is None else allowed & mask)
         if op not in ("eq", "in"):
             return None
         wanted = [self._coerce(v) for v in (value if op == "in" else [value])]

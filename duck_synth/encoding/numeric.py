@@ -161,13 +161,9 @@ class NumericEncoder(Encoder):
 
     # -- conditions --------------------------------------------------------------------------------
     def restrict(self, op: str, value) -> Restriction | None:
+        if (nulls := self.null_restriction(op)) is not None:
+            return nulls
         allowed = np.zeros(self.n_tokens, dtype=bool)
-        if op == "is_null":
-            allowed[NULL_TOKEN] = True
-            return Restriction(allowed=allowed)
-        if op == "is_not_null":
-            allowed[1:] = True
-            return Restriction(allowed=allowed)
         if op in ("eq", "in"):
             wanted = [self.to_number(v) for v in (value if op == "in" else [value])]
             for w in wanted:
