@@ -102,3 +102,30 @@ def test_unmodelable_types_are_refused_by_column_name(everything, expression, ty
         f"FROM train('x', '{source}', exclude => ['bad'], epochs => 1, max_time => 2)"
     )
     assert summary.fetchone()[0] == "x"
+
+
+def test_string_cleaning_and_encoding_overrides(tmp_path):
+    s = duck_synth.connect(str(tmp_path / "clean.duckdb"))
+    s.sql("""CREATE TABLE raw AS SELECT ['  a ', 'a', '', 'b '][i % 4 + 1] AS label, (i % 6) * 100 AS code,
+             i % 10 AS grp FROM range(2000) t(i)""")
+    s.sql(
+        "FROM train('m', 'raw', strip_strings => true, empty_strings_as_null => true, "
+        "encoding => {'code': 'categorical'}, columns => ['label', 'code'], epochs => 2, max_time => 10)"
+    )
+    kinds = dict(s.sql("SELECT \"column\", kind FROM describe_model('m')").fetchall())
+    assert kinds == {"label": "categorical", "code": "categorical"}
+    labels = {
+        r[0]
+        for r in s.sql(
+            "SELECT DISTINCT label FROM generate('m', target => 3000, seed => 1)"
+        ).fetchall()
+    }
+    assert labels == {"a", "b", None}
+    codes = {
+        r[0]
+        for r in s.sql(
+            "SELECT DISTINCT code FROM generate('m', target => 3000, seed => 1)"
+        ).fetchall()
+    }
+    assert codes == {0, 100, 200, 300, 400, 500}
+    s.close()

@@ -23,6 +23,7 @@ class CategoricalEncoder(Encoder):
 
     @classmethod
     def fit(cls, name, duck_type, values, protection: Protection) -> CategoricalEncoder:
+        values = values.cast(cls(name, duck_type, {}).arrow_type())  # e.g. an integer code column
         n = len(values)
         counts = pc.value_counts(values.drop_null()) if n else pa.array([])
         pairs = sorted(
@@ -53,7 +54,7 @@ class CategoricalEncoder(Encoder):
 
     def sampling_mask(self) -> np.ndarray | None:
         mask = super().sampling_mask()
-        if self._emits_rare_placeholder():
+        if self._emits_rare_placeholder() and self.stats["rare_share"] > 0:
             return mask
         mask = np.ones(self.n_tokens, dtype=bool) if mask is None else mask
         mask[RARE_TOKEN] = False
