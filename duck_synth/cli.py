@@ -14,6 +14,7 @@ run is recorded as cancelled, no model is added); outside the shell the exit cod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import logging
@@ -22,7 +23,10 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 
 import duckdb
@@ -54,6 +58,19 @@ Shell commands:
   .read FILE          run the statements in FILE
   .quit / .exit       leave (Ctrl-D too)"""
 
+TABLES_QUERY = """
+SELECT CASE WHEN schema_name = 'main' THEN table_name ELSE schema_name || '.' || table_name END AS name,
+       'table' AS type
+FROM duckdb_tables() WHERE database_name = current_database()
+UNION ALL
+SELECT CASE WHEN schema_name = 'main' THEN view_name ELSE schema_name || '.' || view_name END, 'view'
+FROM duckdb_views() WHERE NOT internal AND database_name = current_database()
+ORDER BY name"""
+MODELS_QUERY = """
+SELECT name, version, method, source, training_rows, n_columns,
+       strftime(created, '%Y-%m-%d %H:%M:%S') AS created
+FROM models()"""
+
 # Table functions that do their work while a statement is bound: never EXPLAIN them in DuckDB.
 _ACTING_FUNCTIONS = re.compile(
     r"\b(train|generate|describe_model|drop_model|export_model|import_model|synth_sql|synth_\w+)\s*\(",
@@ -77,7 +94,9 @@ def split_statements(text: str) -> Split:
     while i < n:
         c = text[i]
         if c in "'\"":
-            escapes = c == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not _word(text[i - 2]))
+            escapes = (
+                c == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not _word(text[i - 2]))
+            )
             i = _end_of_quote(text, i, c, escapes)
             has_code = True
         elif text.startswith("--", i):
@@ -86,7 +105,9 @@ def split_statements(text: str) -> Split:
         elif text.startswith("/*", i):
             close = text.find("*/", i + 2)
             i = n if close < 0 else close + 2
-        elif c == "$" and (i == 0 or not _word(text[i - 1])) and (m := _DOLLAR_QUOTE.match(text, i)):
+        elif (
+            c == "$" and (i == 0 or not _word(text[i - 1])) and (m := _DOLLAR_QUOTE.match(text, i))
+        ):
             close = text.find(m.group(0), m.end())
             i = n if close < 0 else close + len(m.group(0))
             has_code = True
@@ -147,8 +168,10 @@ class Output:
         print(text, file=self.out, flush=True)
 
     def table(self, table: pa.Table) -> None:
-        if table.num_columns == 0:
-            return
+        if table.num_columns == 0 or (
+            table.num_rows == 0 and table.column_names in (["Count"], ["Success"])
+        ):
+            return  # a statement with nothing to show (CREATE, SET, DROP, ...)
         if self.mode == "csv":
             write_csv(table, self.out)
         elif self.mode == "json":
@@ -161,7 +184,9 @@ class Output:
         terminal = self.out.isatty() if hasattr(self.out, "isatty") else False
         width = shutil.get_terminal_size().columns if terminal else 1_000_000
         max_rows = self.max_rows if self.max_rows > 0 else max(table.num_rows, 1)
-        mode = "columns" if terminal and table.num_rows == 1 and _rows_width(table) > width else "rows"
+        mode = (
+            "columns" if terminal and table.num_rows == 1 and _rows_width(table) > width else "rows"
+        )
         relation = _renderer().from_arrow(table)
         saved = sys.stdout
         sys.stdout = self.out  # DuckDB's renderer prints through sys.stdout
@@ -198,11 +223,16 @@ def _plain(value):
     return value
 
 
+def _rows(table: pa.Table):
+    """Row tuples (columns may share a name, so no dicts)."""
+    return zip(*(column.to_pylist() for column in table.columns), strict=True)
+
+
 def write_csv(table: pa.Table, out) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.column_names)
-    for row in table.to_pylist():
-        writer.writerow(["" if v is None else _csv_value(v) for v in row.values()])
+    for row in _rows(table):
+        writer.writerow(["" if v is None else _csv_value(v) for v in row])
 
 
 def _csv_value(value) -> str:
@@ -212,26 +242,105 @@ def _csv_value(value) -> str:
 
 
 def write_json(table: pa.Table, out) -> None:
-    rows = [_plain(row) for row in table.to_pylist()]
-    out.write(json.dumps(rows, default=str, indent=1 if len(rows) < 2 else None))
-    out.write("\n")
+    """A JSON array of objects, one row a line."""
+    names = table.column_names
+    lines = [
+        json.dumps(_plain(dict(zip(names, row, strict=True))), default=str) for row in _rows(table)
+    ]
+    out.write("[" + ",\n ".join(lines) + "]\n")
 
 
 # -- running statements --------------------------------------------------------------------
 class Interrupts:
-    """SIGINT handler: counts the signals and raises KeyboardInterrupt, like Python's own."""
+    """SIGINT while duck-synth runs: Python's KeyboardInterrupt, and a DuckDB interrupt.
+
+    The KeyboardInterrupt reaches Python code (a training in a UDF catches it and records the
+    run as cancelled). A plain DuckDB query runs in C++ and never sees it, so a watcher thread,
+    woken through ``signal.set_wakeup_fd``, interrupts the connection of the running statement.
+    """
 
     def __init__(self) -> None:
         self.count = 0
+        self.connection: duckdb.DuckDBPyConnection | None = None  # set while a statement runs
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+        self._previous_handler = None
+        self._previous_wakeup = -1
+        self._generation = 0
 
     def __call__(self, signum, frame) -> None:
         self.count += 1
         raise KeyboardInterrupt
 
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals are for the main thread only
+        self._previous_handler = signal.getsignal(signal.SIGINT)
+        if self._previous_handler is signal.SIG_IGN:  # a caller that ignores SIGINT keeps it so
+            return
+        signal.signal(signal.SIGINT, self)
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        self._previous_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._sockets = (reader, writer)
+        threading.Thread(
+            target=self._watch, args=(reader,), name="duck-synth-sigint", daemon=True
+        ).start()
+
+    def uninstall(self) -> None:
+        if self._previous_handler is signal.SIG_IGN or self._previous_handler is None:
+            return
+        signal.set_wakeup_fd(self._previous_wakeup)
+        signal.signal(signal.SIGINT, self._previous_handler)
+        if self._sockets:
+            for end in self._sockets:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)  # wakes the watcher
+                end.close()
+            self._sockets = None
+
+    def _watch(self, reader: socket.socket) -> None:
+        while True:
+            try:
+                data = reader.recv(64)
+            except OSError:
+                return
+            if not data:
+                return
+            if signal.SIGINT in data:
+                self._interrupt_statement()
+
+    def _interrupt_statement(self) -> None:
+        """Interrupt the running statement until it ends: an interrupt that lands before DuckDB
+        starts the query (it clears the flag then) would be lost."""
+        generation = self._generation
+        while self._generation == generation and (connection := self.connection) is not None:
+            with contextlib.suppress(Exception):
+                connection.interrupt()
+            time.sleep(0.05)
+
+    @contextlib.contextmanager
+    def running(self, session):
+        connection = getattr(session, "con", None)
+        count = self.count
+        self._generation += 1
+        self.connection = connection
+        try:
+            yield
+        finally:
+            self.connection = None
+            self._generation += 1
+            if self.count != count and connection is not None:
+                # DuckDB's own SIGINT check ("Query interrupted") can leave the query running in
+                # the background, blocking the connection's next statement: stop it for good.
+                with contextlib.suppress(Exception):
+                    connection.interrupt()
+
 
 def one_line(error: BaseException) -> str:
     """The message of ``error`` on one line."""
-    if isinstance(error, KeyboardInterrupt):
+    if isinstance(error, KeyboardInterrupt | duckdb.InterruptException) or (
+        type(error) is RuntimeError and str(error) == "Query interrupted"  # DuckDB saw the SIGINT
+    ):
         return "interrupted"
     text = str(error).strip()
     if isinstance(error, duckdb.Error | SynthError):
@@ -251,15 +360,24 @@ def report(error: BaseException) -> None:
         traceback.print_exception(error, file=sys.stderr)
 
 
-def execute(session, statement: str) -> pa.Table | str:
+def execute(session, statement: str, interrupts: Interrupts) -> pa.Table | str:
     """Run one statement: a result table, or the explain text of an EXPLAIN."""
+    with interrupts.running(session):
+        return _execute(session, statement)
+
+
+def _execute(session, statement: str) -> pa.Table | str:
     bare = _without_leading_comments(statement)
-    if re.match(r"explain\b", bare, flags=re.I) and not re.match(r"explain\s+analy[sz]e\b", bare, flags=re.I):
+    if re.match(r"explain\b", bare, flags=re.I) and not re.match(
+        r"explain\s+analy[sz]e\b", bare, flags=re.I
+    ):
         text = session.explain(bare)
         if not _ACTING_FUNCTIONS.search(bare):
             plan = session.sql(bare).arrow()
             if "explain_value" in plan.column_names:
-                text += "\n-- DuckDB plan:\n" + "\n".join(str(v) for v in plan.column("explain_value").to_pylist())
+                text += "\n-- DuckDB plan:\n" + "\n".join(
+                    str(v) for v in plan.column("explain_value").to_pylist()
+                )
         return text
     return session.sql(statement).arrow()
 
@@ -277,7 +395,7 @@ def run_script(session, text: str, output: Output, interrupts: Interrupts) -> in
     for statement in script_statements(text):
         seen = interrupts.count
         try:
-            result = execute(session, statement)
+            result = execute(session, statement, interrupts)
         except KeyboardInterrupt as error:
             report(error)
             return EXIT_INTERRUPTED
@@ -308,32 +426,36 @@ class Shell:
             while True:
                 try:
                     line = input(CONTINUATION if buffer else PROMPT)
-                except KeyboardInterrupt:
-                    print("^C" if not buffer else "", flush=True)
+                    if not buffer and line.strip().startswith("."):
+                        if self.command(line.strip()) == "quit":
+                            return 0
+                        continue
+                    buffer = f"{buffer}\n{line}" if buffer else line
+                    split = split_statements(buffer)
+                    buffer = split.rest if split.rest_has_code else ""
+                    self.run_statements(split.statements)
+                except KeyboardInterrupt:  # at the prompt: drop the unfinished statement
+                    print(flush=True)
                     buffer = ""
-                    continue
                 except EOFError:
                     print(flush=True)
                     return 0
-                if not buffer and line.strip().startswith("."):
-                    if self.command(line.strip()) == "quit":
-                        return 0
-                    continue
-                buffer = f"{buffer}\n{line}" if buffer else line
-                split = split_statements(buffer)
-                buffer = split.rest if split.rest_has_code else ""
-                for statement in split.statements:
-                    self.run_statement(statement)
         finally:
             self._save_history(history)
 
-    def run_statement(self, statement: str) -> None:
-        try:
-            show(self.output, execute(self.session, statement))
-        except KeyboardInterrupt as error:
-            report(error)
-        except Exception as error:
-            report(error)
+    def run_statements(self, statements: list[str]) -> None:
+        """Run in order; Ctrl-C cancels the running statement and skips the rest."""
+        for statement in statements:
+            seen = self.interrupts.count
+            try:
+                show(self.output, execute(self.session, statement, self.interrupts))
+            except KeyboardInterrupt as error:
+                report(error)
+                return
+            except Exception as error:  # the engine's message: a cancelled training, a bad query
+                report(error)
+                if self.interrupts.count > seen:
+                    return
 
     def command(self, line: str) -> str | None:
         name, _, argument = line.partition(" ")
@@ -344,31 +466,23 @@ class Shell:
         if name == ".help":
             self.output.text(HELP)
         elif name == ".tables":
-            self.run_statement(
-                "SELECT CASE WHEN schema_name = 'main' THEN table_name ELSE schema_name || '.' || table_name END "
-                "AS name, 'table' AS type FROM duckdb_tables() WHERE database_name = current_database() "
-                "UNION ALL SELECT CASE WHEN schema_name = 'main' THEN view_name ELSE schema_name || '.' || view_name "
-                "END, 'view' FROM duckdb_views() WHERE NOT internal AND database_name = current_database() "
-                "ORDER BY name"
-            )
+            self.run_statements([TABLES_QUERY])
         elif name == ".models":
-            self.run_statement(
-                "SELECT name, version, method, source, training_rows, n_columns, "
-                "strftime(created, '%Y-%m-%d %H:%M:%S') AS created FROM models()"
-            )
+            self.run_statements([MODELS_QUERY])
         elif name == ".mode":
             if argument in MODES:
                 self.output.mode = argument
             else:
-                report(SynthError(f".mode: give one of {', '.join(MODES)} (now {self.output.mode})"))
+                report(
+                    SynthError(f".mode: give one of {', '.join(MODES)} (now {self.output.mode})")
+                )
         elif name == ".read":
             try:
                 text = read_file(argument)
             except SynthError as error:
                 report(error)
                 return None
-            for statement in script_statements(text):
-                self.run_statement(statement)
+            self.run_statements(script_statements(text))
         else:
             report(SynthError(f"unknown command '{name}'; enter .help for the commands"))
         return None
@@ -380,10 +494,8 @@ class Shell:
         except ImportError:  # pragma: no cover - platforms without readline
             return None
         path = os.path.expanduser(HISTORY_FILE)
-        try:
+        with contextlib.suppress(OSError):
             readline.read_history_file(path)
-        except OSError:
-            pass
         readline.set_history_length(1000)
         return readline, path
 
@@ -392,10 +504,8 @@ class Shell:
         if history is None:
             return
         readline, path = history
-        try:
+        with contextlib.suppress(OSError):
             readline.write_history_file(path)
-        except OSError:
-            pass
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -417,30 +527,46 @@ def parser() -> argparse.ArgumentParser:
         description="Run duck_synth SQL (train, generate, ...) on a DuckDB database.",
         epilog="Without -c or -f: an interactive shell, or the SQL read from stdin when it is not a terminal.",
     )
-    p.add_argument("database", nargs="?", default="synth.duckdb",
-                   help="DuckDB database file (default: synth.duckdb; ':memory:' for none)")
+    p.add_argument(
+        "database",
+        nargs="?",
+        default="synth.duckdb",
+        help="DuckDB database file (default: synth.duckdb; ':memory:' for none)",
+    )
     source = p.add_mutually_exclusive_group()
-    source.add_argument("-c", "--command", metavar="SQL", help="run SQL (one or more statements) and exit")
+    source.add_argument(
+        "-c", "--command", metavar="SQL", help="run SQL (one or more statements) and exit"
+    )
     source.add_argument("-f", "--file", metavar="FILE", help="run the SQL in FILE and exit")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--csv", dest="mode", action="store_const", const="csv", help="print results as CSV")
-    mode.add_argument("--json", dest="mode", action="store_const", const="json", help="print results as JSON")
-    p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N",
-                   help=f"rows shown in a table before eliding the middle (default {DEFAULT_MAX_ROWS}; 0: all)")
+    mode.add_argument(
+        "--csv", dest="mode", action="store_const", const="csv", help="print results as CSV"
+    )
+    mode.add_argument(
+        "--json", dest="mode", action="store_const", const="json", help="print results as JSON"
+    )
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=DEFAULT_MAX_ROWS,
+        metavar="N",
+        help=f"rows shown in a table before eliding the middle (default {DEFAULT_MAX_ROWS}; 0: all)",
+    )
     p.add_argument("--read-only", action="store_true", help="open the database read-only")
-    p.add_argument("--version", action="version",
-                   version=f"duck-synth {duck_synth.__version__} (DuckDB {duckdb.__version__})")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"duck-synth {duck_synth.__version__} (DuckDB {duckdb.__version__})",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its parse fallbacks are not the user's concern
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # parse fallbacks are not for users
     output = Output(mode=args.mode or "table", max_rows=max(args.max_rows, 0))
     interrupts = Interrupts()
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.SIG_IGN:  # a caller that ignores SIGINT keeps it ignored
-        signal.signal(signal.SIGINT, interrupts)
+    interrupts.install()
     try:
         return _main(args, output, interrupts)
     except KeyboardInterrupt as error:
@@ -450,8 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 0
     finally:
-        if previous is not signal.SIG_IGN and previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        interrupts.uninstall()
 
 
 def _main(args, output: Output, interrupts: Interrupts) -> int:
