@@ -1,0 +1,46 @@
+"""How the orchestrator and a step process talk: arguments in, figures out, peak memory added.
+
+A step runs as ``python STEP_SCRIPT NAME ARGS.json RESULT.json``. It reads its arguments, does one
+measured thing, and writes its figures plus the process's peak resident memory. Standard library
+only: the same module serves the project's Python and the peers' virtual environment.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+Step = Callable[[dict], dict]
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(steps: dict[str, Step]) -> None:
+    """Run the step named on the command line and write its figures as JSON."""
+    name, args_path, result_path = sys.argv[1:4]
+    if name not in steps:
+        raise SystemExit(f"unknown step {name!r}; known: {', '.join(steps)}")
+    args = json.loads(Path(args_path).read_text())
+    started = time.perf_counter()
+    figures = steps[name](args)
+    figures["process_seconds"] = time.perf_counter() - started
+    figures["peak_rss_mib"] = peak_rss_mib()
+    Path(result_path).write_text(json.dumps(figures, indent=2, default=str))
+
+
+class Stopwatch:
+    """``with Stopwatch() as watch: ...`` then ``watch.seconds``."""
+
+    def __enter__(self) -> Stopwatch:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.started
