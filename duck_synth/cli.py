@@ -27,13 +27,15 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
 import duck_synth
 from duck_synth import SynthError
+from duck_synth.session import ACTING_FUNCTIONS
+from duck_synth.statements import script_statements, split_statements
 
 PROMPT = "duck_synth> "
 CONTINUATION = "       ...> "
@@ -70,83 +72,6 @@ MODELS_QUERY = """
 SELECT name, version, method, source, training_rows, n_columns,
        strftime(created, '%Y-%m-%d %H:%M:%S') AS created
 FROM models()"""
-
-# Table functions that do their work while a statement is bound: never EXPLAIN them in DuckDB.
-_ACTING_FUNCTIONS = re.compile(
-    r"\b(train|generate|describe_model|drop_model|export_model|import_model|synth_sql|synth_\w+)\s*\(",
-    re.I,
-)
-_DOLLAR_QUOTE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
-
-
-# -- splitting SQL into statements -------------------------------------------------------------
-@dataclass
-class Split:
-    statements: list[str] = field(default_factory=list)  # complete, without the ';'
-    rest: str = ""  # text after the last ';' (an unfinished statement, or blank)
-    rest_has_code: bool = False  # rest holds more than whitespace and comments
-
-
-def split_statements(text: str) -> Split:
-    """Split on ``;`` outside quotes, dollar quotes and comments; drop comment-only statements."""
-    split = Split()
-    start, i, n, has_code = 0, 0, len(text), False
-    while i < n:
-        c = text[i]
-        if c in "'\"":
-            escapes = (
-                c == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not _word(text[i - 2]))
-            )
-            i = _end_of_quote(text, i, c, escapes)
-            has_code = True
-        elif text.startswith("--", i):
-            newline = text.find("\n", i)
-            i = n if newline < 0 else newline + 1
-        elif text.startswith("/*", i):
-            close = text.find("*/", i + 2)
-            i = n if close < 0 else close + 2
-        elif (
-            c == "$" and (i == 0 or not _word(text[i - 1])) and (m := _DOLLAR_QUOTE.match(text, i))
-        ):
-            close = text.find(m.group(0), m.end())
-            i = n if close < 0 else close + len(m.group(0))
-            has_code = True
-        elif c == ";":
-            if has_code:
-                split.statements.append(text[start:i].strip())
-            start, i, has_code = i + 1, i + 1, False
-        else:
-            has_code = has_code or not c.isspace()
-            i += 1
-    split.rest = text[start:]
-    split.rest_has_code = has_code
-    return split
-
-
-def _word(c: str) -> bool:
-    return c.isalnum() or c == "_"
-
-
-def _end_of_quote(text: str, i: int, quote: str, escapes: bool) -> int:
-    """Index after the quote that closes the one at ``i`` (len(text) when it is not closed)."""
-    j = i + 1
-    while j < len(text):
-        if escapes and text[j] == "\\":
-            j += 2
-        elif text[j] == quote:
-            if text.startswith(quote, j + 1):  # '' or "" inside the quotes
-                j += 2
-            else:
-                return j + 1
-        else:
-            j += 1
-    return len(text)
-
-
-def script_statements(text: str) -> list[str]:
-    """Every statement of a script, the last one with or without its ';'."""
-    split = split_statements(text)
-    return split.statements + ([split.rest.strip()] if split.rest_has_code else [])
 
 
 def _without_leading_comments(statement: str) -> str:
@@ -372,7 +297,7 @@ def _execute(session, statement: str) -> pa.Table | str:
         r"explain\s+analy[sz]e\b", bare, flags=re.I
     ):
         text = session.explain(bare)
-        if not _ACTING_FUNCTIONS.search(bare):
+        if not ACTING_FUNCTIONS.search(bare):
             plan = session.sql(bare).arrow()
             if "explain_value" in plan.column_names:
                 text += "\n-- DuckDB plan:\n" + "\n".join(

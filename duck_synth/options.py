@@ -24,7 +24,7 @@ class TrainOptions:
     seed: int | None = None
     epochs: int = 100
     max_time: float = 300.0
-    batch_size: int = 512
+    batch_size: int | None = None
     validation_share: float = 0.1
     nrows: int | None = None
     strip_strings: bool = False

@@ -18,8 +18,14 @@ import pyarrow as pa
 from . import catalog, spool
 from .errors import SynthError
 from .rewrite import rewrite_sql
+from .statements import script_statements
 
 _udf_errors = threading.local()
+# Table functions that do their work while a statement is bound (so also under DuckDB's EXPLAIN).
+ACTING_FUNCTIONS = re.compile(
+    r"\b(train|generate|describe_model|drop_model|export_model|import_model|synth_sql|synth_\w+)\s*\(",
+    re.I,
+)
 
 
 class Result:
@@ -91,21 +97,29 @@ class Session:
         return "\n".join([*lines, "-- runs as:", *statements])
 
     def sql(self, query: str) -> Result:
-        """Run duck_synth SQL (rewrite included); returns the last statement's result."""
-        if re.match(r"^\s*explain\s", query, flags=re.I) and re.search(
-            r"\bgenerate\s*\(", query, flags=re.I
-        ):
-            text = self.explain(query)
-            return Result(pa.table({"explain": text.splitlines()}))
-        statements, _ = self.rewrite(query)
+        """Run duck_synth SQL (rewrite included); returns the last statement's result.
+
+        Statements run one by one, each rewritten just before it runs, so a statement sees the
+        models made by the ones before it.
+        """
+        result = None
+        for statement in script_statements(query) or [query]:
+            result = self._run(statement)
+        return Result(result)
+
+    def _run(self, statement: str) -> pa.Table | None:
+        if re.match(r"^\s*explain\s", statement, flags=re.I) and ACTING_FUNCTIONS.search(statement):
+            # DuckDB's EXPLAIN would bind, and so run, train()/generate()/drop_model()...
+            return pa.table({"explain": self.explain(statement).splitlines()})
+        rewritten, _ = self.rewrite(statement)
         before = spool.files()
         _udf_errors.last = None
         try:
             result = None
-            for statement in statements:
-                cursor = self.con.execute(statement)
+            for text in rewritten:
+                cursor = self.con.execute(text)
                 result = cursor.to_arrow_table() if cursor.description else None
-            return Result(result)
+            return result
         except duckdb.Error as error:
             raise _clean_error(error) from None
         finally:
@@ -194,8 +208,8 @@ def connect(path: str | None = None, read_only: bool = False) -> Session:
             pid = re.search(r"PID (\d+)", text)
             holder = f" (PID {pid.group(1)})" if pid else ""
             raise SynthError(
-                f"database '{path}' is in use by another process{holder}; close it there, "
-                f"open it read-only (read_only=True), or serve it with `duck-synth serve` and connect remotely"
+                f"database '{path}' is in use by another process{holder}; "
+                f"close it there (or wait for it to finish) and try again"
             ) from None
         raise SynthError(f"cannot open database '{path}': {text.splitlines()[0]}") from None
     return Session(con, path, read_only)

@@ -76,7 +76,7 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         raise SynthError(f"train(): model name must be letters, digits, _ . -, got {name!r}")
     method = choose_method(options.method)
     for field_name in ("epochs", "batch_size", "rare_threshold"):
-        if getattr(options, field_name) < 1:
+        if getattr(options, field_name) is not None and getattr(options, field_name) < 1:
             raise SynthError(f"train(): {field_name} must be at least 1")
     if not 0 <= options.validation_share < 1:
         raise SynthError("train(): validation_share must be in [0, 1)")

@@ -28,6 +28,7 @@ from .base import Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
 
 CANONICAL_ORDER_SHARE = 0.5
 PEAK_LR = 3e-3
+MAX_AUTO_BATCH = 2048  # big batches use the CPU well; small tables still get >= 16 steps
 SAMPLE_CHUNK = 2048
 SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
@@ -95,7 +96,7 @@ class AutoregressiveModel(GenerativeModel):
     method = "autoregressive"
 
     def __init__(
-        self, vocab_sizes: list[int], emb_dim: int = 16, hidden: int = 128, dropout: float = 0.1
+        self, vocab_sizes: list[int], emb_dim: int = 16, hidden: int = 64, dropout: float = 0.1
     ):
         self.params = {
             "vocab_sizes": list(vocab_sizes),
@@ -128,7 +129,8 @@ class AutoregressiveModel(GenerativeModel):
         )
         self.net.to(device)
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=PEAK_LR, weight_decay=1e-5)
-        batch = max(1, min(config.batch_size, len(train)))
+        batch = config.batch_size or min(MAX_AUTO_BATCH, max(64, len(train) // 16))
+        batch = max(1, min(batch, len(train)))
         steps_per_epoch = math.ceil(len(train) / batch)
         total_steps = max(steps_per_epoch * config.epochs, 1)
         started = time.monotonic()

@@ -13,7 +13,7 @@ import torch
 class FitConfig:
     epochs: int = 100
     max_time: float = 600.0
-    batch_size: int = 512
+    batch_size: int | None = None  # None: chosen from the data size
     validation_share: float = 0.1
     seed: int = 0
     device: str = "cpu"
