@@ -16,6 +16,7 @@ from importlib import resources
 
 import duckdb
 
+from . import spool
 from .errors import SynthError
 
 FORMAT_VERSION = 1
@@ -74,7 +75,7 @@ def install(con: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
 def mark_interrupted_runs(con: duckdb.DuckDBPyConnection) -> None:
     """Runs left 'running' by a process that no longer exists were interrupted (e.g. SIGKILL)."""
     rows = con.execute("SELECT run_id, pid FROM synth.runs WHERE status = 'running'").fetchall()
-    dead = [run_id for run_id, pid in rows if pid is None or not _alive(pid)]
+    dead = [run_id for run_id, pid in rows if pid is None or not process_alive(pid)]
     for run_id in dead:
         con.execute(
             f"UPDATE synth.runs SET status = 'interrupted', finished = {UTC_NOW}, "
@@ -83,16 +84,8 @@ def mark_interrupted_runs(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def process_alive(pid: int) -> bool:
+    return pid == os.getpid() or spool.process_alive(pid)
 
 
 def utc_now() -> datetime:

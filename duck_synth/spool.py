@@ -21,15 +21,38 @@ import pyarrow.parquet as pq
 _lock = threading.Lock()
 _counter = itertools.count()
 _folder: str | None = None
+PREFIX = "duck_synth_spool_"
 
 
 def folder() -> str:
     global _folder
     with _lock:
         if _folder is None or not os.path.isdir(_folder):
-            _folder = tempfile.mkdtemp(prefix=f"duck_synth_spool_{os.getpid()}_")
+            _remove_orphans()
+            _folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}_")
             atexit.register(shutil.rmtree, _folder, True)
         return _folder
+
+
+def _remove_orphans() -> None:
+    """Spool folders of processes that were killed (atexit never ran for them)."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        if not name.startswith(PREFIX):
+            continue
+        pid = name[len(PREFIX) :].split("_", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def new_path(kind: str) -> str:
