@@ -183,3 +183,19 @@ def test_bad_generate_calls_fail_on_one_line_and_change_nothing(session, checksu
         session.sql(sql)
     assert "\n" not in str(raised.value)
     assert checksum(session) == before
+
+
+def test_temperature_and_top_p_narrow_the_distribution(session):
+    def distinct_cuts(args: str) -> int:
+        sql = f"SELECT count(DISTINCT cut) FROM generate('d', target => 3000, seed => 8{args})"
+        return session.sql(sql).fetchone()[0]
+
+    assert distinct_cuts("") == 5
+    assert distinct_cuts(", top_p => 0.01") == 1  # only the most likely value of each column
+    cold = session.sql(
+        "SELECT stddev(price) FROM generate('d', target => 3000, seed => 8, temperature => 0.3)"
+    )
+    warm = session.sql("SELECT stddev(price) FROM generate('d', target => 3000, seed => 8)")
+    assert cold.fetchone()[0] < warm.fetchone()[0]
+    with pytest.raises(SynthError, match="top_p must be in"):
+        session.sql("FROM generate('d', top_p => 0)")
