@@ -13,6 +13,7 @@ Each pass records notes (what went where and why) that ``explain`` shows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -262,10 +263,15 @@ def rewrite_sql(
 ) -> tuple[list[str], Notes]:
     """Rewritten statements (the original text where nothing changed) and the notes."""
     notes = Notes()
+    quiet = logging.getLogger("sqlglot")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # DuckDB syntax sqlglot does not know is passed through as is
     try:
         trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
     except sqlglot.errors.SqlglotError:
         return [sql], notes
+    finally:
+        quiet.setLevel(level)
     original = [t.sql("duckdb") for t in trees]
     rewritten = [rewrite(t, columns_of_model, columns_of_table, notes).sql("duckdb") for t in trees]
     return ([sql] if rewritten == original else rewritten), notes
