@@ -29,15 +29,8 @@ def main() -> None:
         print(f"\n-- {title}\n{sql}")
         print(session.sql(sql).df().to_string(index=False, max_rows=12))
 
-    session.sql(f"""
-        CREATE OR REPLACE TABLE diamonds AS
-        SELECT carat,
-               cut::ENUM('Fair', 'Good', 'Very Good', 'Premium', 'Ideal') AS cut,
-               color::ENUM('J', 'I', 'H', 'G', 'F', 'E', 'D') AS color,
-               clarity::ENUM('I1', 'SI2', 'SI1', 'VS2', 'VS1', 'VVS2', 'VVS1', 'IF') AS clarity,
-               depth, "table", price::INTEGER AS price, x, y, z
-        FROM '{HERE / "data" / "diamonds.parquet"}'
-    """)
+    data = HERE / "data"
+    session.sql((data / "diamonds.sql").read_text().format(parquet=data / "diamonds.parquet"))
     started = time.monotonic()
     show(
         "train a model on the table (one summary row)",

@@ -12,15 +12,7 @@ import duck_synth
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 DIAMONDS = DATA / "diamonds.parquet"
 
-DIAMONDS_TABLE = f"""
-CREATE TABLE diamonds AS
-SELECT carat,
-       cut::ENUM('Fair', 'Good', 'Very Good', 'Premium', 'Ideal') AS cut,
-       color::ENUM('J', 'I', 'H', 'G', 'F', 'E', 'D') AS color,
-       clarity::ENUM('I1', 'SI2', 'SI1', 'VS2', 'VS1', 'VVS2', 'VVS1', 'IF') AS clarity,
-       depth, "table", price::INTEGER AS price, x, y, z
-FROM '{DIAMONDS}'
-"""
+DIAMONDS_TABLE = (DATA / "diamonds.sql").read_text().format(parquet=DIAMONDS)
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +34,18 @@ def session(diamonds_path):
 
 
 @pytest.fixture
-def checksum():
-    """Call with a session: a digest of every catalog table."""
-    return catalog_checksum
+def refused():
+    """``refused(session, sql, message)``: the statement fails with one line matching
+    ``message``, and the catalog is left exactly as it was."""
+
+    def check(s: duck_synth.Session, sql: str, message: str) -> None:
+        before = catalog_checksum(s)
+        with pytest.raises(duck_synth.SynthError, match=message) as raised:
+            s.sql(sql)
+        assert "\n" not in str(raised.value)
+        assert catalog_checksum(s) == before
+
+    return check
 
 
 def catalog_checksum(s: duck_synth.Session) -> str:
