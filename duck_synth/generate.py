@@ -7,7 +7,6 @@ the batch number, so the same model, seed and arguments give the same rows.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -147,9 +146,7 @@ class Generator:
         if self.filter_con is None:
             return table
         self.filter_con.register("batch", table)
-        typed = spool.select_sql("", self.loaded.column_types()).replace(
-            "read_parquet('')", "batch"
-        )
+        typed = spool.cast_sql("batch", self.loaded.column_types())
         return self.filter_con.execute(
             f"SELECT * FROM ({typed}) WHERE {self.compiled.sql}"
         ).to_arrow_table()
@@ -322,4 +319,4 @@ def _draw_seeded(generator: Generator, seeds: pa.Table, batch: int) -> pa.Table:
     return table.take(pa.array(inverse))
 
 
-__all__ = ["generate", "load", "LoadedModel", "json"]
+__all__ = ["generate", "load", "LoadedModel"]

@@ -77,15 +77,20 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def select_sql(path: str, columns: list[tuple[str, str | None]]) -> str:
-    """SQL reading ``path``, each (name, DuckDB type or None) cast back to its type."""
+def cast_sql(relation: str, columns: list[tuple[str, str | None]]) -> str:
+    """SQL reading ``relation``, each (name, DuckDB type or None) cast back to its type."""
     items = [
         quote_identifier(name)
         if duck_type is None
         else f"CAST({quote_identifier(name)} AS {duck_type}) AS {quote_identifier(name)}"
         for name, duck_type in columns
     ]
-    return f"SELECT {', '.join(items)} FROM read_parquet({quote_literal(path)})"
+    return f"SELECT {', '.join(items)} FROM {relation}"
+
+
+def select_sql(path: str, columns: list[tuple[str, str | None]]) -> str:
+    """SQL reading the spool file ``path`` with its columns' DuckDB types."""
+    return cast_sql(f"read_parquet({quote_literal(path)})", columns)
 
 
 def write_rows(kind: str, table: pa.Table, types: dict[str, str] | None = None) -> str:
