@@ -16,6 +16,7 @@ from safetensors.torch import save as save_tensors
 from . import catalog, spool
 from .encoding import from_json
 from .errors import SynthError
+from .evaluate import evaluate_sql
 from .generate import generate
 from .rewrite import rewrite_sql
 from .train import train
@@ -55,6 +56,9 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
             "import", import_model(con.cursor(), path, json.loads(options).get("name"))
         )
 
+    def synth_evaluate(real, synthetic, options):
+        return evaluate_sql(con.cursor(), real, synthetic, options)
+
     return [
         ("synth_train", synth_train, ["VARCHAR", "VARCHAR", "VARCHAR"]),
         ("synth_generate", synth_generate, ["VARCHAR", "VARCHAR"]),
@@ -63,6 +67,7 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         ("synth_drop", synth_drop, ["VARCHAR", "VARCHAR"]),
         ("synth_export", synth_export, ["VARCHAR", "VARCHAR"]),
         ("synth_import", synth_import, ["VARCHAR", "VARCHAR"]),
+        ("synth_evaluate", synth_evaluate, ["VARCHAR", "VARCHAR", "VARCHAR"]),
     ]
 
 

@@ -50,3 +50,13 @@ CREATE OR REPLACE MACRO drop_model(model, version := NULL) AS TABLE
 CREATE OR REPLACE MACRO export_model(model, path) AS TABLE FROM query(synth_export(model, path));
 CREATE OR REPLACE MACRO import_model(path, name := NULL) AS TABLE
     FROM query(synth_import(path, to_json({'name': name})));
+
+-- evaluate('real', 'synthetic' [, holdout, target, columns, sample, seed]) -> one row per metric
+-- (metric, columns, value, detail): fidelity computed in SQL, plus overall scores; privacy with
+-- a holdout, utility (train on synthetic, test on the holdout) with a target too.
+CREATE OR REPLACE MACRO evaluate(
+    real_data, synthetic_data,
+    holdout := NULL, target := NULL, columns := NULL, sample := NULL, seed := NULL
+) AS TABLE FROM query(synth_evaluate(real_data, synthetic_data, to_json({
+    'holdout': holdout, 'target': target, 'columns': columns, 'sample': sample, 'seed': seed
+})));

@@ -1,0 +1,180 @@
+"""evaluate(real, synthetic, ...): how faithful (and, with a holdout, how useful and safe) a
+synthetic table is, one row per metric.
+
+>>> FROM evaluate('diamonds', 'diamonds_synthetic')
+-- metric        | columns | value | detail
+-- overall       |         | 0.93  | {"of": ["shapes", "pair_trends"]}
+-- shapes        |         | 0.95  | {"columns": 10, ...}
+-- pair_trends   |         | 0.91  | {"pairs": 45, "contributing": 18, ...}
+-- column_shape  | price   | 0.96  | {"method": "KSComplement", "kind": "numeric"}
+-- pair_trend    | carat, price | 0.99 | {"method": "CorrelationSimilarity", ...}
+
+Fidelity is computed in DuckDB SQL (see fidelity.py and pairs.py); privacy and utility metrics
+come from privacy.py and utility.py when a holdout (and a target) is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from .. import options as option_parsing
+from .. import spool
+from ..errors import SynthError
+from ..sources import read_source
+from .columns import choose_columns, prepare, side_stats
+from .fidelity import column_rows, mean, metric_row
+from .pairs import information_rows, pair_trend_rows
+
+RESULT_SCHEMA = pa.schema(
+    [
+        ("metric", pa.string()),
+        ("columns", pa.string()),
+        ("value", pa.float64()),
+        ("detail", pa.string()),
+    ]
+)
+
+
+@dataclass
+class EvaluateOptions:
+    holdout: str | None = None
+    target: str | None = None
+    columns: list[str] | None = None
+    sample: int | None = None
+    seed: int = 0
+
+
+def evaluate(
+    con: duckdb.DuckDBPyConnection,
+    real: str,
+    synthetic: str,
+    options_json: str | dict | None = None,
+) -> list[dict]:
+    """The metric rows (metric, columns, value, detail) comparing ``synthetic`` with ``real``.
+
+    ``real``, ``synthetic`` (and the ``holdout`` option) are table/view names or queries.
+    """
+    opts = option_parsing.parse(EvaluateOptions, "evaluate", options_json)
+    if opts.sample is not None and opts.sample < 1:
+        raise SynthError(f"evaluate(): sample must be at least 1, got {opts.sample}")
+    if opts.target is not None and opts.holdout is None:
+        raise SynthError(
+            "evaluate(): target needs holdout => '...' (real rows kept out of training, "
+            "to test models trained on synthetic and on real data)"
+        )
+    real_sql = read_source(con, real, what="evaluate(): real")
+    synthetic_sql = read_source(con, synthetic, what="evaluate(): synthetic")
+    holdout_sql = (
+        read_source(con, opts.holdout, what="evaluate(): holdout") if opts.holdout else None
+    )
+    columns, skipped = choose_columns(con, real_sql, synthetic_sql, opts.columns)
+    if opts.target is not None and opts.target not in {c.name for c in columns}:
+        raise SynthError(f"evaluate(): target '{opts.target}' is not an evaluated column")
+
+    rows = _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts)
+    names = [c.name for c in columns]
+    if holdout_sql is not None:
+        from .privacy import privacy_metrics  # written beside this module; imported when needed
+
+        rows += privacy_metrics(
+            con, real_sql, synthetic_sql, holdout_sql, names, opts.sample, opts.seed
+        )
+    if opts.target is not None:
+        from .utility import utility_metrics
+
+        rows += utility_metrics(
+            con, real_sql, synthetic_sql, holdout_sql, opts.target, names, opts.seed
+        )
+    return rows
+
+
+def _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts) -> list[dict]:
+    tables = []
+    try:
+        for what, sql in (("real", real_sql), ("synthetic", synthetic_sql)):
+            tables.append(prepare(con, sql, columns, what, opts.sample, opts.seed))
+        real, synthetic = tables
+        real_stats, syn_stats = side_stats(con, real, columns), side_stats(con, synthetic, columns)
+        for what, stats in (("real", real_stats), ("synthetic", syn_stats)):
+            if stats.rows == 0:
+                raise SynthError(f"evaluate(): the {what} data has no rows")
+        per_column = column_rows(con, real, synthetic, columns, real_stats, syn_stats)
+        trends = pair_trend_rows(con, real, synthetic, columns, real_stats, syn_stats)
+        information = information_rows(con, real, synthetic, columns, real_stats)
+    finally:
+        for table in tables:
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+    summary = _summary_rows(per_column, trends, information, skipped, real_stats, syn_stats)
+    return summary + per_column + trends + information
+
+
+def _summary_rows(per_column, trends, information, skipped, real_stats, syn_stats) -> list[dict]:
+    def values(rows, metric):
+        return [r["value"] for r in rows if r["metric"] == metric]
+
+    shapes = mean(values(per_column, "column_shape"))
+    contributing = [r["value"] for r in trends if r["detail"]["meets_threshold"]]
+    pair_trends = mean(contributing)
+    null_differences = values(per_column, "null_share_difference")
+    overall = mean([shapes, pair_trends])
+    return [
+        metric_row("overall", "", overall, {"of": ["shapes", "pair_trends"]}),
+        metric_row(
+            "shapes",
+            "",
+            shapes,
+            {
+                "columns": len(null_differences),
+                "skipped_columns": skipped,
+                "real_rows": real_stats.rows,
+                "synthetic_rows": syn_stats.rows,
+            },
+        ),
+        metric_row(
+            "pair_trends",
+            "",
+            pair_trends,
+            {
+                "pairs": len(trends),
+                "contributing": len(contributing),
+                "rule": "pairs with |pearson| > 0.5 or Cramér's V > 0.3 in the real data "
+                "(SDMetrics' QualityReport)",
+                "all_pairs": mean(values(trends, "pair_trend")),
+            },
+        ),
+        metric_row("histogram", "", mean(values(per_column, "histogram_similarity")), {}),
+        metric_row(
+            "mutual_information", "", mean(values(information, "mutual_information_similarity")), {}
+        ),
+        metric_row(
+            "null_shares",
+            "",
+            1 - (mean(null_differences) or 0.0),
+            {"of": "1 - mean NULL-share difference"},
+        ),
+    ]
+
+
+def evaluate_sql(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, options: str) -> str:
+    """The UDF behind the evaluate() macro: the metric rows, spooled; returns the SQL reading them."""
+    import json
+
+    rows = evaluate(con, real, synthetic, options)
+    table = pa.Table.from_pylist(
+        [
+            {
+                "metric": r["metric"],
+                "columns": r["columns"],
+                "value": None if r["value"] is None else float(r["value"]),
+                "detail": json.dumps(r["detail"], ensure_ascii=False),
+            }
+            for r in rows
+        ],
+        schema=RESULT_SCHEMA,
+    )
+    return spool.write_rows("evaluate", table, {"detail": "JSON"})
