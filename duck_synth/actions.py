@@ -17,6 +17,7 @@ from . import catalog, spool
 from .encoding import from_json
 from .errors import SynthError
 from .evaluate import evaluate_sql
+from .evaluate.validate import validate_sql
 from .generate import generate
 from .rewrite import rewrite_sql
 from .train import train
@@ -56,6 +57,9 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
             "import", import_model(con.cursor(), path, json.loads(options).get("name"))
         )
 
+    def synth_validate(model, synthetic):
+        return validate_sql(con.cursor(), model, synthetic)
+
     def synth_evaluate(real, synthetic, options):
         return evaluate_sql(con.cursor(), real, synthetic, options)
 
@@ -67,6 +71,7 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         ("synth_drop", synth_drop, ["VARCHAR", "VARCHAR"]),
         ("synth_export", synth_export, ["VARCHAR", "VARCHAR"]),
         ("synth_import", synth_import, ["VARCHAR", "VARCHAR"]),
+        ("synth_validate", synth_validate, ["VARCHAR", "VARCHAR"]),
         ("synth_evaluate", synth_evaluate, ["VARCHAR", "VARCHAR", "VARCHAR"]),
     ]
 

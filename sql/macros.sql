@@ -51,6 +51,11 @@ CREATE OR REPLACE MACRO export_model(model, path) AS TABLE FROM query(synth_expo
 CREATE OR REPLACE MACRO import_model(path, name := NULL) AS TABLE
     FROM query(synth_import(path, to_json({'name': name})));
 
+-- validate('model[@version]', 'table or query') -> one row per (column, rule) checked against
+-- what the model learned: passed, violations, rows, share, example, detail.
+CREATE OR REPLACE MACRO validate(model, synthetic) AS TABLE
+    FROM query(synth_validate(model, synthetic));
+
 -- evaluate('real', 'synthetic' [, holdout, target, columns, sample, seed]) -> one row per metric
 -- (metric, columns, value, detail): fidelity computed in SQL, plus overall scores; privacy with
 -- a holdout, utility (train on synthetic, test on the holdout) with a target too.
