@@ -131,6 +131,7 @@ def test_unreadable_values_and_extra_columns(s):
     assert rows[("carat", "type")]["violations"] == heavy > 0
     assert rows[("carat", "type")]["example"] == "heavy"
     assert rows[("depth", "type")]["violations"] == 3000  # a STRUCT is no number
+    assert rows[("depth", "type")]["detail"]["severity"] == "violation"
     assert rows[("depth", "range")]["passed"]  # values that cannot be read are judged once
     assert rows[("extra", "extra_column")]["violations"] == 3000
 
