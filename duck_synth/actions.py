@@ -17,6 +17,7 @@ from . import catalog, spool
 from .encoding import from_json
 from .errors import SynthError
 from .evaluate import evaluate_sql
+from .evaluate.report import report
 from .evaluate.validate import validate_sql
 from .generate import generate
 from .rewrite import rewrite_sql
@@ -63,6 +64,9 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
     def synth_evaluate(real, synthetic, options):
         return evaluate_sql(con.cursor(), real, synthetic, options)
 
+    def synth_report(real, synthetic, options):
+        return spool.summary_sql("report", report(con.cursor(), real, synthetic, options))
+
     return [
         ("synth_train", synth_train, ["VARCHAR", "VARCHAR", "VARCHAR"]),
         ("synth_generate", synth_generate, ["VARCHAR", "VARCHAR"]),
@@ -73,6 +77,7 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         ("synth_import", synth_import, ["VARCHAR", "VARCHAR"]),
         ("synth_validate", synth_validate, ["VARCHAR", "VARCHAR"]),
         ("synth_evaluate", synth_evaluate, ["VARCHAR", "VARCHAR", "VARCHAR"]),
+        ("synth_report", synth_report, ["VARCHAR", "VARCHAR", "VARCHAR"]),
     ]
 
 

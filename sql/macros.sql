@@ -65,3 +65,12 @@ CREATE OR REPLACE MACRO evaluate(
 ) AS TABLE FROM query(synth_evaluate(real_data, synthetic_data, to_json({
     'holdout': holdout, 'target': target, 'columns': columns, 'sample': sample, 'seed': seed
 })));
+
+-- report('real', 'synthetic' [, holdout, path, columns, bins]) -> one row (path, columns, plots,
+-- bytes): a self-contained HTML file with distribution overlays, association heatmaps, the
+-- metric table and, with a holdout, privacy figures.
+CREATE OR REPLACE MACRO report(
+    real_data, synthetic_data, holdout := NULL, path := NULL, columns := NULL, bins := NULL
+) AS TABLE FROM query(synth_report(real_data, synthetic_data, to_json({
+    'holdout': holdout, 'path': path, 'columns': columns, 'bins': bins
+})));
