@@ -1,0 +1,270 @@
+"""evaluate(): fidelity metrics in SQL, on real data, checked against SDMetrics' QualityReport.
+
+The spread tables: the real data's own holdout (scores near 1), each column shuffled on its own
+(shapes kept, pair trends gone) and columns partly replaced by noise (30% and 70% of the cells).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import DIAMONDS_TABLE
+
+import duck_synth
+from duck_synth import SynthError
+from duck_synth.evaluate import evaluate
+
+SLID = Path(__file__).resolve().parents[2] / "shared" / "bench" / "data" / "SLID.csv"
+SPREAD = ("holdout", "shuffled", "noise30", "noise70")
+
+
+def make_spread(s: duck_synth.Session, name: str, rows: int) -> None:
+    """``{name}_real`` and ``{name}_holdout`` (disjoint seeded halves of ``name``, ``rows`` each),
+    ``{name}_shuffled`` (holdout, each column permuted on its own) and ``{name}_noise30/70``."""
+    s.sql(f"CREATE TABLE {name}_ranked AS SELECT *, hash(rowid, 1) AS rank FROM {name}")
+    s.sql(
+        f"CREATE TABLE {name}_real AS SELECT * EXCLUDE rank FROM {name}_ranked "
+        f"ORDER BY rank LIMIT {rows}"
+    )
+    s.sql(
+        f"CREATE TABLE {name}_holdout AS SELECT * EXCLUDE rank FROM {name}_ranked "
+        f"ORDER BY rank DESC LIMIT {rows}"
+    )
+    columns = s.con.execute(f"DESCRIBE {name}_holdout").fetchall()
+    shuffled = ", ".join(
+        f'(SELECT list("{c}" ORDER BY hash(rowid, {i + 7})) FROM {name}_holdout)[i] AS "{c}"'
+        for i, (c, *_) in enumerate(columns)
+    )
+    s.sql(f"CREATE TABLE {name}_shuffled AS SELECT {shuffled} FROM range(1, {rows} + 1) r(i)")
+    for share in (30, 70):
+        items = []
+        for i, (c, duck_type, *_) in enumerate(columns):
+            noisy = f"hash(rowid, {i + 100}) % 100 < {share}"
+            if duck_type == "VARCHAR" or duck_type.startswith("ENUM"):
+                levels = f'(SELECT list(DISTINCT "{c}"::VARCHAR ORDER BY "{c}"::VARCHAR) FROM {name}_holdout)'
+                noise = f"{levels}[1 + (hash(rowid, {i + 200}) % len({levels}))::BIGINT]"
+                items.append(f'CASE WHEN {noisy} THEN {noise} ELSE "{c}"::VARCHAR END AS "{c}"')
+            else:
+                low, high = s.con.execute(
+                    f'SELECT min("{c}")::DOUBLE, max("{c}")::DOUBLE FROM {name}_holdout'
+                ).fetchone()
+                uniform = f"(hash(rowid, {i + 300}) % 100000) / 100000.0"
+                noise = f"{low} + ({high} - {low}) * {uniform}"
+                items.append(f'CASE WHEN {noisy} THEN {noise} ELSE "{c}" END AS "{c}"')
+        s.sql(f"CREATE TABLE {name}_noise{share} AS SELECT {', '.join(items)} FROM {name}_holdout")
+
+
+@pytest.fixture(scope="module")
+def s():
+    session = duck_synth.connect(None)
+    session.sql(DIAMONDS_TABLE)
+    make_spread(session, "diamonds", 6000)
+    if SLID.exists():
+        session.sql(f"CREATE TABLE slid AS FROM read_csv('{SLID}', nullstr = 'NA')")
+        session.sql('ALTER TABLE slid DROP COLUMN "column0"')
+        make_spread(session, "slid", 3000)
+    yield session
+    session.close()
+
+
+def scores(s: duck_synth.Session, real: str, synthetic: str, **options) -> dict[str, float]:
+    """The overall rows of evaluate(), by metric."""
+    args = "".join(f", {k} => {v!r}" for k, v in options.items())
+    rows = s.sql(f"FROM evaluate('{real}', '{synthetic}'{args})").fetchall()
+    return {metric: value for metric, columns, value, _ in rows if columns == ""}
+
+
+def tables(s, name: str) -> list[str]:
+    if name == "slid" and not SLID.exists():
+        pytest.skip(f"{SLID} is not here")
+    return [f"{name}_{kind}" for kind in SPREAD]
+
+
+def test_output_rows_and_types(s):
+    result = s.sql("FROM evaluate('diamonds_real', 'diamonds_holdout')")
+    assert result.columns == ["metric", "columns", "value", "detail"]
+    types = s.con.execute(
+        "SELECT column_type FROM (DESCRIBE FROM evaluate('diamonds_real', 'diamonds_holdout'))"
+    ).fetchall()
+    assert [t for (t,) in types] == ["VARCHAR", "VARCHAR", "DOUBLE", "JSON"]
+    rows = result.fetchall()
+    metrics = [r[0] for r in rows]
+    for overall in ("overall", "shapes", "pair_trends", "histogram", "mutual_information"):
+        assert metrics.count(overall) == 1
+    assert metrics.count("column_shape") == 10
+    assert metrics.count("null_share_difference") == 10
+    assert metrics.count("pair_trend") == 45
+    assert metrics.count("mutual_information_similarity") == 45
+    shape = {r[1]: json.loads(r[3]) for r in rows if r[0] == "column_shape"}
+    assert shape["price"]["method"] == "KSComplement"
+    assert shape["cut"]["method"] == "TVComplement"
+    assert ("carat, price") in [r[1] for r in rows if r[0] == "pair_trend"]
+
+
+@pytest.mark.parametrize("name", ["diamonds", "slid"])
+def test_real_holdout_near_one_shuffled_drops_pair_trends(s, name):
+    real, holdout, shuffled, *_ = [f"{name}_real", *tables(s, name)]
+    same = scores(s, real, holdout)
+    assert same["shapes"] > 0.97 and same["histogram"] > 0.97
+    assert same["mutual_information"] > 0.97 and same["null_shares"] > 0.98
+    if name == "diamonds":  # SLID has no strongly related pair: no pair_trends score there
+        assert same["pair_trends"] > 0.85 and same["overall"] > 0.9
+    mixed = scores(s, real, shuffled)
+    assert abs(mixed["shapes"] - same["shapes"]) < 0.005  # a permutation keeps every marginal
+    assert mixed["mutual_information"] < same["mutual_information"] - 0.02
+    if name == "diamonds":
+        assert mixed["pair_trends"] < same["pair_trends"] - 0.3
+
+
+@pytest.mark.parametrize("name", ["diamonds", "slid"])
+def test_noise_lowers_every_score(s, name):
+    real, holdout, _, noise30, noise70 = [f"{name}_real", *tables(s, name)]
+    by_noise = [scores(s, real, t) for t in (holdout, noise30, noise70)]
+    for metric, gap in (("shapes", 0.03), ("histogram", 0.03), ("mutual_information", 0.01)):
+        values = [b[metric] for b in by_noise]
+        assert values[0] - gap > values[1] > values[2] + gap, (metric, values)
+
+
+def sdmetrics_scores(s, real: str, synthetic: str, thresholds: bool = True) -> dict[str, float]:
+    sdmetrics = pytest.importorskip("sdmetrics.reports.single_table")
+
+    def frame(table: str) -> pd.DataFrame:
+        df = s.sql(f"FROM {table}").df()
+        for c in df.columns:  # categories as plain objects, as a CSV would load
+            if not pd.api.types.is_numeric_dtype(df[c]):
+                df[c] = df[c].astype(object)
+        return df
+
+    kinds = {c: t for c, t, *_ in s.con.execute(f"DESCRIBE {real}").fetchall()}
+    metadata = {
+        "columns": {
+            c: {"sdtype": "categorical" if t == "VARCHAR" or t.startswith("ENUM") else "numerical"}
+            for c, t in kinds.items()
+        }
+    }
+    report = sdmetrics.QualityReport()
+    if not thresholds:
+        report.real_correlation_threshold = report.real_association_threshold = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report.generate(frame(real), frame(synthetic), metadata, verbose=False)
+    properties = report.get_properties().set_index("Property")["Score"]
+    return {"shapes": properties["Column Shapes"], "pair_trends": properties["Column Pair Trends"]}
+
+
+@pytest.mark.parametrize("name", ["diamonds", "slid"])
+def test_agrees_with_sdmetrics_quality_report(s, name):
+    real = f"{name}_real"
+    overall = []
+    for synthetic in tables(s, name):
+        ours = scores(s, real, synthetic)
+        theirs = sdmetrics_scores(s, real, synthetic)
+        assert abs(ours["shapes"] - theirs["shapes"]) < 0.02, (synthetic, ours, theirs)
+        if math.isnan(theirs["pair_trends"]):  # no pair is related enough in the real data
+            assert ours["pair_trends"] is None
+        else:
+            assert abs(ours["pair_trends"] - theirs["pair_trends"]) < 0.02, (
+                synthetic,
+                ours,
+                theirs,
+            )
+        overall.append(ours["overall"])
+    if name == "diamonds":  # the tables spread from about 0.5 to 1
+        assert min(overall) < 0.7 and max(overall) > 0.9
+
+
+@pytest.mark.parametrize("name", ["diamonds", "slid"])
+def test_every_pair_agrees_with_sdmetrics_without_thresholds(s, name):
+    """All pairs (NULLs in SLID included), against SDMetrics with its thresholds off."""
+    real = f"{name}_real"
+    for synthetic in tables(s, name):
+        rows = s.sql(f"FROM evaluate('{real}', '{synthetic}')").fetchall()
+        ours = json.loads(next(r[3] for r in rows if r[0] == "pair_trends"))["all_pairs"]
+        theirs = sdmetrics_scores(s, real, synthetic, thresholds=False)["pair_trends"]
+        assert abs(ours - theirs) < 0.02, (synthetic, ours, theirs)
+
+
+def test_columns_sample_and_python_function(s):
+    rows = evaluate(
+        s.con.cursor(),
+        "diamonds_real",
+        "SELECT * FROM diamonds_noise30",
+        {"columns": ["carat", "cut", "price"], "sample": 1000, "seed": 3},
+    )
+    assert {r["columns"] for r in rows if r["metric"] == "column_shape"} == {
+        "carat",
+        "cut",
+        "price",
+    }
+    assert len([r for r in rows if r["metric"] == "pair_trend"]) == 3
+    shapes = next(r for r in rows if r["metric"] == "shapes")
+    assert shapes["detail"]["real_rows"] == shapes["detail"]["synthetic_rows"] == 1000
+    again = evaluate(
+        s.con.cursor(),
+        "diamonds_real",
+        "SELECT * FROM diamonds_noise30",
+        '{"columns": ["carat", "cut", "price"], "sample": 1000, "seed": 3}',
+    )
+    # seeded samples: the same rows (sums may add up in another order across threads)
+    assert [(r["metric"], r["columns"], round(r["value"], 9)) for r in again] == [
+        (r["metric"], r["columns"], round(r["value"], 9)) for r in rows
+    ]
+
+
+def test_dates_booleans_and_nulls_against_themselves(s):
+    s.sql(
+        """CREATE OR REPLACE TABLE kinds AS SELECT
+            DATE '2020-01-01' + (i % 97)::INTEGER AS day,
+            TIMESTAMP '2020-01-01' + to_seconds(i * 37) AS moment,
+            CASE WHEN i % 7 = 0 THEN NULL ELSE i % 3 = 0 END AS flag,
+            CASE WHEN i % 5 = 0 THEN NULL ELSE (i % 11)::DOUBLE END AS amount,
+            ['a', 'b', 'c'][1 + i % 3] AS letter
+        FROM range(2000) r(i)"""
+    )
+    rows = s.sql("FROM evaluate('kinds', 'kinds')").fetchall()
+    values = {(r[0], r[1]): r[2] for r in rows}
+    for metric in ("overall", "shapes", "pair_trends", "histogram", "mutual_information"):
+        assert values[(metric, "")] == pytest.approx(1.0)
+    assert json.loads(next(r[3] for r in rows if r[1] == "day" and r[0] == "column_shape")) == {
+        "method": "KSComplement",
+        "kind": "datetime",
+    }
+    null_detail = next(r[3] for r in rows if r[1] == "amount" and r[0] == "null_share_difference")
+    assert json.loads(null_detail)["real"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("FROM evaluate('nowhere', 'diamonds_real')", "unknown table or view 'nowhere'"),
+        (
+            "FROM evaluate('diamonds_real', 'diamonds_holdout', columns => ['carrot'])",
+            "unknown column 'carrot'",
+        ),
+        (
+            "FROM evaluate('diamonds_real', 'SELECT carat FROM diamonds_holdout')",
+            "synthetic data has no column 'cut'",
+        ),
+        (
+            "FROM evaluate('diamonds_real', 'SELECT * FROM diamonds_holdout WHERE false')",
+            "synthetic data has no rows",
+        ),
+        (
+            "FROM evaluate('diamonds_real', 'diamonds_holdout', target => 'price')",
+            "target needs holdout",
+        ),
+        (
+            "FROM evaluate('diamonds_real', 'diamonds_holdout', sample => 0)",
+            "sample must be at least 1",
+        ),
+    ],
+)
+def test_refusals_are_one_line(s, sql, message):
+    with pytest.raises(SynthError, match=message) as raised:
+        s.sql(sql)
+    assert "\n" not in str(raised.value)
