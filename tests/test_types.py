@@ -129,3 +129,10 @@ def test_string_cleaning_and_encoding_overrides(tmp_path):
     }
     assert codes == {0, 100, 200, 300, 400, 500}
     s.close()
+
+
+def test_integer_keys_count_from_one(everything):
+    ids = everything.sql(
+        "SELECT min(id), max(id) FROM generate('all', target => 500, seed => 9)"
+    ).fetchone()
+    assert ids == (1, 500)
