@@ -25,6 +25,7 @@ from .. import options as option_parsing
 from .. import spool
 from ..errors import SynthError
 from ..sources import read_source
+from .codes import prepare_codes
 from .columns import choose_columns, prepare, side_stats
 from .fidelity import column_rows, mean, metric_row
 from .pairs import information_rows, pair_trend_rows
@@ -102,9 +103,14 @@ def _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts) -> list
         for what, stats in (("real", real_stats), ("synthetic", syn_stats)):
             if stats.rows == 0:
                 raise SynthError(f"evaluate(): the {what} data has no rows")
-        per_column = column_rows(con, real, synthetic, columns, real_stats, syn_stats)
-        trends = pair_trend_rows(con, real, synthetic, columns, real_stats, syn_stats)
-        information = information_rows(con, real, synthetic, columns, real_stats)
+        codes = (
+            prepare_codes(con, real, columns, real_stats, real_stats),
+            prepare_codes(con, synthetic, columns, real_stats, syn_stats),
+        )
+        tables += codes
+        per_column = column_rows(con, (real, synthetic), codes, columns, real_stats, syn_stats)
+        trends = pair_trend_rows(con, (real, synthetic), codes, columns, real_stats, syn_stats)
+        information = information_rows(con, codes, columns)
     finally:
         for table in tables:
             with contextlib.suppress(duckdb.Error):

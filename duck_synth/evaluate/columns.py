@@ -9,12 +9,10 @@ these small typed tables instead of re-running the user's query.
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
 
 from ..errors import SynthError
 from ..sources import describe
@@ -35,6 +33,16 @@ class Column:
     duck_type: str
     kind: str  # 'numeric' | 'datetime' | 'boolean' | 'categorical'
     slot: str  # its name in the prepared tables: c0, c1, ...
+
+    @property
+    def code(self) -> str:
+        """Its discrete code in the codes tables (see codes.py): m0, m1, ..."""
+        return "m" + self.slot[1:]
+
+    @property
+    def pair_code(self) -> str:
+        """Its code in contingency pair trends: SDMetrics' bins (p0, ...) when continuous."""
+        return "p" + self.slot[1:] if self.continuous else self.code
 
     @property
     def continuous(self) -> bool:
@@ -159,47 +167,3 @@ def side_stats(con: duckdb.DuckDBPyConnection, table: str, columns: list[Column]
         if c.continuous:
             low[c.slot], high[c.slot] = values.pop(0), values.pop(0)
     return SideStats(rows, present, low, high)
-
-
-HISTOGRAM_BINS = 10
-
-
-def double_sql(value: float) -> str:
-    """A DOUBLE literal that round-trips exactly (repr) and never forms a comment (``- -1``)."""
-    return f"({float(value)!r}::DOUBLE)"
-
-
-def histogram_bin_sql(slot: str, low: float | None, high: float | None) -> str:
-    """A continuous value's bin among 10 equal-width bins over the real range, as VARCHAR.
-
-    Synthetic values outside the real range get their own 'below' / 'above' bins, so mass put
-    where the real data has none counts against the score.
-    """
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-        return f"CAST({slot} AS VARCHAR)"
-    width = (high - low) / HISTOGRAM_BINS
-    inside = (
-        "'0'"
-        if width == 0
-        else f"CAST(least(floor(({slot} - {double_sql(low)}) / {double_sql(width)}), "
-        f"{HISTOGRAM_BINS - 1}) AS BIGINT)::VARCHAR"
-    )
-    return (
-        f"CASE WHEN {slot} < {double_sql(low)} THEN 'below' "
-        f"WHEN {slot} > {double_sql(high)} THEN 'above' "
-        f"ELSE {inside} END"
-    )
-
-
-def sdmetrics_bin_sql(slot: str, low: float | None, high: float | None) -> str | None:
-    """SDMetrics' discretisation of a continuous column paired with a categorical one.
-
-    ``np.digitize(x, np.histogram_bin_edges(x.dropna()))``: 10 equal-width bins over that side's
-    own range; the maximum lands past the last edge (bin 11) and so does NaN. The edges come
-    from numpy itself so boundary values fall exactly as there. None when it cannot bin.
-    """
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-        return None
-    edges = np.histogram_bin_edges(np.array([low, high], dtype=float))
-    above = " + ".join(f"({slot} >= {double_sql(e)})::INTEGER" for e in edges)
-    return f"CASE WHEN {slot} IS NULL THEN '{len(edges)}' ELSE CAST({above} AS VARCHAR) END"

@@ -6,7 +6,8 @@ Every score is a group-by over the prepared tables (see columns.py), so it scale
   values, NULLs left out (scipy's ks_2samp statistic).
 - TVComplement (categorical, boolean): 1 - 0.5 * sum |p_real - p_synthetic| over the union of
   categories, NULLs left out.
-- histogram similarity: TVComplement of the binned marginals (10 bins over the real range).
+- histogram similarity: TVComplement of the binned marginals (10 bins over the real range; see
+  codes.py).
 - NULL-share difference: |share_real - share_synthetic|.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import duckdb
 
-from .columns import Column, SideStats, histogram_bin_sql
+from .columns import Column, SideStats
 
 # Both sides unpivoted into (side, col, v), then value counts per column and side.
 _COUNTS_SQL = """
@@ -73,7 +74,7 @@ def ks_complements(con, real: str, synthetic: str, slots: list[str]) -> dict[str
 
 
 def tv_complements(con, real: str, synthetic: str, exprs: dict[str, str]) -> dict[str, float]:
-    """``exprs``: {key: VARCHAR expression over the prepared table}."""
+    """``exprs``: {key: UBIGINT code column of the codes tables}."""
     return _per_column(con, _TV_SQL, real, synthetic, exprs)
 
 
@@ -84,26 +85,20 @@ def _both_present(column: Column, real: SideStats, synthetic: SideStats) -> bool
 
 def column_rows(
     con: duckdb.DuckDBPyConnection,
-    real: str,
-    synthetic: str,
+    sides: tuple[str, str],
+    codes: tuple[str, str],
     columns: list[Column],
     real_stats: SideStats,
     synthetic_stats: SideStats,
 ) -> list[dict]:
-    """One column_shape, histogram_similarity and null_share_difference row per column."""
+    """One column_shape, histogram_similarity and null_share_difference row per column.
+
+    ``sides``: the prepared (real, synthetic) tables; ``codes``: their codes tables.
+    """
     usable = [c for c in columns if _both_present(c, real_stats, synthetic_stats)]
-    ks = ks_complements(con, real, synthetic, [c.slot for c in usable if c.continuous])
-    tv = tv_complements(con, real, synthetic, {c.slot: c.slot for c in usable if not c.continuous})
-    histogram = tv_complements(
-        con,
-        real,
-        synthetic,
-        {
-            c.slot: histogram_bin_sql(c.slot, real_stats.low[c.slot], real_stats.high[c.slot])
-            for c in usable
-            if c.continuous
-        },
-    )
+    ks = ks_complements(con, *sides, [c.slot for c in usable if c.continuous])
+    tv = tv_complements(con, *codes, {c.slot: c.code for c in usable if not c.continuous})
+    histogram = tv_complements(con, *codes, {c.slot: c.code for c in usable if c.continuous})
     rows = []
     for c in columns:
         method = "KSComplement" if c.continuous else "TVComplement"

@@ -17,7 +17,8 @@ import math
 
 import duckdb
 
-from .columns import Column, SideStats, histogram_bin_sql, sdmetrics_bin_sql
+from .codes import _finite
+from .columns import Column, SideStats
 from .fidelity import metric_row
 
 CORRELATION_THRESHOLD = 0.5  # SDMetrics' DEFAULT_REAL_CORRELATION_THRESHOLD
@@ -112,28 +113,24 @@ def correlation_rows(
     return rows
 
 
-def _contingency_expr(column: Column, stats: SideStats) -> str | None:
-    if not column.continuous:
-        return column.slot
-    return sdmetrics_bin_sql(column.slot, stats.low[column.slot], stats.high[column.slot])
+def _binnable(column: Column, stats: SideStats) -> bool:
+    # SDMetrics cannot discretise a side with no value in a continuous column: NaN score there
+    return not column.continuous or _finite(stats.low[column.slot], stats.high[column.slot])
 
 
 def contingency_rows(
-    con, real: str, synthetic: str, pairs: list[Pair], real_stats: SideStats, syn_stats: SideStats
+    con, codes: tuple[str, str], pairs: list[Pair], real_stats: SideStats, syn_stats: SideStats
 ) -> list[dict]:
+    real, synthetic = codes
     results: dict[int, tuple] = {}
-    exprs = {
-        i: (
-            [_contingency_expr(c, real_stats) for c in pair],
-            [_contingency_expr(c, syn_stats) for c in pair],
-        )
+    computable = [
+        i
         for i, pair in enumerate(pairs)
-    }
-    # a side with no value in a continuous column cannot be binned: NaN in SDMetrics too
-    computable = [i for i, (r, s) in exprs.items() if None not in r and None not in s]
+        if all(_binnable(c, st) for c in pair for st in (real_stats, syn_stats))
+    ]
     for batch in _batches(computable):
-        cells = _cells_sql(0, real, [(i, *exprs[i][0]) for i in batch])
-        cells += _cells_sql(1, synthetic, [(i, *exprs[i][1]) for i in batch])
+        triples = [(i, pairs[i][0].pair_code, pairs[i][1].pair_code) for i in batch]
+        cells = _cells_sql(0, real, triples) + _cells_sql(1, synthetic, triples)
         sql = _CONTINGENCY_SQL.format(
             cells=" UNION ALL ".join(cells),
             real_rows=real_stats.rows,
@@ -162,20 +159,23 @@ def contingency_rows(
 
 
 def pair_trend_rows(
-    con, real: str, synthetic: str, columns: list[Column], real_stats, syn_stats
+    con,
+    sides: tuple[str, str],
+    codes: tuple[str, str],
+    columns: list[Column],
+    real_stats,
+    syn_stats,
 ) -> list[dict]:
-    """One pair_trend row per column pair, in column order."""
+    """One pair_trend row per column pair, in column order.
+
+    ``sides``: the prepared (real, synthetic) tables; ``codes``: their codes tables.
+    """
     pairs = list(itertools.combinations(columns, 2))
     continuous = [p for p in pairs if p[0].continuous and p[1].continuous]
     other = [p for p in pairs if not (p[0].continuous and p[1].continuous)]
-    by_pair = {}
-    for pair, row in zip(
-        continuous + other,
-        correlation_rows(con, real, synthetic, continuous, real_stats, syn_stats)
-        + contingency_rows(con, real, synthetic, other, real_stats, syn_stats),
-        strict=True,
-    ):
-        by_pair[pair] = row
+    rows = correlation_rows(con, *sides, continuous, real_stats, syn_stats)
+    rows += contingency_rows(con, codes, other, real_stats, syn_stats)
+    by_pair = dict(zip(continuous + other, rows, strict=True))
     return [by_pair[p] for p in pairs]
 
 
@@ -183,20 +183,13 @@ def _normalised(mi: float, ha: float, hb: float) -> float:
     return min(max(2 * mi / (ha + hb), 0.0), 1.0) if ha + hb > 1e-12 else 0.0
 
 
-def information_rows(
-    con, real: str, synthetic: str, columns: list[Column], real_stats: SideStats
-) -> list[dict]:
-    """One mutual_information_similarity row per column pair."""
+def information_rows(con, codes: tuple[str, str], columns: list[Column]) -> list[dict]:
+    """One mutual_information_similarity row per column pair (on the codes tables)."""
+    real, synthetic = codes
     pairs = list(itertools.combinations(columns, 2))
-
-    def expr(c: Column) -> str:
-        if not c.continuous:
-            return c.slot
-        return histogram_bin_sql(c.slot, real_stats.low[c.slot], real_stats.high[c.slot])
-
     nmi: dict[tuple[int, int], float] = {}
     for batch in _batches(list(enumerate(pairs))):
-        triples = [(i, expr(x), expr(y)) for i, (x, y) in batch]
+        triples = [(i, x.code, y.code) for i, (x, y) in batch]
         cells = _cells_sql(0, real, triples) + _cells_sql(1, synthetic, triples)
         sql = _INFORMATION_SQL.format(cells=" UNION ALL ".join(cells))
         for side, pair, mi, ha, hb in con.execute(sql).fetchall():
