@@ -163,3 +163,27 @@ def test_report_refuses_bad_calls(tables, sql, message):
     with pytest.raises(duck_synth.SynthError, match=message) as raised:
         tables.sql(sql)
     assert "\n" not in str(raised.value)
+
+
+def test_dates_booleans_nulls_and_nested_columns(tmp_path):
+    s = duck_synth.connect(None)
+    s.sql(
+        """CREATE TABLE t AS SELECT
+            DATE '2020-01-01' + (i % 400)::INTEGER AS day,
+            TIMESTAMP '2021-03-01 08:00' + to_minutes(i) AS at,
+            i % 3 = 0 AS flag,
+            CASE WHEN i % 7 = 0 THEN NULL ELSE 'k' || (i % 40) END AS code,
+            CASE WHEN i % 5 = 0 THEN NULL ELSE i / 10 END AS amount,
+            [i, i] AS pair
+        FROM range(2000) r(i)"""
+    )
+    path = tmp_path / "types.html"
+    row = s.sql(f"FROM report('t', 'SELECT * FROM t WHERE flag', path => '{path}')").fetchone()
+    assert row[1:3] == (5, 7)
+    text = path.read_text()
+    assert "not drawn (nested or binary types): pair" in text
+    code = report_data.Column("code", "VARCHAR", "categorical")
+    bars = report_data.categories(s.con.cursor(), "FROM t", "FROM t WHERE flag", code)
+    assert len(bars.labels) == 22 and bars.labels[-2:] == ["(other)", "(NULL)"]
+    assert sum(bars.real) == pytest.approx(1.0) and sum(bars.synthetic) == pytest.approx(1.0)
+    s.close()

@@ -22,6 +22,7 @@ TEMPORAL_TYPE = re.compile(r"^(DATE|TIME|TIMESTAMP.*|TIME WITH TIME ZONE)$", re.
 SKIPPED_TYPE = re.compile(r"(\[\]|\[\d+\]$|^STRUCT|^MAP|^UNION|^BLOB|^BIT$|^INTERVAL|^JSON)", re.I)
 TOP_CATEGORIES = 20
 QUANTILE_BINS = 10  # numerics enter Cramér's V as deciles
+TAIL = 0.005  # long tails of a histogram are cut at these percentiles of both tables
 NULL_CODE = "∅"
 
 
@@ -30,6 +31,12 @@ class Column:
     name: str
     type: str
     kind: str  # "numeric", "temporal" or "categorical"
+
+    @property
+    def label(self) -> str:
+        """The name and a short type for plot titles (an ENUM's values are on its axis)."""
+        short = "enum" if self.type.upper().startswith("ENUM") else self.type.lower()
+        return f"{self.name}  ({short[:30]})"
 
     @property
     def number(self) -> str:
@@ -90,15 +97,21 @@ def _both(real_sql: str, synthetic_sql: str, value: str) -> str:
 def histogram(
     con: duckdb.DuckDBPyConnection, real_sql: str, synthetic_sql: str, column: Column, bins: int
 ) -> Histogram:
-    """Equal-width bins over the range of both tables together, so the bars line up."""
+    """Equal-width bins over the range of both tables together, so the bars line up. A long
+    tail (beyond the 0.5th or 99.5th percentile by more than 5% of the range between them) is
+    cut there and counted in the edge bin: outliers would squeeze the plot into a few bins."""
     rows = con.execute(
         f"""
         WITH both_sides AS ({_both(real_sql, synthetic_sql, column.number)}),
-        bounds AS (SELECT min(v) AS lo, max(v) AS hi FROM both_sides WHERE isfinite(v))
+        tails AS (SELECT min(v) AS mn, max(v) AS mx, quantile_cont(v, {TAIL}) AS q_lo,
+                         quantile_cont(v, 1 - {TAIL}) AS q_hi FROM both_sides WHERE isfinite(v)),
+        bounds AS (SELECT CASE WHEN q_lo - mn <= 0.05 * (q_hi - q_lo) THEN mn ELSE q_lo END AS lo,
+                          CASE WHEN mx - q_hi <= 0.05 * (q_hi - q_lo) THEN mx ELSE q_hi END AS hi
+                   FROM tails)
         SELECT side, any_value(lo), any_value(hi),
                CASE WHEN v IS NULL OR NOT isfinite(v) THEN -1
-                    ELSE coalesce(least(CAST(floor((v - lo) / nullif(hi - lo, 0) * {bins})
-                                             AS INTEGER), {bins} - 1), 0) END AS bin,
+                    ELSE coalesce(greatest(least(CAST(floor((v - lo) / nullif(hi - lo, 0) * {bins})
+                                                      AS INTEGER), {bins} - 1), 0), 0) END AS bin,
                count(*) AS n
         FROM both_sides, bounds GROUP BY side, bin
         """

@@ -63,7 +63,7 @@ def histogram_svg(column: Column, histogram: Histogram) -> str:
     if column.kind == "temporal":
         axes.xaxis.set_major_formatter(_epoch_formatter(histogram.high - histogram.low))
         axes.tick_params(axis="x", labelrotation=30)
-    axes.set_title(f"{column.name}  ({column.type.lower()})", fontsize=10)
+    axes.set_title(column.label, fontsize=10)
     axes.set_ylabel("share of rows", fontsize=8)
     axes.tick_params(labelsize=8)
     _legend(axes, histogram.null_share)
@@ -73,7 +73,7 @@ def histogram_svg(column: Column, histogram: Histogram) -> str:
 def _epoch_formatter(span: float):
     from matplotlib.ticker import FuncFormatter
 
-    pattern = "%H:%M" if span < 86_400 else "%Y-%m-%d"
+    pattern = "%H:%M" if span < 86_400 else "%m-%d %H:%M" if span < 30 * 86_400 else "%Y-%m-%d"
     return FuncFormatter(lambda x, _: datetime.fromtimestamp(x, UTC).strftime(pattern))
 
 
@@ -85,7 +85,7 @@ def categories_svg(column: Column, categories: Categories) -> str:
     axes.bar([p + 0.2 for p in positions], categories.synthetic, 0.4, color=SYNTHETIC_COLOUR)
     labels = [label if len(label) <= 18 else label[:17] + "…" for label in categories.labels]
     axes.set_xticks(list(positions), labels, rotation=45 if len(labels) > 5 else 0, ha="right")
-    axes.set_title(f"{column.name}  ({column.type.lower()[:40]})", fontsize=10)
+    axes.set_title(column.label, fontsize=10)
     axes.set_ylabel("share of rows", fontsize=8)
     axes.tick_params(labelsize=8)
     _legend(axes)
