@@ -16,9 +16,11 @@ come from privacy.py and utility.py when a holdout (and a target) is given.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from .. import options as option_parsing
@@ -176,11 +178,31 @@ def evaluate_sql(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, opti
             {
                 "metric": r["metric"],
                 "columns": r["columns"],
-                "value": None if r["value"] is None else float(r["value"]),
-                "detail": json.dumps(r["detail"], ensure_ascii=False),
+                "value": _finite_or_none(r["value"]),
+                "detail": json.dumps(_json_safe(r["detail"]), ensure_ascii=False),
             }
             for r in rows
         ],
         schema=RESULT_SCHEMA,
     )
     return spool.write_rows("evaluate", table, {"detail": "JSON"})
+
+
+def _finite_or_none(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_safe(value):
+    """Plain JSON values: NaN and infinities become null (JSON has no such numbers)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):  # numpy scalars from other metric modules
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
