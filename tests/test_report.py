@@ -92,6 +92,14 @@ def test_report_renders_in_headless_chromium(written, tmp_path):
     assert len(colours) > 200  # plots drawn, not a blank or uniform page
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium found: apt-get install -y chromium")
+def test_the_console_check_sees_errors(tmp_path):
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><script>console.error('boom'); missing();</script></body></html>")
+    with pytest.raises(AssertionError, match="boom"):
+        _browser(["--dump-dom", page.as_uri()], tmp_path / "profile")
+
+
 def _browser(arguments: list[str], profile: Path) -> str:
     """Run headless chromium; its stdout, after checking the page logged no console message."""
     done = subprocess.run(
