@@ -105,11 +105,9 @@ def _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts) -> list
         for what, stats in (("real", real_stats), ("synthetic", syn_stats)):
             if stats.rows == 0:
                 raise SynthError(f"evaluate(): the {what} data has no rows")
-        codes = (
-            prepare_codes(con, real, columns, real_stats, real_stats),
-            prepare_codes(con, synthetic, columns, real_stats, syn_stats),
-        )
-        tables += codes
+        for table, stats in ((real, real_stats), (synthetic, syn_stats)):
+            tables.append(prepare_codes(con, table, columns, real_stats, stats))
+        codes = (tables[2], tables[3])
         per_column = column_rows(con, (real, synthetic), codes, columns, real_stats, syn_stats)
         trends = pair_trend_rows(con, (real, synthetic), codes, columns, real_stats, syn_stats)
         information = information_rows(con, codes, columns)

@@ -81,7 +81,7 @@ def choose_columns(
                     f"evaluate(): unknown column '{name}' in the real data "
                     f"(columns: {', '.join(real_types)})"
                 )
-    names = requested if requested is not None else list(real_types)
+    names = list(dict.fromkeys(requested)) if requested is not None else list(real_types)
     columns, skipped = [], []
     for name in names:
         kind = kind_of(real_types[name])
