@@ -286,6 +286,14 @@ def test_dates_booleans_and_nulls_against_themselves(s):
             "synthetic data has no rows",
         ),
         (
+            "FROM evaluate('SELECT * FROM diamonds_real LIMIT 0', 'diamonds_holdout')",
+            "real data has no rows",
+        ),
+        (
+            "FROM evaluate('SELECT [1] AS l', 'SELECT [2] AS l', columns => ['l'])",
+            "column 'l' has type INTEGER\\[\\], which is not compared",
+        ),
+        (
             "FROM evaluate('diamonds_real', 'diamonds_holdout', target => 'price')",
             "target needs holdout",
         ),
