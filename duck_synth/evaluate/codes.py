@@ -79,12 +79,15 @@ def prepare_codes(
 ) -> str:
     """The codes table of one prepared side; returns its name."""
     items = []
+    # SDMetrics' bins serve only pairs of a continuous and a categorical column
+    mixed = any(c.continuous for c in columns) and not all(c.continuous for c in columns)
     for c in columns:
         if c.continuous:
             low, high = real_stats.low[c.slot], real_stats.high[c.slot]
             items.append(f"{histogram_code_sql(c.slot, low, high)} AS {c.code}")
             own_low, own_high = own_stats.low[c.slot], own_stats.high[c.slot]
-            items.append(f"{sdmetrics_code_sql(c.slot, own_low, own_high)} AS {c.pair_code}")
+            if mixed:
+                items.append(f"{sdmetrics_code_sql(c.slot, own_low, own_high)} AS {c.pair_code}")
         else:
             items.append(f"{category_code_sql(c.slot)} AS {c.code}")
     codes = f"{table}_codes{next(_table_ids)}"
