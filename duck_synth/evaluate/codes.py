@@ -29,7 +29,7 @@ def double_sql(value: float) -> str:
     return f"({float(value)!r}::DOUBLE)"
 
 
-def _finite(*values: float | None) -> bool:
+def finite(*values: float | None) -> bool:
     return all(v is not None and math.isfinite(v) for v in values)
 
 
@@ -40,7 +40,7 @@ def category_code_sql(slot: str) -> str:
 
 def histogram_code_sql(slot: str, low: float | None, high: float | None) -> str:
     """The bin of a continuous value among 10 equal-width bins over [low, high] (the real range)."""
-    if not _finite(low, high):
+    if not finite(low, high):
         return category_code_sql(slot)
     width = (high - low) / HISTOGRAM_BINS
     inside = (
@@ -63,7 +63,7 @@ def sdmetrics_code_sql(slot: str, low: float | None, high: float | None) -> str:
     numpy itself so that boundary values fall exactly as there. NULL when it cannot bin (a side
     with no value: SDMetrics' discretisation fails there too).
     """
-    if not _finite(low, high):
+    if not finite(low, high):
         return "CAST(NULL AS UBIGINT)"
     edges = np.histogram_bin_edges(np.array([low, high], dtype=float))
     above = " + ".join(f"({slot} >= {double_sql(e)})::INTEGER" for e in edges)

@@ -17,7 +17,7 @@ import math
 
 import duckdb
 
-from .codes import _finite
+from .codes import finite
 from .columns import Column, SideStats
 from .fidelity import metric_row
 
@@ -115,7 +115,7 @@ def correlation_rows(
 
 def _binnable(column: Column, stats: SideStats) -> bool:
     # SDMetrics cannot discretise a side with no value in a continuous column: NaN score there
-    return not column.continuous or _finite(stats.low[column.slot], stats.high[column.slot])
+    return not column.continuous or finite(stats.low[column.slot], stats.high[column.slot])
 
 
 def contingency_rows(
