@@ -1,0 +1,137 @@
+"""duck_synth's side of the peers benchmark (project Python); each step runs in its own process.
+
+Steps: split a dataset, train duck_synth, sample it, and score any synthetic set with the
+engine's own ``evaluate()``. Data reaches the other methods as Parquet files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+from step_io import Stopwatch, main
+
+import duck_synth
+
+MODEL = "m"
+
+
+def split(args: dict) -> dict:
+    """Read the CSV (R's index and ``drop`` columns left out), shuffle, split 80/20 to Parquet.
+
+    ``subsample`` (quick mode) keeps that many rows of the shuffled data before splitting.
+    """
+    con = duckdb.connect()
+    source = f"read_csv('{args['csv']}', nullstr = 'NA')"
+    columns = [row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    kept = [c for c in columns[1:] if c not in args.get("drop", [])]  # columns[0]: R's index
+    names = ", ".join(f'"{c}"' for c in kept)
+    frame = con.sql(f"SELECT {names} FROM {source}").df()
+    order = np.random.default_rng(args["seed"]).permutation(len(frame))
+    if args.get("subsample"):
+        order = order[: args["subsample"]]
+    n_holdout = round(len(order) * args["holdout_share"])
+    holdout = frame.iloc[order[:n_holdout]].reset_index(drop=True)
+    train = frame.iloc[order[n_holdout:]].reset_index(drop=True)
+    train.to_parquet(args["train"], index=False)
+    holdout.to_parquet(args["holdout"], index=False)
+    return {
+        "rows": len(frame),
+        "columns": kept,
+        "train_rows": len(train),
+        "holdout_rows": len(holdout),
+    }
+
+
+def train(args: dict) -> dict:
+    """A fresh database, the train split loaded as a table, then train() timed."""
+    database = Path(args["database"])
+    for stale in (database, database.with_name(database.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    session = duck_synth.connect(str(database))
+    session.con.execute(f"CREATE TABLE real_train AS FROM read_parquet('{args['train']}')")
+    query = (
+        f"FROM train('{MODEL}', 'real_train', max_time => {args['max_time']}, "
+        f"seed => {args['seed']})"
+    )
+    with Stopwatch() as watch:
+        result = session.sql(query)
+    summary = dict(zip(result.columns, result.fetchone(), strict=True))
+    session.close()
+    return {"query": query, "seconds": watch.seconds, "summary": summary}
+
+
+def sample(args: dict) -> dict:
+    """As many synthetic rows as the train split has, timed, written to Parquet."""
+    rows = pq.read_metadata(args["like"]).num_rows
+    session = duck_synth.connect(args["database"])
+    query = f"SELECT * FROM generate('{MODEL}', target => {rows}, seed => {args['seed']})"
+    with Stopwatch() as watch:
+        table = session.sql(query).arrow()
+    pq.write_table(table, args["output"])
+    session.close()
+    return {
+        "query": query,
+        "rows": table.num_rows,
+        "seconds": watch.seconds,
+        "rows_per_second": table.num_rows / watch.seconds,
+    }
+
+
+def evaluate(args: dict) -> dict:
+    """duck_synth's evaluate() of ``synthetic`` against the real train split.
+
+    With ``holdout``: privacy rows too; the TSTR utility always tests on the holdout when one
+    is given. The ceiling passes the holdout as the synthetic set and no privacy holdout.
+    """
+    session = duck_synth.connect(":memory:")
+    for name in ("real", "synthetic", "holdout"):
+        if args.get(name):
+            session.con.execute(f"CREATE TABLE {name}_t AS FROM read_parquet('{args[name]}')")
+    options = []
+    if args.get("holdout"):
+        options.append("holdout => 'holdout_t'")
+    if args.get("target"):
+        options.append(f"target => '{args['target']}'")
+    query = f"FROM evaluate('real_t', 'synthetic_t'{''.join(', ' + o for o in options)})"
+    with Stopwatch() as watch:
+        result = session.sql(query).fetchall()
+    figures: dict = {"query": query, "seconds": watch.seconds}
+    wanted = {"overall", "shapes", "pair_trends", "dcr_share", "exact_copy_rate", "nndr_mean"}
+    wanted |= {"utility_ratio"}
+    for metric, _columns, value, detail in result:
+        if metric in wanted or metric.startswith(("tstr_", "trtr_")):
+            figures[metric] = value
+            if metric == "utility_ratio":
+                detail = json.loads(detail) if isinstance(detail, str) else detail
+                figures["utility_task"] = (detail or {}).get("task")
+    session.close()
+    return figures
+
+
+def versions(args: dict) -> dict:
+    import torch
+
+    return {
+        "duck_synth": duck_synth.__version__,
+        "duckdb": duckdb.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+    }
+
+
+if __name__ == "__main__":
+    main(
+        {
+            "split": split,
+            "train": train,
+            "sample": sample,
+            "evaluate": evaluate,
+            "versions": versions,
+        }
+    )

@@ -1,0 +1,134 @@
+"""SDV's side of the peers benchmark: GaussianCopula and CTGAN, and SDMetrics as a judge.
+
+Runs in the SDV venv (peers_env.sh); each step is its own process. A dataset's categorical
+columns arrive in the step's arguments; every other column is numerical.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import pickle
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from step_io import Stopwatch, main
+
+TABLE = "data"
+PACKAGES = ["sdv", "sdmetrics", "ctgan", "copulas", "rdt", "torch", "pandas", "numpy"]
+
+
+def read_frame(path: str, categorical: list[str]) -> pd.DataFrame:
+    """Categoricals as strings (NULL kept as NaN), numbers as floats."""
+    frame = pd.read_parquet(path)
+    for column in frame.columns:
+        if column in categorical:
+            frame[column] = frame[column].map(lambda v: np.nan if pd.isna(v) else str(v))
+        else:
+            frame[column] = frame[column].astype(float)
+    return frame
+
+
+def sdv_metadata(frame: pd.DataFrame, categorical: list[str]):
+    from sdv.metadata import Metadata
+
+    metadata = Metadata.detect_from_dataframes({TABLE: frame})
+    for column in frame.columns:
+        sdtype = "categorical" if column in categorical else "numerical"
+        metadata.update_column(column, sdtype=sdtype, table_name=TABLE)
+    return metadata
+
+
+def _synthesizer(method: str, metadata, epochs: int | None = None):
+    from sdv.single_table import CTGANSynthesizer, GaussianCopulaSynthesizer
+
+    if method == "gaussian_copula":
+        return GaussianCopulaSynthesizer(metadata)
+    return CTGANSynthesizer(metadata, epochs=epochs)
+
+
+def fit(args: dict) -> dict:
+    """Fit one SDV synthesizer on the train split and pickle it.
+
+    GaussianCopula has no budget (it takes seconds). CTGAN only takes epochs: one epoch is timed
+    first (a throwaway fit, preprocessing included, so the estimate errs short), then
+    ``budget // that`` epochs (at least 1) are fitted and timed.
+    """
+    train = read_frame(args["train"], args["categorical"])
+    metadata = sdv_metadata(train, args["categorical"])
+    figures: dict = {"rows": len(train)}
+    epochs = None
+    if args["method"] == "ctgan":
+        np.random.seed(args["seed"])
+        with Stopwatch() as probe:
+            _synthesizer("ctgan", metadata, epochs=1).fit({TABLE: train})
+        epochs = max(1, int(args["budget"] // probe.seconds))
+        figures |= {"one_epoch_seconds": probe.seconds, "epochs": epochs}
+    np.random.seed(args["seed"])
+    synthesizer = _synthesizer(args["method"], metadata, epochs)
+    with Stopwatch() as watch:
+        synthesizer.fit({TABLE: train})  # SDV 2.0 takes {table: frame}
+    with open(args["model"], "wb") as file:
+        pickle.dump(synthesizer, file)
+    return figures | {"seconds": watch.seconds}
+
+
+def sample(args: dict) -> dict:
+    """As many rows as the train split has, timed, written to Parquet."""
+    with open(args["model"], "rb") as file:
+        synthesizer = pickle.load(file)
+    rows = pq.read_metadata(args["like"]).num_rows
+    np.random.seed(args["seed"])
+    with Stopwatch() as watch:
+        sampled = synthesizer.sample(num_rows=rows)
+    frame = sampled[TABLE] if isinstance(sampled, dict) else sampled  # SDV 2.0: {table: frame}
+    frame.to_parquet(args["output"], index=False)
+    return {
+        "rows": len(frame),
+        "seconds": watch.seconds,
+        "rows_per_second": len(frame) / watch.seconds,
+    }
+
+
+def quality(args: dict) -> dict:
+    """SDMetrics QualityReport of ``synthetic`` against ``real`` (the train split)."""
+    from sdmetrics.reports import QualityReport
+
+    categorical = args["categorical"]
+    real = read_frame(args["real"], categorical)
+    synthetic = read_frame(args["synthetic"], categorical)[list(real.columns)]
+    columns = {
+        c: {"sdtype": "categorical" if c in categorical else "numerical"} for c in real.columns
+    }
+    report = QualityReport()
+    with Stopwatch() as watch:
+        report.generate(
+            {TABLE: real},
+            {TABLE: synthetic},
+            {"tables": {TABLE: {"columns": columns}}},
+            verbose=False,
+        )
+    properties = report.get_properties()
+    scores = dict(zip(properties["Property"], properties["Score"].astype(float), strict=True))
+    return {
+        "real_rows": len(real),
+        "synthetic_rows": len(synthetic),
+        "overall": float(report.get_score()),
+        "column_shapes": scores["Column Shapes"],
+        "column_pair_trends": scores["Column Pair Trends"],
+        "seconds": watch.seconds,
+    }
+
+
+def versions(args: dict) -> dict:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+if __name__ == "__main__":
+    main({"fit": fit, "sample": sample, "quality": quality, "versions": versions})
