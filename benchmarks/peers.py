@@ -236,16 +236,41 @@ def dataset_rows(f: Figures, d: str, methods: list[str]) -> list[list[str]]:
                 fmt(f.get(fit, "peak_rss_mib"), ",.0f", " MiB"),
                 fmt(f.get(ours, "overall"), ".3f"),
                 fmt(f.get(ours, "shapes"), ".3f"),
-                fmt(f.get(ours, "pair_trends"), ".3f"),
+                our_pairs(f, ours),
                 fmt(f.get(theirs, "overall"), ".3f"),
                 fmt(f.get(theirs, "column_shapes"), ".3f"),
-                fmt(f.get(theirs, "column_pair_trends"), ".3f"),
-                fmt(f.get(ours, "utility_ratio"), ".3f"),
+                their_pairs(f, theirs),
+                utility(f, ours),
                 fmt(f.get(ours, "dcr_share"), ".3f"),
                 fmt(f.get(ours, "exact_copy_rate"), ".3f"),
             ]
         )
     return rows
+
+
+def our_pairs(f: Figures, step: str) -> str:
+    """evaluate()'s pair trends; without a strong pair, the mean over all pairs, starred."""
+    value, every = f.get(step, "pair_trends"), f.get(step, "pair_trends_all")
+    if value is None and every is not None:
+        return f"{every:.3f}*"
+    return fmt(value, ".3f")
+
+
+def their_pairs(f: Figures, step: str) -> str:
+    """SDMetrics' Column Pair Trends; when NaN (a pair with NULLs), the mean of the scored ones."""
+    value = f.get(step, "column_pair_trends")
+    if value is not None and value != value:  # NaN
+        mean = f.get(step, "pair_trends_nanmean")
+        return "nan" if mean is None else f"{mean:.3f}†"
+    return fmt(value, ".3f")
+
+
+def utility(f: Figures, step: str) -> str:
+    ratio, primary = f.get(step, "utility_ratio"), f.get(step, "utility_primary")
+    tstr, trtr = f.get(step, "tstr_primary"), f.get(step, "trtr_primary")
+    if ratio is None or primary is None or tstr is None or trtr is None:
+        return fmt(ratio, ".3f")
+    return f"{ratio:.3f} ({primary} {tstr:.2f} / {trtr:.2f})"
 
 
 def divide(a: float | None, b: float | None) -> str:
@@ -317,6 +342,25 @@ def environment_lines(f: Figures, mode: Mode, datasets: list[str]) -> list[str]:
     return lines
 
 
+NOTES = """\
+- Every synthetic set has as many rows as the train split and is judged against the train
+  split. **ceiling**: the real holdout judged the same way (utility and privacy need a holdout
+  apart from the judged set, so they are left out there).
+- **fit**: seconds of the fit call alone (duck_synth: `train(max_time => budget)`;
+  GaussianCopula: `fit`, no budget needed; CTGAN: `fit` with the epochs that throwaway 1- and
+  3-epoch fits say fill the budget; TabularARGN: mostlyai-engine's split, analyze, encode and
+  train with `max_training_time` = budget, which may stop earlier by early stopping).
+  **gen rows/s**: that many rows sampled, process start excluded. **fit peak RSS**: the fit
+  process's peak resident memory.
+- **ours**: duck_synth's `evaluate()`; pairs count only pairs strongly associated in the real
+  data (SDMetrics' rule); * = no such pair, the mean over all pairs instead. **SDMetrics**:
+  QualityReport; † = its pair score was NaN (pairs with NULLs), the mean of the scored pairs.
+- **utility_ratio**: TSTR ÷ TRTR of the primary metric (macro F1 for a categorical target, R²
+  for a numeric one), clipped at 0; both models tested on the real holdout. **DCR share**: share
+  of synthetic rows nearer the train split than the holdout (0.5 is ideal, 1 is copying).
+  **exact copies**: share of synthetic rows equal to a train row."""
+
+
 def report(results: dict[str, dict], mode: Mode, datasets: list[str], methods: list[str]) -> str:
     f = Figures(results)
     main_rows = [row for d in datasets for row in dataset_rows(f, d, methods)]
@@ -332,7 +376,7 @@ def report(results: dict[str, dict], mode: Mode, datasets: list[str], methods: l
         "SDMetrics: overall",
         "SDMetrics: shapes",
         "SDMetrics: pairs",
-        "TSTR utility_ratio",
+        "utility_ratio (TSTR / TRTR)",
         "DCR share",
         "exact copies",
     ]
@@ -351,6 +395,7 @@ def report(results: dict[str, dict], mode: Mode, datasets: list[str], methods: l
     parts = [
         f"# duck_synth against its peers ({mode.name}, {now()})",
         markdown_table(headers, main_rows),
+        NOTES,
         "## duck_synth's figures divided by each peer's",
         markdown_table(ratio_headers, ratios),
         "## Environment",

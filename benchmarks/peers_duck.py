@@ -106,9 +106,15 @@ def evaluate(args: dict) -> dict:
     for metric, _columns, value, detail in result:
         if metric in wanted or metric.startswith(("tstr_", "trtr_")):
             figures[metric] = value
-            if metric == "utility_ratio":
-                detail = json.loads(detail) if isinstance(detail, str) else detail
-                figures["utility_task"] = (detail or {}).get("task")
+        detail = json.loads(detail) if isinstance(detail, str) else (detail or {})
+        if metric == "utility_ratio":
+            figures["utility_task"] = detail.get("task")
+            primary = detail.get("primary")
+            figures["utility_primary"] = primary
+            figures["tstr_primary"] = (detail.get("tstr") or {}).get(primary)
+            figures["trtr_primary"] = (detail.get("trtr") or {}).get(primary)
+        if metric == "pair_trends":
+            figures["pair_trends_all"] = detail.get("all_pairs")
     session.close()
     return figures
 

@@ -59,11 +59,16 @@ def fit(args: dict) -> dict:
     figures: dict = {"rows": len(train)}
     epochs = None
     if args["method"] == "ctgan":
-        np.random.seed(args["seed"])
-        with Stopwatch() as probe:
-            _synthesizer("ctgan", metadata, epochs=1).fit({TABLE: train})
-        epochs = max(1, int(args["budget"] // probe.seconds))
-        figures |= {"one_epoch_seconds": probe.seconds, "epochs": epochs}
+        probes = {}
+        for probe_epochs in (1, 3):
+            np.random.seed(args["seed"])
+            with Stopwatch() as probe:
+                _synthesizer("ctgan", metadata, epochs=probe_epochs).fit({TABLE: train})
+            probes[probe_epochs] = probe.seconds
+        per_epoch = max((probes[3] - probes[1]) / 2, 1e-3)
+        overhead = max(probes[1] - per_epoch, 0.0)
+        epochs = max(1, int((args["budget"] - overhead) // per_epoch))
+        figures |= {"probe_seconds": probes, "epoch_seconds": per_epoch, "epochs": epochs}
     np.random.seed(args["seed"])
     synthesizer = _synthesizer(args["method"], metadata, epochs)
     with Stopwatch() as watch:
@@ -110,7 +115,10 @@ def quality(args: dict) -> dict:
         )
     properties = report.get_properties()
     scores = dict(zip(properties["Property"], properties["Score"].astype(float), strict=True))
+    pairs = report.get_details("Column Pair Trends")["Score"].astype(float)
     return {
+        "pair_trends_scored": int(pairs.notna().sum()),
+        "pair_trends_nanmean": float(pairs.mean()) if pairs.notna().any() else None,
         "real_rows": len(real),
         "synthetic_rows": len(synthetic),
         "overall": float(report.get_score()),
