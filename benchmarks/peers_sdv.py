@@ -65,9 +65,12 @@ def fit(args: dict) -> dict:
             with Stopwatch() as probe:
                 _synthesizer("ctgan", metadata, epochs=probe_epochs).fit({TABLE: train})
             probes[probe_epochs] = probe.seconds
-        per_epoch = max((probes[3] - probes[1]) / 2, 1e-3)
+        # The two probes' difference is two epochs; on a noisy machine it can come out near 0,
+        # so an epoch is taken to be at least a sixth of the 3-epoch probe (overhead ≤ half).
+        per_epoch = max((probes[3] - probes[1]) / 2, probes[3] / 6)
         overhead = max(probes[1] - per_epoch, 0.0)
         epochs = max(1, int((args["budget"] - overhead) // per_epoch))
+        print(f"CTGAN probes {probes}: {per_epoch:.2f} s per epoch, {epochs} epochs", flush=True)
         figures |= {"probe_seconds": probes, "epoch_seconds": per_epoch, "epochs": epochs}
     np.random.seed(args["seed"])
     synthesizer = _synthesizer(args["method"], metadata, epochs)
