@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import duck_synth
@@ -55,3 +56,16 @@ def catalog_checksum(s: duck_synth.Session) -> str:
         rows = s.con.execute(f"SELECT * FROM synth.{table} ORDER BY ALL").fetchall()
         digest.update(repr(rows).encode())
     return digest.hexdigest()
+
+
+def noise(frame, rows: int, seed: int):
+    """Each column drawn independently: numbers uniform over the real range, categories uniform."""
+    rng = np.random.default_rng(seed)
+    out = frame.head(0).copy()
+    for name in frame.columns:
+        values = frame[name]
+        if values.dtype.kind in "fi":
+            out[name] = rng.uniform(values.min(), values.max(), rows).astype(values.dtype)
+        else:
+            out[name] = rng.choice(values.dropna().unique(), rows)
+    return out

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pytest
+from conftest import noise
 
 from duck_synth.errors import SynthError
 from duck_synth.evaluate.privacy import privacy_metrics
@@ -32,19 +32,6 @@ def con():
     con.execute("CREATE TABLE noise AS FROM noise_frame")
     yield con
     con.close()
-
-
-def noise(frame, rows: int, seed: int):
-    """Each column drawn independently: numbers uniform over the real range, categories uniform."""
-    rng = np.random.default_rng(seed)
-    out = frame.head(0).copy()
-    for name in frame.columns:
-        values = frame[name]
-        if values.dtype.kind in "fi":
-            out[name] = rng.uniform(values.min(), values.max(), rows).astype(values.dtype)
-        else:
-            out[name] = rng.choice(values.dropna().unique(), rows)
-    return out
 
 
 def metrics(con, synthetic: str, **options) -> dict[str, dict]:
