@@ -274,6 +274,8 @@ def their_pairs(f: Figures, step: str) -> str:
 
 
 def utility(f: Figures, step: str) -> str:
+    if f.get(step, "utility_error"):
+        return "evaluate() failed: " + f.get(step, "utility_error").replace("|", "/")
     ratio, primary = f.get(step, "utility_ratio"), f.get(step, "utility_primary")
     tstr, trtr = f.get(step, "tstr_primary"), f.get(step, "trtr_primary")
     if ratio is None or primary is None or tstr is None or trtr is None:

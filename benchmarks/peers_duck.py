@@ -98,9 +98,20 @@ def evaluate(args: dict) -> dict:
     if args.get("target"):
         options.append(f"target => '{args['target']}'")
     query = f"FROM evaluate('real_t', 'synthetic_t'{''.join(', ' + o for o in options)})"
-    with Stopwatch() as watch:
-        result = session.sql(query).fetchall()
-    figures: dict = {"query": query, "seconds": watch.seconds}
+    figures: dict = {}
+    try:
+        with Stopwatch() as watch:
+            result = session.sql(query).fetchall()
+    except duck_synth.errors.SynthError as error:
+        if not args.get("target"):
+            raise
+        # The utility part failed (seen: a feature all NULL in the synthetic set); keep the
+        # rest of evaluate() and say why utility is missing.
+        figures["utility_error"] = str(error).splitlines()[0][:200]
+        query = query.replace(f", target => '{args['target']}'", "")
+        with Stopwatch() as watch:
+            result = session.sql(query).fetchall()
+    figures |= {"query": query, "seconds": watch.seconds}
     wanted = {"overall", "shapes", "pair_trends", "dcr_share", "exact_copy_rate", "nndr_mean"}
     wanted |= {"utility_ratio"}
     for metric, _columns, value, detail in result:
