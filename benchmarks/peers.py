@@ -3,6 +3,7 @@
     python benchmarks/peers.py              # full run: 300 s per fit, all rows; resumable
     python benchmarks/peers.py --quick      # 20 s per fit, 5,000 rows per dataset
     python benchmarks/peers.py --fresh      # forget cached step results, measure again
+    python benchmarks/peers.py --report-only   # the report from what is cached so far
     python benchmarks/peers.py --budget 120 --datasets diamonds slid --methods duck_synth ctgan
 
 Methods: duck_synth, SDV GaussianCopula, SDV CTGAN, mostlyai-engine TabularARGN. Datasets:
@@ -424,6 +425,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, help="training seconds per method")
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument(
+        "--report-only", action="store_true", help="report the cached steps, run nothing"
+    )
     parser.add_argument("--max-busy", type=float, help="wait for at most this many busy CPUs")
     return parser.parse_args(argv)
 
@@ -438,7 +442,10 @@ def main(argv: list[str] | None = None) -> int:
         methods.remove("duck_synth")
     runner = PeersRunner(RESULTS / f"peers-{mode.name}", options.fresh, options.max_busy)
     for step in plan(mode, runner.work.resolve(), options.datasets, methods):
-        runner.run(step)
+        if options.report_only:
+            runner.results[step.name] = runner.cached(step) or {"error": "not measured yet"}
+        else:
+            runner.run(step)
     text = report(runner.results, mode, options.datasets, methods)
     (RESULTS / ("peers.md" if mode.name == "full" else "peers-quick.md")).write_text(text)
     print(text)
