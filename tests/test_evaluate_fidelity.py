@@ -19,7 +19,7 @@ import duck_synth
 from duck_synth import SynthError
 from duck_synth.evaluate import evaluate
 
-SLID = Path(__file__).resolve().parents[2] / "shared" / "bench" / "data" / "SLID.csv"
+SLID = Path(__file__).resolve().parents[1] / "examples" / "data" / "SLID.csv"
 SPREAD = ("holdout", "shuffled", "noise30", "noise70")
 
 

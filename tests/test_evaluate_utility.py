@@ -14,7 +14,7 @@ from duck_synth.evaluate.utility import utility_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DIAMONDS = ROOT / "examples" / "data" / "diamonds.parquet"
-SLID = ROOT.parent / "shared" / "bench" / "data" / "SLID.csv"
+SLID = ROOT / "examples" / "data" / "SLID.csv"
 
 
 def split(table: str, train: int, holdout: int, synthetic: int) -> tuple[str, str, str]:
