@@ -113,6 +113,16 @@ def test_seeded_and_deterministic(con):
     assert metrics(con, S_TRAIN, S_SPLIT, S_HOLDOUT, "wages", seed=4) == first
 
 
+def test_feature_null_in_every_synthetic_row_is_ignored_not_an_error(con):
+    """A generator that never produces a value for a column still gets a utility score."""
+    blank = "SELECT * REPLACE (NULL::DOUBLE AS education, NULL::VARCHAR AS sex) FROM ({})"
+    found = metrics(con, S_TRAIN, blank.format(S_SPLIT), S_HOLDOUT, "wages")
+    real_only = metrics(con, S_TRAIN, S_SPLIT, S_HOLDOUT, "wages", columns=["age", "language"])
+    # education carries most of what predicts wages: without it TSTR falls toward age alone
+    assert found["tstr_r2"]["value"] < found["trtr_r2"]["value"] - 0.05
+    assert abs(found["tstr_r2"]["value"] - real_only["tstr_r2"]["value"]) < 0.05
+
+
 @pytest.mark.parametrize(
     ("real", "synthetic", "target", "columns", "message"),
     [

@@ -174,6 +174,12 @@ def _fit(x: np.ndarray, y: np.ndarray, categorical: np.ndarray, classify: bool, 
     model = kind(categorical_features=categorical, early_stopping=True, random_state=seed % 2**32)
     if classify and len(np.unique(y)) < 2:
         return _Constant(y[0])  # a synthetic side with one class: it can only predict that class
+    # A feature that is NULL in every training row carries nothing, but the binner cannot bin
+    # it: a constant stands in, which no split can use either.
+    empty = np.isnan(x).all(axis=0)
+    if empty.any():
+        x = x.copy()
+        x[:, empty] = 0.0
     return model.fit(x, y)
 
 
