@@ -106,7 +106,9 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     run_id = catalog.start_run(con, name, method, source)
     started = time.monotonic()
     try:
-        model = create_model(method, [e.n_tokens for e in modelled])
+        model = create_model(
+            method, [e.n_tokens for e in modelled], [e.token_positions() for e in modelled]
+        )
         config = FitConfig(
             epochs=options.epochs,
             max_time=options.max_time,

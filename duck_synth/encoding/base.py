@@ -74,6 +74,11 @@ class Encoder:
     def n_tokens(self) -> int:
         return 0
 
+    def token_positions(self) -> np.ndarray | None:
+        """Each token's place in the column's order, in [-1, 1] (NaN: NULL and other tokens
+        outside the order); None for unordered columns."""
+        return None
+
     def sampling_mask(self) -> np.ndarray | None:
         """Tokens the model may emit unconditionally (None: all): never NULL if none was seen."""
         if self.n_tokens == 0 or self.stats.get("null_share", 0.0) > 0:

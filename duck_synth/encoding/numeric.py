@@ -99,6 +99,16 @@ class NumericEncoder(Encoder):
     def n_tokens(self) -> int:
         return 1 + len(self.stats["points"]) + self.n_bins
 
+    def token_positions(self) -> np.ndarray:
+        """Points and bin middles ranked together: bins hold equal shares of the values, so a
+        rank is close to the value's quantile."""
+        edges = self.edges
+        middles = (edges[:-1] + edges[1:]) / 2 if self.n_bins else np.empty(0)
+        values = np.concatenate([self.points, middles])
+        ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable")
+        places = 2 * ranks / max(len(values) - 1, 1) - 1
+        return np.concatenate([[np.nan], places])
+
     def encode(self, values: pa.Array) -> np.ndarray:
         return self.encode_floats(values_to_float(values, keep_nulls=True))
 

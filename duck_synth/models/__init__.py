@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..errors import SynthError
@@ -28,8 +29,12 @@ def choose_method(method: str) -> str:
     raise SynthError(f"unknown method '{method}' (available: auto, {', '.join(METHODS)})")
 
 
-def create_model(method: str, vocab_sizes: list[int]) -> GenerativeModel:
-    return METHODS[method](vocab_sizes)
+def create_model(
+    method: str, vocab_sizes: list[int], positions: list[np.ndarray | None]
+) -> GenerativeModel:
+    """A fresh model for columns of ``vocab_sizes`` tokens; ``positions`` orders the tokens of
+    ordered columns (see Encoder.token_positions)."""
+    return METHODS[method](vocab_sizes, positions=positions)
 
 
 def restore_model(method: str, params: dict, tensors: dict[str, torch.Tensor]) -> GenerativeModel:

@@ -28,33 +28,63 @@ from .base import Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
 
 CANONICAL_ORDER_SHARE = 0.5
 PEAK_LR = 3e-3
+EARLY_STOPPING_FROM = 0.5  # share of the budget (epochs or max_time) before early stopping may act
 MAX_AUTO_BATCH = 2048  # big batches use the CPU well; small tables still get >= 16 steps
 SAMPLE_CHUNK = 2048
 SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 class ColumnNets(nn.Module):
-    def __init__(self, vocab_sizes: list[int], emb_dim: int, hidden: int, dropout: float):
+    """One two-layer MLP per column, all fed the embeddings of the known cells.
+
+    Tokens of ordered columns (numbers, dates) carry a position in [-1, 1]. It enters both ends:
+    each such column's embedding gets ``position * direction``, and each such column's logits get
+    a linear and a quadratic term in position, so "larger age, larger wage" is one learned
+    direction instead of a hundred separate bin embeddings, which small tables cannot teach.
+    """
+
+    def __init__(
+        self,
+        vocab_sizes: list[int],
+        emb_dim: int,
+        hidden: int,
+        dropout: float,
+        positions: list[np.ndarray | None] | None = None,
+    ):
         super().__init__()
         self.vocab_sizes = list(vocab_sizes)
         n = len(vocab_sizes)
         sizes = torch.tensor([v + 1 for v in vocab_sizes])  # +1: the mask token
         self.register_buffer("offsets", torch.cumsum(sizes, 0) - sizes)
         self.register_buffer("mask_tokens", torch.tensor(vocab_sizes))
+        self.register_buffer("token_column", torch.repeat_interleave(torch.arange(n), sizes))
+        self.register_buffer("positions", _flat_positions(vocab_sizes, positions))
         self.embed = nn.Embedding(int(sizes.sum()), emb_dim)
+        self.directions = nn.Parameter(torch.zeros(n, emb_dim))
         fan_in = n * emb_dim
         self.w1 = nn.Parameter(torch.randn(n, fan_in, hidden) / math.sqrt(fan_in))
         self.b1 = nn.Parameter(torch.zeros(n, hidden))
         self.w2 = nn.Parameter(torch.randn(n, hidden, hidden) / math.sqrt(hidden))
         self.b2 = nn.Parameter(torch.zeros(n, hidden))
         self.heads = nn.ModuleList(nn.Linear(hidden, v) for v in vocab_sizes)
+        self.shifts = nn.Parameter(torch.zeros(n, hidden, 2))
         self.dropout = nn.Dropout(dropout)
+
+    def token_table(self) -> torch.Tensor:
+        """Every token's embedding, its position's share included."""
+        return self.embed.weight + self.positions[:, None] * self.directions[self.token_column]
+
+    def logits(self, c: int, hidden: torch.Tensor) -> torch.Tensor:
+        start = self.offsets[c]
+        position = self.positions[start : start + self.vocab_sizes[c]]
+        shift = hidden @ self.shifts[c]  # (batch, 2): linear and quadratic in position
+        return self.heads[c](hidden) + shift[:, :1] * position + shift[:, 1:] * position.square()
 
     def hidden_all(self, tokens: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """(columns, batch, hidden) for every column's net given the known cells."""
         n_rows, n_cols = tokens.shape
         idx = torch.where(known, tokens, self.mask_tokens) + self.offsets
-        flat = self.embed(idx).reshape(n_rows, -1)
+        flat = nn.functional.embedding(idx, self.token_table()).reshape(n_rows, -1)
         w1 = self.w1.permute(1, 0, 2).reshape(flat.shape[1], -1)
         h1 = (flat @ w1).reshape(n_rows, n_cols, -1).permute(1, 0, 2) + self.b1[:, None]
         h1 = self.dropout(torch.relu(h1))
@@ -64,8 +94,9 @@ class ColumnNets(nn.Module):
         hidden = self.hidden_all(tokens, known)
         unknown = (~known).float()
         total = tokens.new_zeros((), dtype=torch.float32)
-        for c, head in enumerate(self.heads):
-            nll = nn.functional.cross_entropy(head(hidden[c]), tokens[:, c], reduction="none")
+        for c in range(len(self.vocab_sizes)):
+            logits = self.logits(c, hidden[c])
+            nll = nn.functional.cross_entropy(logits, tokens[:, c], reduction="none")
             total = total + (nll * unknown[:, c]).sum()
         return total / unknown.sum().clamp_min(1.0)
 
@@ -78,12 +109,12 @@ class ColumnNets(nn.Module):
         """
         n = len(self.vocab_sizes)
         emb_dim = self.embed.embedding_dim
+        table = self.token_table()
         bases, deltas = [], []
         for c in range(n):
             w = self.w1[c].reshape(n, emb_dim, -1)
             parts = [
-                self.embed.weight[self.offsets[j] : self.offsets[j] + self.vocab_sizes[j] + 1]
-                @ w[j]
+                table[self.offsets[j] : self.offsets[j] + self.vocab_sizes[j] + 1] @ w[j]
                 for j in range(n)
             ]
             masked = torch.stack([p[-1] for p in parts])
@@ -96,15 +127,26 @@ class AutoregressiveModel(GenerativeModel):
     method = "autoregressive"
 
     def __init__(
-        self, vocab_sizes: list[int], emb_dim: int = 16, hidden: int = 64, dropout: float = 0.1
+        self,
+        vocab_sizes: list[int],
+        emb_dim: int = 16,
+        hidden: int = 64,
+        dropout: float = 0.1,
+        order: list[int] | None = None,
+        positions: list[np.ndarray | None] | None = None,
     ):
+        """``positions``: per column, each token's place in [-1, 1] (NaN: none) or None for
+        unordered columns; kept with the weights, so a restored model needs none."""
+        if order is None:
+            order = canonical_order(vocab_sizes)
         self.params = {
             "vocab_sizes": list(vocab_sizes),
             "emb_dim": emb_dim,
             "hidden": hidden,
             "dropout": dropout,
+            "order": list(order),
         }
-        self.net = ColumnNets(vocab_sizes, emb_dim, hidden, dropout)
+        self.net = ColumnNets(vocab_sizes, emb_dim, hidden, dropout, positions)
         self._tables: list[torch.Tensor] | None = None
 
     # -- training ------------------------------------------------------------------------------
@@ -112,7 +154,7 @@ class AutoregressiveModel(GenerativeModel):
         n_cols = len(self.params["vocab_sizes"])
         ranks = torch.argsort(torch.rand(n_rows, n_cols, generator=generator), dim=1)
         canonical = torch.rand(n_rows, generator=generator) < CANONICAL_ORDER_SHARE
-        ranks[canonical] = torch.arange(n_cols)
+        ranks[canonical] = torch.argsort(torch.tensor(self.params["order"]))
         cut = torch.randint(0, n_cols, (n_rows, 1), generator=generator)
         return ranks < cut
 
@@ -177,7 +219,9 @@ class AutoregressiveModel(GenerativeModel):
                 best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
             else:
                 stale += 1
-            if stale >= config.patience or timed_out:
+            # Only once the learning rate has decayed: at the peak rate the validation loss
+            # wanders, and stopping there left small tables half-learned (SLID: TSTR R² 0).
+            if (stale >= config.patience and done >= EARLY_STOPPING_FROM) or timed_out:
                 break
         if best_state is not None:
             self.net.load_state_dict(best_state)
@@ -188,7 +232,7 @@ class AutoregressiveModel(GenerativeModel):
             "history": history,
             "stopped": "max_time"
             if timed_out
-            else ("early_stopping" if stale >= config.patience else "epochs"),
+            else ("early_stopping" if epoch < config.epochs else "epochs"),
         }
 
     @torch.no_grad()
@@ -211,7 +255,7 @@ class AutoregressiveModel(GenerativeModel):
             self._base, self._tables = net.first_layer_deltas()
         n_cols = len(self.params["vocab_sizes"])
         order = [c for c in conditions.first if c not in conditions.fixed]
-        order += [c for c in range(n_cols) if c not in order and c not in conditions.fixed]
+        order += [c for c in self.params["order"] if c not in order and c not in conditions.fixed]
         out = np.empty((n, n_cols), dtype=np.int64)
         starts = range(0, n, SAMPLE_CHUNK)
         # one generator per chunk, seeded in order: the rows do not depend on thread scheduling
@@ -244,7 +288,7 @@ class AutoregressiveModel(GenerativeModel):
         for c in order:
             h = torch.relu(pending.pop(c))
             h = h + torch.relu(torch.addmm(net.b2[c], h, net.w2[c]))
-            choice = sample_logits(net.heads[c](h), config, generator, conditions.allowed.get(c))
+            choice = sample_logits(net.logits(c, h), config, generator, conditions.allowed.get(c))
             tokens[:, c] = choice
             if pending:
                 reveal(c, choice)
@@ -260,6 +304,30 @@ class AutoregressiveModel(GenerativeModel):
         model.net.load_state_dict(tensors)
         model.net.eval()
         return model
+
+
+def _flat_positions(
+    vocab_sizes: list[int], positions: list[np.ndarray | None] | None
+) -> torch.Tensor:
+    """All columns' token positions end to end (mask tokens included), 0 where there is none."""
+    parts = []
+    for c, size in enumerate(vocab_sizes):
+        part = np.zeros(size + 1, dtype=np.float32)
+        given = None if positions is None else positions[c]
+        if given is not None:
+            part[:size] = np.nan_to_num(np.asarray(given, dtype=np.float32), nan=0.0)
+        parts.append(part)
+    return torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0)
+
+
+def canonical_order(vocab_sizes: list[int]) -> list[int]:
+    """Columns with few values first, so the many-valued ones (amounts, dates) are sampled
+    given everything else, the conditional that prediction from the synthetic data needs."""
+    import os
+
+    if os.environ.get("DS_TABLE_ORDER"):
+        return list(range(len(vocab_sizes)))
+    return sorted(range(len(vocab_sizes)), key=lambda c: (vocab_sizes[c], c))
 
 
 def learning_rate(done: float) -> float:
