@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from .encoding import Encoder, Restriction
 from .errors import SynthError
+from .rewrite import DUCKDB
 
 COMPARISONS = {exp.EQ: "eq", exp.GT: "gt", exp.GTE: "ge", exp.LT: "lt", exp.LTE: "le"}
 FLIPPED = {"eq": "eq", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
@@ -31,7 +32,7 @@ class CompiledFilter:
 
 def parse_predicate(text: str) -> exp.Expression:
     try:
-        return sqlglot.parse_one(f"SELECT 1 WHERE {text}", read="duckdb").args["where"].this
+        return sqlglot.parse_one(f"SELECT 1 WHERE {text}", read=DUCKDB).args["where"].this
     except (sqlglot.errors.ParseError, KeyError, AttributeError) as error:
         raise SynthError(
             f"filter {text!r} is not a valid SQL predicate: {str(error).splitlines()[0]}"
@@ -113,7 +114,7 @@ def compile_filter(text: str | None, encoders: list[Encoder], model: str) -> Com
             raise SynthError(
                 f"filter: unknown column '{column.name}' (model '{model}' has: {', '.join(by_name)})"
             )
-    compiled = CompiledFilter(sql=predicate.sql("duckdb"))
+    compiled = CompiledFilter(sql=predicate.sql(DUCKDB))
     for conjunct in conjuncts(predicate):
         parts = _between(conjunct) or [conjunct]
         simple = [_simple(p) for p in parts]
@@ -127,9 +128,9 @@ def compile_filter(text: str | None, encoders: list[Encoder], model: str) -> Com
                 break
             restrictions.append((name, r))
         if len(restrictions) != len(parts):
-            compiled.filtered.append(conjunct.sql("duckdb"))
+            compiled.filtered.append(conjunct.sql(DUCKDB))
             continue
-        compiled.narrowed.append(conjunct.sql("duckdb"))
+        compiled.narrowed.append(conjunct.sql(DUCKDB))
         for name, r in restrictions:
             current = compiled.restrictions.get(name)
             compiled.restrictions[name] = r if current is None else current.intersect(r)

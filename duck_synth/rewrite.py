@@ -19,9 +19,13 @@ from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
 from .errors import SynthError
 from .options import GenerateOptions, TrainOptions, argument_names
+
+# Resolved at import: sqlglot loads a dialect lazily, which cost the first statement about 0.2 s.
+DUCKDB = Dialect.get_or_raise("duckdb")
 
 ColumnsOf = Callable[[str], list[str] | None]
 ARGUMENTS = {
@@ -159,7 +163,7 @@ def push_predicates(
         kept = []
         pushed: dict[int, list[exp.Expression]] = {}
         for conjunct in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
-            text = conjunct.sql("duckdb")
+            text = conjunct.sql(DUCKDB)
             reason = _unpushable_reason(conjunct)
             owners = {
                 id(_owner(c, sources)) if _owner(c, sources) else None
@@ -206,7 +210,7 @@ def _add_filter(call: exp.Anonymous, conjuncts: list[exp.Expression]) -> None:
     previous = existing.get("filter") or existing.get("where")
     if previous is not None:
         predicate = exp.and_(
-            sqlglot.parse_one(f"SELECT 1 WHERE {previous.expression.this}", read="duckdb")
+            sqlglot.parse_one(f"SELECT 1 WHERE {previous.expression.this}", read=DUCKDB)
             .args["where"]
             .this,
             predicate,
@@ -214,7 +218,7 @@ def _add_filter(call: exp.Anonymous, conjuncts: list[exp.Expression]) -> None:
         call.set("expressions", [e for e in call.expressions if e is not previous])
     call.append(
         "expressions",
-        exp.Kwarg(this=exp.var("filter"), expression=exp.Literal.string(predicate.sql("duckdb"))),
+        exp.Kwarg(this=exp.var("filter"), expression=exp.Literal.string(predicate.sql(DUCKDB))),
     )
 
 
@@ -267,11 +271,11 @@ def rewrite_sql(
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # DuckDB syntax sqlglot does not know is passed through as is
     try:
-        trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
+        trees = [t for t in sqlglot.parse(sql, read=DUCKDB) if t is not None]
     except sqlglot.errors.SqlglotError:
         return [sql], notes
     finally:
         quiet.setLevel(level)
-    original = [t.sql("duckdb") for t in trees]
-    rewritten = [rewrite(t, columns_of_model, columns_of_table, notes).sql("duckdb") for t in trees]
+    original = [t.sql(DUCKDB) for t in trees]
+    rewritten = [rewrite(t, columns_of_model, columns_of_table, notes).sql(DUCKDB) for t in trees]
     return ([sql] if rewritten == original else rewritten), notes

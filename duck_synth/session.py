@@ -13,6 +13,7 @@ import re
 import threading
 
 import duckdb
+import pandas  # noqa: F401  DuckDB imports it at the first parameterized query: pay it here, once
 import pyarrow as pa
 
 from . import catalog, spool
