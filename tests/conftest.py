@@ -22,7 +22,7 @@ def diamonds_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("diamonds") / "diamonds.duckdb"
     session = duck_synth.connect(str(path))
     session.sql(DIAMONDS_TABLE)
-    session.sql("FROM train('d', 'diamonds', epochs => 12, max_time => 240, seed => 7)")
+    session.sql("FROM train('d', 'diamonds', epochs => 16, max_time => 240, seed => 7)")
     session.close()
     return path
 
