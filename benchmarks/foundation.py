@@ -4,13 +4,13 @@
     python benchmarks/foundation.py --quick    # small sizes, for development (a few minutes)
     python benchmarks/foundation.py --fresh    # forget cached step results, measure everything
 
-Every step runs in its own process, so each peak RSS belongs to one step. duck_synth's steps run
-in this Python; the peers' (SDV, SDMetrics) in their own virtual environment made by
-peers_env.sh. Steps exchange Parquet files in benchmarks/results/<mode>/work/. Each finished step
-is cached as benchmarks/results/<mode>/<step>.json and reused while its arguments are unchanged
-and nothing it needs was measured again. The report is written to benchmarks/results/ as
-foundation.md (full) or foundation-quick.md (quick) and printed. README.md beside this file
-explains each figure.
+Every step runs in its own process, so each peak RSS belongs to one step. duck_synth's steps
+(peers_duck.py) run in this Python; the peers' (SDV, SDMetrics: peers_sdv.py) in their own
+virtual environment, made by ``venv.sh sdv``; peers.py runs the same step scripts. Steps exchange
+Parquet files in benchmarks/results/<mode>/work/. Each finished step is cached as
+benchmarks/results/<mode>/<step>.json and reused while its arguments are unchanged and nothing it
+needs was measured again. The report is written to benchmarks/results/ as foundation.md (full)
+or foundation-quick.md (quick) and printed. README.md beside this file explains each figure.
 """
 
 from __future__ import annotations
@@ -34,10 +34,23 @@ DATA_CANDIDATES = [
     REPO.parent / "shared" / "bench" / "data" / "diamonds.csv",
     REPO / "shared" / "bench" / "data" / "diamonds.csv",
 ]
-SCRIPTS = {"duck": HERE / "duck_steps.py", "peer": HERE / "peer_steps.py"}
+# Each side's step script: "duck" runs in this Python, every other side in the venv that
+# ``venv.sh <side>`` makes. peers.py runs all three; this benchmark "duck" and "sdv".
+SCRIPTS = {
+    "duck": HERE / "peers_duck.py",
+    "sdv": HERE / "peers_sdv.py",
+    "mostly": HERE / "peers_mostly.py",
+}
 SEED = 0
 HOLDOUT_SHARE = 0.2
 FAIR = "cut = 'Fair'"
+MODEL, TABLE = "d", "diamonds"  # duck_synth's model, trained on the table of the train split
+CATEGORICAL = ["cut", "color", "clarity"]
+LEVELS = {  # duck_synth reads the ordered categoricals as ENUMs of these levels
+    "cut": ["Fair", "Good", "Very Good", "Premium", "Ideal"],
+    "color": ["D", "E", "F", "G", "H", "I", "J"],
+    "clarity": ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"],
+}
 MIB_PER_GIB = 1024
 BUSY_WINDOW = 3.0  # seconds over which other processes' CPU use is read before each step
 QUIET_PATIENCE, QUIET_POLL = 600.0, 10.0  # --max-busy: longest wait per step, poll interval
@@ -71,7 +84,7 @@ class Step:
     """One measured thing, run as ``python SCRIPT ACTION ARGS RESULT`` on one side."""
 
     name: str
-    side: str  # "duck": the project's Python; "peer": the peers' virtual environment
+    side: str  # a key of SCRIPTS: "duck", the project's Python; otherwise a peer's venv
     action: str
     args: dict = field(default_factory=dict)
     needs: tuple[str, ...] = ()  # steps whose output this one reads
@@ -97,7 +110,7 @@ def plan(sizes: Sizes, work: Path, data: Path) -> list[Step]:
     split |= {"train": files["train"], "holdout": files["holdout"]}
     return [
         Step("versions", "duck", "versions", reuse=False),
-        Step("peer_versions", "peer", "versions", reuse=False),
+        Step("peer_versions", "sdv", "versions", reuse=False),
         Step("split", "duck", "split", split),
         *duck_plan(sizes, files),
         *peer_plan(sizes, files),
@@ -107,9 +120,11 @@ def plan(sizes: Sizes, work: Path, data: Path) -> list[Step]:
 def duck_plan(sizes: Sizes, files: dict[str, str]) -> list[Step]:
     """Train, then sample for the quality report, then the three generation figures."""
     database, train = files["database"], files["train"]
-    fit = {"database": database, "train": train, "max_time": sizes.max_time, "seed": SEED}
-    sample = {"database": database, "like": train, "seed": 1, "output": files["duck_sample"]}
-    rows, big = {"database": database, "seed": 1, "rows": sizes.rows}, sizes.big_rows
+    model = {"database": database, "model": MODEL}
+    fit = model | {"train": train, "table": TABLE, "levels": LEVELS}
+    fit |= {"max_time": sizes.max_time, "seed": SEED}
+    sample = model | {"like": train, "seed": 1, "output": files["duck_sample"]}
+    rows, big = model | {"seed": 1, "rows": sizes.rows}, sizes.big_rows
     trained = ("train",)
     return [
         Step("train", "duck", "train", fit, ("split",), timeout=10 * sizes.max_time + 300),
@@ -123,13 +138,13 @@ def duck_plan(sizes: Sizes, files: dict[str, str]) -> list[Step]:
 def peer_plan(sizes: Sizes, files: dict[str, str]) -> list[Step]:
     """GaussianCopula fit and sample, then the three quality reports."""
     train, model = files["train"], files["gc_model"]
+    fit = {"method": "gaussian_copula", "train": train, "seed": SEED, "model": model}
+    fit |= {"categorical": CATEGORICAL}
     sample = {"model": model, "seed": 1, "like": train, "rows": sizes.peer_rows}
     sample |= {"output": files["gc_sample"]}
     return [
-        Step(
-            "gc_fit", "peer", "gc_fit", {"train": train, "seed": SEED, "model": model}, ("split",)
-        ),
-        Step("gc_sample", "peer", "gc_sample", sample, ("gc_fit",)),
+        Step("gc_fit", "sdv", "fit", fit, ("split",)),
+        Step("gc_sample", "sdv", "sample", sample, ("gc_fit",)),
         quality_step("quality_duck", train, files["duck_sample"], "sample"),
         quality_step("quality_gc", train, files["gc_sample"], "gc_sample"),
         quality_step("quality_ceiling", train, files["holdout"], "split"),
@@ -137,17 +152,28 @@ def peer_plan(sizes: Sizes, files: dict[str, str]) -> list[Step]:
 
 
 def quality_step(name: str, real: str, synthetic: str, made_by: str) -> Step:
-    args = {"real": real, "synthetic": synthetic}
-    return Step(name, "peer", "quality", args, tuple(dict.fromkeys(("split", made_by))))
+    args = {"real": real, "synthetic": synthetic, "categorical": CATEGORICAL}
+    return Step(name, "sdv", "quality", args, tuple(dict.fromkeys(("split", made_by))))
 
 
 # -- running -------------------------------------------------------------------------------------
-def peers_python() -> str:
-    """The peers' interpreter; peers_env.sh creates their virtual environment when missing."""
-    done = subprocess.run(
-        ["bash", str(HERE / "peers_env.sh")], check=True, text=True, stdout=subprocess.PIPE
-    )
-    return done.stdout.strip().splitlines()[-1]
+def venv_python(name: str) -> str:
+    """A peer's interpreter; ``venv.sh NAME`` makes its venv when missing (its log: stderr).
+
+    Raises RuntimeError "not installable: <venv.sh's last line on stderr>" when that fails.
+    """
+    command = ["bash", str(HERE / "venv.sh"), name]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        last = "no output"
+        for line in process.stderr:
+            sys.stderr.write(line)
+            last = line.strip() or last
+        output = process.stdout.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"not installable: {last}")
+    return output.strip().splitlines()[-1]
 
 
 class Runner:
@@ -163,7 +189,7 @@ class Runner:
 
     def python(self, side: str) -> str:
         if side not in self._pythons:
-            self._pythons[side] = peers_python()
+            self._pythons[side] = venv_python(side)
         return self._pythons[side]
 
     def cached(self, step: Step) -> dict | None:

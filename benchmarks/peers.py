@@ -15,8 +15,9 @@ utility on the holdout, DCR share) and by SDMetrics' QualityReport.
 
 The step machinery is foundation.py's: one process per step (so each peak RSS is one step's),
 results cached per step in benchmarks/results/peers-<mode>/ and reused while their arguments
-are unchanged, a busy-CPU reading before each step. SDV and SDMetrics run in the venv made by
-peers_env.sh; mostlyai-engine in its own, made by peers_mostly_env.sh. The report goes to
+are unchanged, a busy-CPU reading before each step. The steps are peers_duck.py's (this
+Python), peers_sdv.py's (SDV and SDMetrics, in the venv made by ``venv.sh sdv``) and
+peers_mostly.py's (mostlyai-engine, in its own, made by ``venv.sh mostly``). The report goes to
 benchmarks/results/peers.md (peers-quick.md for --quick) and is printed; README.md explains it.
 """
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,19 +39,10 @@ from foundation import (
     log,
     markdown_table,
     now,
-    peers_python,
 )
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "bench" / "data"
-# foundation's Runner finds a step's script by its side; these are the peers benchmark's sides.
-SCRIPTS.update(
-    {
-        "duckp": HERE / "peers_duck.py",
-        "sdv": HERE / "peers_sdv.py",
-        "mostly": HERE / "peers_mostly.py",
-    }
-)
 SEED = 0
 HOLDOUT_SHARE = 0.2
 GENRES = ["Action", "Animation", "Comedy", "Drama", "Documentary", "Romance", "Short"]
@@ -100,7 +91,7 @@ def dataset_plan(data: Dataset, mode: Mode, work: Path, methods: list[str]) -> l
     split = {"csv": str(DATA / data.file), "seed": SEED, "holdout_share": HOLDOUT_SHARE}
     split |= {"train": train, "holdout": holdout, "drop": list(data.drop)}
     split |= {"subsample": mode.subsample}
-    steps = [Step(f"{d}.split", "duckp", "split", split)]
+    steps = [Step(f"{d}.split", "duck", "split", split)]
     fit_timeout = 10 * mode.budget + 600
     synthetic: dict[str, tuple[str, str]] = {}  # method -> (file, the step that wrote it)
     for method in methods:
@@ -112,8 +103,8 @@ def dataset_plan(data: Dataset, mode: Mode, work: Path, methods: list[str]) -> l
             fit_args |= {"seed": SEED}
             sample_args = {"database": database, "like": train, "seed": 1, "output": output}
             steps += [
-                Step(fit, "duckp", "train", fit_args, (f"{d}.split",), fit_timeout),
-                Step(sample, "duckp", "sample", sample_args, (fit,)),
+                Step(fit, "duck", "train", fit_args, (f"{d}.split",), fit_timeout),
+                Step(sample, "duck", "sample", sample_args, (fit,)),
             ]
         elif method in ("gaussian_copula", "ctgan"):
             model = str(folder / f"{method}.pkl")
@@ -142,7 +133,7 @@ def dataset_plan(data: Dataset, mode: Mode, work: Path, methods: list[str]) -> l
             ours |= {"holdout": holdout, "target": data.target}
         theirs = {"real": train, "synthetic": path, "categorical": list(data.categorical)}
         steps += [
-            Step(f"{d}.{label}.evaluate", "duckp", "evaluate", ours, needs),
+            Step(f"{d}.{label}.evaluate", "duck", "evaluate", ours, needs),
             Step(f"{d}.{label}.sdmetrics", "sdv", "quality", theirs, needs),
         ]
     return steps
@@ -150,7 +141,7 @@ def dataset_plan(data: Dataset, mode: Mode, work: Path, methods: list[str]) -> l
 
 def plan(mode: Mode, work: Path, datasets: list[str], methods: list[str]) -> list[Step]:
     steps = [
-        Step("versions", "duckp", "versions", reuse=False),
+        Step("versions", "duck", "versions", reuse=False),
         Step("sdv_versions", "sdv", "versions", reuse=False),
     ]
     if "mostly" in methods:
@@ -167,20 +158,6 @@ def fingerprinted(step: Step) -> Step:
 
 
 # -- running -------------------------------------------------------------------------------------
-def mostly_python() -> str:
-    """mostlyai-engine's interpreter; peers_mostly_env.sh creates its venv when missing."""
-    done = subprocess.run(
-        ["bash", str(HERE / "peers_mostly_env.sh")],
-        text=True,
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"not installable: {tail}")
-    return done.stdout.strip().splitlines()[-1]
-
-
 class PeersRunner(Runner):
     """foundation's Runner with three sides: duck_synth, the SDV venv, the mostlyai venv.
 
@@ -191,17 +168,11 @@ class PeersRunner(Runner):
         super().__init__(*args, **kwargs)
         self.unavailable: dict[str, str] = {}
 
-    def python(self, side: str) -> str:
-        if side not in self._pythons:
-            maker = {"duckp": lambda: sys.executable, "sdv": peers_python, "mostly": mostly_python}
-            self._pythons[side] = maker[side]()
-        return self._pythons[side]
-
     def run(self, step: Step) -> dict:
         if step.side not in self.unavailable:
             try:
                 self.python(step.side)
-            except (RuntimeError, subprocess.CalledProcessError) as error:
+            except RuntimeError as error:
                 self.unavailable[step.side] = str(error)
                 log(f"{step.side}: {error}")
         if step.side in self.unavailable:

@@ -1,7 +1,8 @@
-"""duck_synth's side of the peers benchmark (project Python); each step runs in its own process.
+"""duck_synth's steps for both benchmarks (project Python); each step runs in its own process.
 
-Steps: split a dataset, train duck_synth, sample it, and score any synthetic set with the
-engine's own ``evaluate()``. Data reaches the other methods as Parquet files.
+Steps: split a dataset, train duck_synth, sample it, generate into a table (foundation's speed
+figures), and score any synthetic set with the engine's own ``evaluate()``. Data reaches the
+other methods as Parquet files; the model lives in the work folder's DuckDB database.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow.parquet as pq
-from step_io import Stopwatch, main
+from step_io import Stopwatch, main, rate
 
 import duck_synth
 
-MODEL = "m"
+MODEL = "m"  # the model's name unless the arguments give ``model``
+TABLE = "real_train"  # the train split's table unless the arguments give ``table``
 
 
 def split(args: dict) -> dict:
@@ -47,15 +49,27 @@ def split(args: dict) -> dict:
     }
 
 
+def _load_train(con: duckdb.DuckDBPyConnection, table: str, path: str, levels: dict) -> None:
+    """The train split as a table; each column in ``levels`` as an ordered ENUM of those values."""
+    casts = []
+    for column, values in levels.items():
+        items = ", ".join(f"'{v}'" for v in values)
+        con.execute(f"CREATE TYPE {column}_level AS ENUM ({items})")
+        casts.append(f'"{column}"::{column}_level AS "{column}"')
+    replace = f" REPLACE ({', '.join(casts)})" if casts else ""
+    con.execute(f"CREATE TABLE {table} AS SELECT *{replace} FROM read_parquet('{path}')")
+
+
 def train(args: dict) -> dict:
     """A fresh database, the train split loaded as a table, then train() timed."""
     database = Path(args["database"])
     for stale in (database, database.with_name(database.name + ".wal")):
         stale.unlink(missing_ok=True)
     session = duck_synth.connect(str(database))
-    session.con.execute(f"CREATE TABLE real_train AS FROM read_parquet('{args['train']}')")
+    table = args.get("table", TABLE)
+    _load_train(session.con, table, args["train"], args.get("levels", {}))
     query = (
-        f"FROM train('{MODEL}', 'real_train', max_time => {args['max_time']}, "
+        f"FROM train('{args.get('model', MODEL)}', '{table}', max_time => {args['max_time']}, "
         f"seed => {args['seed']})"
     )
     with Stopwatch() as watch:
@@ -66,20 +80,52 @@ def train(args: dict) -> dict:
 
 
 def sample(args: dict) -> dict:
-    """As many synthetic rows as the train split has, timed, written to Parquet."""
+    """As many synthetic rows as the file ``like`` has (the train split), timed, to Parquet."""
     rows = pq.read_metadata(args["like"]).num_rows
     session = duck_synth.connect(args["database"])
-    query = f"SELECT * FROM generate('{MODEL}', target => {rows}, seed => {args['seed']})"
+    model = args.get("model", MODEL)
+    query = f"SELECT * FROM generate('{model}', target => {rows}, seed => {args['seed']})"
     with Stopwatch() as watch:
         table = session.sql(query).arrow()
     pq.write_table(table, args["output"])
     session.close()
-    return {
+    return {"query": query, **rate(table.num_rows, watch.seconds)}
+
+
+def _last_generation(session: duck_synth.Session) -> dict:
+    row = session.sql(
+        "SELECT rows_drawn, rows_returned, seconds FROM synth.generations "
+        "ORDER BY generation_id DESC LIMIT 1"
+    ).fetchone()
+    return {"rows_drawn": row[0], "rows_returned": row[1], "generate_seconds": row[2]}
+
+
+def generate(args: dict) -> dict:
+    """``CREATE TABLE ... AS`` generate(), optionally under a WHERE, timed end to end."""
+    session = duck_synth.connect(args["database"])
+    where = f" WHERE {args['where']}" if args.get("where") else ""
+    source = (
+        f"generate('{args.get('model', MODEL)}', target => {args['rows']}, seed => {args['seed']})"
+    )
+    query = f"CREATE TABLE generated AS SELECT * FROM {source}{where}"
+    session.sql("DROP TABLE IF EXISTS generated")
+    with Stopwatch() as watch:
+        session.sql(query)
+    rows = session.sql("SELECT count(*) FROM generated").fetchone()[0]
+    figures = {
         "query": query,
-        "rows": table.num_rows,
-        "seconds": watch.seconds,
-        "rows_per_second": table.num_rows / watch.seconds,
+        "explain": session.explain(query),
+        **rate(rows, watch.seconds),
+        **_last_generation(session),
     }
+    if where:
+        figures["rows_failing_where"] = session.sql(
+            f"SELECT count(*) FROM generated WHERE NOT ({args['where']})"
+        ).fetchone()[0]
+    session.sql("DROP TABLE generated")
+    session.sql("CHECKPOINT")
+    session.close()
+    return figures
 
 
 def evaluate(args: dict) -> dict:
@@ -131,6 +177,7 @@ def evaluate(args: dict) -> dict:
 
 
 def versions(args: dict) -> dict:
+    """duck_synth's own versions, and what the machine offers."""
     import torch
 
     return {
@@ -148,6 +195,7 @@ if __name__ == "__main__":
             "split": split,
             "train": train,
             "sample": sample,
+            "generate": generate,
             "evaluate": evaluate,
             "versions": versions,
         }

@@ -1,6 +1,6 @@
 """mostlyai-engine's side of the peers benchmark: TabularARGN through the engine's stage API.
 
-Runs in its own venv (peers_mostly_env.sh); each step is its own process. The fit is the four
+Runs in its own venv (``venv.sh mostly``); each step is its own process. The fit is the four
 stages (split, analyze, encode, train) with ``max_training_time`` set to the budget, so the
 engine stops itself (or earlier, by its own early stopping or its default 100 epochs). The
 engine keeps a fifth of the train split for its own validation, as it always does.
@@ -8,13 +8,12 @@ engine keeps a fifth of the train split for its own validation, as it always doe
 
 from __future__ import annotations
 
-import importlib.metadata
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from step_io import Stopwatch, main
+from step_io import Stopwatch, main, package_versions, rate
 
 PACKAGES = ["mostlyai-engine", "torch", "pandas", "numpy", "pyarrow"]
 
@@ -49,16 +48,8 @@ def sample(args: dict) -> dict:
         engine.generate(workspace_dir=workspace, sample_size=rows, device="cpu")
         frame = pd.read_parquet(workspace / "SyntheticData")
     frame.to_parquet(args["output"], index=False)
-    return {
-        "rows": len(frame),
-        "seconds": watch.seconds,
-        "rows_per_second": len(frame) / watch.seconds,
-    }
-
-
-def versions(args: dict) -> dict:
-    return {name: importlib.metadata.version(name) for name in PACKAGES}
+    return rate(len(frame), watch.seconds)
 
 
 if __name__ == "__main__":
-    main({"fit": fit, "sample": sample, "versions": versions})
+    main({"fit": fit, "sample": sample, "versions": package_versions(PACKAGES)})

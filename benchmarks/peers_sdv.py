@@ -1,18 +1,18 @@
-"""SDV's side of the peers benchmark: GaussianCopula and CTGAN, and SDMetrics as a judge.
+"""SDV's steps for both benchmarks: GaussianCopula and CTGAN, and SDMetrics as a judge.
 
-Runs in the SDV venv (peers_env.sh); each step is its own process. A dataset's categorical
-columns arrive in the step's arguments; every other column is numerical.
+Runs in the SDV venv (``venv.sh sdv``), never in the project's Python; each step is its own
+process. A dataset's categorical columns arrive in the step's arguments; every other column is
+numerical.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import pickle
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from step_io import Stopwatch, main
+from step_io import Stopwatch, main, package_versions, rate
 
 TABLE = "data"
 PACKAGES = ["sdv", "sdmetrics", "ctgan", "copulas", "rdt", "torch", "pandas", "numpy"]
@@ -83,20 +83,19 @@ def fit(args: dict) -> dict:
 
 
 def sample(args: dict) -> dict:
-    """As many rows as the train split has, timed, written to Parquet."""
+    """``rows`` rows sampled, timed (default: as many as the train split has).
+
+    The first as many as the train split has are written to Parquet, to be judged.
+    """
     with open(args["model"], "rb") as file:
         synthesizer = pickle.load(file)
     rows = pq.read_metadata(args["like"]).num_rows
     np.random.seed(args["seed"])
     with Stopwatch() as watch:
-        sampled = synthesizer.sample(num_rows=rows)
+        sampled = synthesizer.sample(num_rows=args.get("rows", rows))
     frame = sampled[TABLE] if isinstance(sampled, dict) else sampled  # SDV 2.0: {table: frame}
-    frame.to_parquet(args["output"], index=False)
-    return {
-        "rows": len(frame),
-        "seconds": watch.seconds,
-        "rows_per_second": len(frame) / watch.seconds,
-    }
+    frame.head(rows).to_parquet(args["output"], index=False)
+    return rate(len(frame), watch.seconds)
 
 
 def quality(args: dict) -> dict:
@@ -132,15 +131,5 @@ def quality(args: dict) -> dict:
     }
 
 
-def versions(args: dict) -> dict:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "absent"
-    return found
-
-
 if __name__ == "__main__":
-    main({"fit": fit, "sample": sample, "quality": quality, "versions": versions})
+    main({"fit": fit, "sample": sample, "quality": quality, "versions": package_versions(PACKAGES)})

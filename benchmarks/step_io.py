@@ -2,11 +2,12 @@
 
 A step runs as ``python STEP_SCRIPT NAME ARGS.json RESULT.json``. It reads its arguments, does one
 measured thing, and writes its figures plus the process's peak resident memory. Standard library
-only: the same module serves the project's Python and the peers' virtual environment.
+only: the same module serves the project's Python and the peers' virtual environments.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import resource
 import sys
@@ -44,3 +45,23 @@ class Stopwatch:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.started
+
+
+def rate(rows: int, seconds: float) -> dict:
+    """A sampling step's common figures: how many rows, in how many seconds, rows per second."""
+    return {"rows": rows, "seconds": seconds, "rows_per_second": rows / seconds}
+
+
+def package_versions(packages: list[str]) -> Step:
+    """A ``versions`` step: each package's installed version, "absent" when it is not there."""
+
+    def versions(args: dict) -> dict:
+        found = {}
+        for name in packages:
+            try:
+                found[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                found[name] = "absent"
+        return found
+
+    return versions
