@@ -76,11 +76,17 @@ class ColumnNets(nn.Module):
         """Every token's embedding, its position's share included."""
         return self.embed.weight + self.positions[:, None] * self.directions[self.token_column]
 
-    def logits(self, c: int, hidden: torch.Tensor) -> torch.Tensor:
+    def head(self, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Column c's output layer with its position shift folded in: the logits' terms
+        ``(h · s1) * position + (h · s2) * position²`` are a rank-two update of the weights."""
         start = self.offsets[c]
-        position = self.positions[start : start + self.vocab_sizes[c]]
-        shift = hidden @ self.shifts[c]  # (batch, 2): linear and quadratic in position
-        return self.heads[c](hidden) + shift[:, :1] * position + shift[:, 1:] * position.square()
+        position = self.positions[start : start + self.vocab_sizes[c], None]
+        shift = self.shifts[c].T  # (2, hidden)
+        weight = self.heads[c].weight + position * shift[0] + position.square() * shift[1]
+        return weight, self.heads[c].bias
+
+    def logits(self, c: int, hidden: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(hidden, *self.head(c))
 
     def hidden_all(self, tokens: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """(columns, batch, hidden) for every column's net given the known cells."""
@@ -255,6 +261,7 @@ class AutoregressiveModel(GenerativeModel):
         net = self.net.eval()
         if self._tables is None:
             self._base, self._tables = net.first_layer_deltas()
+            self._heads = [net.head(c) for c in range(len(self.params["vocab_sizes"]))]
         n_cols = len(self.params["vocab_sizes"])
         order = [c for c in conditions.first if c not in conditions.fixed]
         order += [c for c in self.params["order"] if c not in order and c not in conditions.fixed]
@@ -290,7 +297,8 @@ class AutoregressiveModel(GenerativeModel):
         for c in order:
             h = torch.relu(pending.pop(c))
             h = h + torch.relu(torch.addmm(net.b2[c], h, net.w2[c]))
-            choice = sample_logits(net.logits(c, h), config, generator, conditions.allowed.get(c))
+            logits = nn.functional.linear(h, *self._heads[c])
+            choice = sample_logits(logits, config, generator, conditions.allowed.get(c))
             tokens[:, c] = choice
             if pending:
                 reveal(c, choice)
