@@ -13,8 +13,7 @@ import pyarrow as pa
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from . import catalog, spool
-from .encoding import from_json
+from . import catalog, sessions, spool
 from .errors import SynthError
 from .evaluate import evaluate_sql
 from .evaluate.report import report
@@ -89,9 +88,13 @@ def describe_model(con: duckdb.DuckDBPyConnection, spec: str) -> str:
     """
     record = catalog.load_model(con, spec, with_weights=False)
     rows = []
-    for column, encoder_spec in zip(record.columns, record.statistics["encoders"], strict=True):
-        encoder = from_json(encoder_spec)
-        summary = encoder.summary()
+    for column, encoder in sessions.column_encoders(record.columns, record.statistics):
+        if encoder is not None:
+            summary = encoder.summary()
+        elif column["kind"] == "order":
+            summary = sessions.order_summary(record.statistics)
+        else:
+            summary = {"sessions": record.training_rows}
         rows.append(
             {
                 "model": record.name,

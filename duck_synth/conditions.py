@@ -103,16 +103,21 @@ def _between(node: exp.Expression) -> list[exp.Expression] | None:
     return None
 
 
-def compile_filter(text: str | None, encoders: list[Encoder], model: str) -> CompiledFilter:
+def compile_filter(
+    text: str | None, encoders: list[Encoder], model: str, other_columns: list[str] = ()
+) -> CompiledFilter:
+    """Conditions from a pushed-down predicate. Conjuncts on ``encoders``' columns may narrow
+    sampling; ``other_columns`` (e.g. a session model's steps) are only ever filtered."""
     if not text:
         return CompiledFilter()
     predicate = parse_predicate(text)
     by_name = {e.name: e for e in encoders}
-    lower = {e.name.lower(): e.name for e in encoders}
+    names = [e.name for e in encoders] + [c for c in other_columns if c not in by_name]
+    lower = {name.lower(): name for name in names}
     for column in predicate.find_all(exp.Column):
-        if column.name not in by_name and column.name.lower() not in lower:
+        if column.name not in names and column.name.lower() not in lower:
             raise SynthError(
-                f"filter: unknown column '{column.name}' (model '{model}' has: {', '.join(by_name)})"
+                f"filter: unknown column '{column.name}' (model '{model}' has: {', '.join(names)})"
             )
     compiled = CompiledFilter(sql=predicate.sql(DUCKDB))
     for conjunct in conjuncts(predicate):
@@ -123,7 +128,7 @@ def compile_filter(text: str | None, encoders: list[Encoder], model: str) -> Com
             if s is None:
                 break
             name = lower.get(s[0].lower(), s[0])
-            r = by_name[name].restrict(s[1], s[2])
+            r = by_name[name].restrict(s[1], s[2]) if name in by_name else None
             if r is None:
                 break
             restrictions.append((name, r))

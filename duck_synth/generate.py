@@ -14,23 +14,37 @@ from dataclasses import asdict, dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load as load_tensors
 
-from . import catalog, spool
+from . import catalog, sessions, spool
 from .conditions import CompiledFilter, compile_filter
 from .encoding import Encoder, from_json
 from .encoding.fixed import KeyEncoder
 from .errors import SynthError
 from .models import restore_model
 from .models.base import Conditions, GenerativeModel, SampleConfig
+from .models.steps import StepSpace
 from .options import GenerateOptions, parse
 from .sources import read_source
 
 MIN_EFFORT_ROWS = 1_000_000
 EFFORT_FACTOR = 100
 PILOT_BATCH, SCHEMA_BATCH = 2**40, 2**40 + 1  # batch numbers no real batch reaches
+STEPS_BATCH_OFFSET = 2**41  # a session batch's steps draw from their own seeded generators
+
+
+@dataclass
+class SessionSteps:
+    """A session model's second half: how steps are laid out, encoded and sampled."""
+
+    layout: sessions.SessionLayout
+    encoders: list[Encoder]
+    model: GenerativeModel
+    space: StepSpace
+    mean_length: float  # steps per training session
 
 
 @dataclass
@@ -39,6 +53,7 @@ class LoadedModel:
     encoders: list[Encoder]
     model: GenerativeModel
     modelled: list[int]  # indexes of encoders the network learns
+    steps: SessionSteps | None = None  # session models only
 
     def column_types(self) -> list[tuple[str, str]]:
         return [(c["name"], c["type"]) for c in self.record.columns]
@@ -63,8 +78,26 @@ def bundle(record: catalog.ModelRecord) -> LoadedModel:
     encoders = [from_json(spec) for spec in record.statistics["encoders"]]
     modelled = [i for i, e in enumerate(encoders) if e.n_tokens > 0]
     tensors = load_tensors(record.weights)
-    model = restore_model(record.method, record.statistics["model"], tensors)
-    return LoadedModel(record, encoders, model, modelled)
+    own = {k: v for k, v in tensors.items() if not k.startswith("steps.")}
+    model = restore_model(record.method, record.statistics["model"], own)
+    loaded = LoadedModel(record, encoders, model, modelled)
+    spec = record.statistics.get("sessions")
+    if spec is not None:
+        step_encoders = [from_json(e) for e in spec["step_encoders"]]
+        step_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("steps.")}
+        space = StepSpace(
+            [encoders[i].n_tokens for i in modelled],
+            [e.n_tokens for e in step_encoders if e.n_tokens > 0],
+            spec["lags"],
+        )
+        loaded.steps = SessionSteps(
+            sessions.SessionLayout.from_json(spec["layout"]),
+            step_encoders,
+            restore_model(record.method, spec["step_model"], step_tensors),
+            space,
+            mean_length=spec["steps"] / max(record.training_rows, 1),
+        )
+    return loaded
 
 
 def _new_seed() -> int:
@@ -116,6 +149,24 @@ class Generator:
 
     def draw(self, n: int, batch: int, seed_table: pa.Table | None = None) -> pa.Table:
         """One decoded batch of ``n`` rows (before the residual filter)."""
+        return self.draw_tokens(n, batch, seed_table)[0]
+
+    def batch_units(self, want: int) -> int:
+        """How many units (rows) to draw in one batch."""
+        return min(self.options.batch_size, want)
+
+    def units(self, table: pa.Table) -> int:
+        """What target counts in a batch: rows."""
+        return table.num_rows
+
+    def head(self, table: pa.Table, k: int) -> pa.Table:
+        """The batch's first ``k`` units."""
+        return table.slice(0, k)
+
+    def draw_tokens(
+        self, n: int, batch: int, seed_table: pa.Table | None = None
+    ) -> tuple[pa.Table, np.ndarray]:
+        """One decoded batch and the tokens it was decoded from."""
         loaded = self.loaded
         torch_gen, rng = batch_generators(self.seed, batch)
         fixed: dict[int, np.ndarray] = {}
@@ -141,7 +192,7 @@ class Generator:
                 columns[encoder.name] = encoder.decode(np.zeros(n, dtype=np.int64), rng)
         if batch < PILOT_BATCH:  # schema and pilot draws do not use up key values
             self.keys_emitted += n
-        return pa.table(columns)
+        return pa.table(columns), tokens
 
     def keep(self, table: pa.Table) -> pa.Table:
         if self.filter_con is None:
@@ -151,6 +202,78 @@ class Generator:
         return self.filter_con.execute(
             f"SELECT * FROM ({typed}) WHERE {self.compiled.sql}"
         ).to_arrow_table()
+
+
+class SessionGenerator(Generator):
+    """Whole sessions: the session model draws metadata, start and length (conditioned on the
+    pushed-down predicates over metadata), the step model then draws each session's steps.
+
+    The residual filter keeps a session when at least one of its steps satisfies it, and keeps
+    all of its steps; ``target`` counts sessions. Keys count from 1 over the sessions returned.
+    """
+
+    def __init__(self, loaded, options, compiled, seed):
+        super().__init__(loaded, options, compiled, seed)
+        self.steps = loaded.steps
+        self.sessions_returned = 0
+
+    def draw(self, n: int, batch: int, seed_table: pa.Table | None = None) -> pa.Table:
+        steps = self.steps
+        session_table, session_tokens = self.draw_tokens(n, batch)
+        lengths = np.maximum(
+            np.asarray(session_table.column(sessions.LENGTH).fill_null(1), dtype=np.int64), 1
+        )
+        torch_gen, rng = batch_generators(self.seed, batch + STEPS_BATCH_OFFSET)
+        modelled = [e for e in steps.encoders if e.n_tokens > 0]
+        allowed = {
+            pos: mask
+            for pos, mask in enumerate(e.sampling_mask() for e in modelled)
+            if mask is not None
+        }
+        tokens, session_index, _ = steps.space.sample(
+            steps.model, session_tokens, lengths, allowed, self.config, torch_gen
+        )
+        columns, pos = {}, 0
+        for encoder in steps.encoders:
+            if encoder.n_tokens > 0:
+                columns[encoder.name] = encoder.decode(tokens[:, pos], rng)
+                pos += 1
+            else:
+                columns[encoder.name] = encoder.decode(np.zeros(len(tokens), np.int64), rng)
+        return sessions.assemble(
+            steps.layout, session_table, pa.table(columns), session_index, first_key=0
+        )
+
+    def keep(self, table: pa.Table) -> pa.Table:
+        if self.filter_con is None or table.num_rows == 0:
+            return table
+        key = spool.quote_identifier(self.steps.layout.key)
+        self.filter_con.register("batch", table)
+        typed = spool.cast_sql("batch", self.loaded.column_types())
+        return self.filter_con.execute(
+            f"WITH typed AS ({typed}) SELECT * FROM typed WHERE {key} IN "
+            f"(SELECT {key} FROM typed WHERE {self.compiled.sql}) ORDER BY {key}"
+        ).to_arrow_table()
+
+    def units(self, table: pa.Table) -> int:
+        return len(pc.unique(table.column(self.steps.layout.key)))
+
+    def head(self, table: pa.Table, k: int) -> pa.Table:
+        """The first ``k`` sessions, keyed on from the sessions returned before."""
+        name = self.steps.layout.key
+        keys = np.asarray(table.column(name).cast(pa.int64()))
+        starts = np.r_[True, keys[1:] != keys[:-1]]
+        number = np.cumsum(starts) - 1
+        table = table.filter(pa.array(number < k))
+        number = number[number < k]
+        fresh = pa.array(number + self.sessions_returned + 1, pa.int64())
+        table = table.set_column(table.column_names.index(name), name, fresh)
+        self.sessions_returned += int(number.max(initial=-1)) + 1
+        return table
+
+    def batch_units(self, want: int) -> int:
+        """Sessions per batch: about batch_size rows."""
+        return max(1, min(want, int(self.options.batch_size / max(self.steps.mean_length, 1))))
 
 
 def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> str:
@@ -163,8 +286,18 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
     loaded = load(con, spec)
     record = loaded.record
     seed = options.seed if options.seed is not None else _new_seed()
-    compiled = compile_filter(options.filter, loaded.encoders, spec)
-    generator = Generator(loaded, options, compiled, seed)
+    if loaded.steps is None:
+        compiled = compile_filter(options.filter, loaded.encoders, spec)
+        generator = Generator(loaded, options, compiled, seed)
+    else:
+        metadata = [e for e in loaded.encoders if e.name in loaded.steps.layout.metadata]
+        others = [name for name, _ in loaded.column_types()]
+        compiled = compile_filter(options.filter, metadata, spec, others)
+        generator = SessionGenerator(loaded, options, compiled, seed)
+        if options.seed_rows is not None:
+            raise SynthError(
+                f"generate('{spec}'): seed_rows is not supported for session models yet"
+            )
     if options.batch_size < 1:
         raise SynthError(f"generate(): batch_size must be positive, got {options.batch_size}")
     if not 0 < options.top_p <= 1:
@@ -211,10 +344,13 @@ def _target(con, generator: Generator, options: GenerateOptions) -> int:
 def _matching_training_rows(con, generator: Generator) -> int:
     """Default target under a filter: the training rows that satisfy it."""
     record = generator.loaded.record
+    steps = generator.loaded.steps
+    unit = "*" if steps is None else f"DISTINCT {spool.quote_identifier(steps.layout.key)}"
     try:
         relation = read_source(con, record.source)
         matching, total = con.execute(
-            f"SELECT count(*) FILTER (WHERE {generator.compiled.sql}), count(*) FROM ({relation})"
+            f"SELECT count({unit}) FILTER (WHERE {generator.compiled.sql}), count({unit}) "
+            f"FROM ({relation})"
         ).fetchone()
         return int(round(matching * record.training_rows / max(total, 1)))
     except (duckdb.Error, SynthError):
@@ -247,12 +383,12 @@ def _generate_target(
             if generator.compiled.filtered:  # some rows will be rejected: draw a little more
                 acceptance = returned / drawn if drawn else 1.0
                 want = max(int(want / max(acceptance, 1e-3) * 1.2) + 16, 1024)
-            n = min(options.batch_size, want)
+            n = generator.batch_units(want)
             table = generator.keep(generator.draw(n, batch))
             drawn, batch = drawn + n, batch + 1
-            table = table.slice(0, min(table.num_rows, target - returned))
-            writer.write_table(table.cast(schema))
-            returned += table.num_rows
+            kept = min(generator.units(table), target - returned)
+            writer.write_table(generator.head(table, kept).cast(schema))
+            returned += kept
     except BaseException:
         writer.close()
         os.remove(path)

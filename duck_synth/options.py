@@ -31,6 +31,10 @@ class TrainOptions:
     empty_strings_as_null: bool = False
     rare_threshold: int = 5
     device: str | None = None
+    # session data (see sessions.py): one session per key, its steps ordered by order_by
+    session_key: str | None = None
+    order_by: str | None = None
+    metadata: list[str] | None = None
 
 
 @dataclass

@@ -11,19 +11,21 @@ import os
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import torch
 from safetensors.torch import save as save_tensors
 from tqdm import tqdm
 
-from . import catalog
-from .encoding import Protection, analyze, read_type, unsupported_reason
+from . import catalog, sessions
+from .encoding import Encoder, Protection, analyze, is_numeric_type, read_type, unsupported_reason
 from .errors import SynthError
 from .models import choose_method, create_model
-from .models.base import Cancelled, FitConfig
+from .models.base import Cancelled, FitConfig, GenerativeModel
+from .models.steps import StepSpace
 from .options import TrainOptions, parse
 from .sources import describe, read_source
 from .spool import quote_identifier
@@ -92,35 +94,59 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     source_rows = con.execute(f"SELECT count(*) FROM ({relation})").fetchone()[0]
     if source_rows == 0:
         raise SynthError(f"train(): the training data '{source}' is empty")
-    table = con.execute(read_sql(relation, columns, options, seed)).to_arrow_table()
-    protection = Protection(options.rare_threshold, np.random.default_rng(seed))
-    encoders = analyze(table, dict(columns), options.encoding, protection)
-    modelled = [e for e in encoders if e.n_tokens > 0]
-    tokens = (
-        np.stack([e.encode(table.column(e.name).combine_chunks()) for e in modelled], axis=1)
-        if modelled
-        else np.zeros((table.num_rows, 0), dtype=np.int64)
-    )
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    protection = Protection(options.rare_threshold, np.random.default_rng(seed))
+    session_options = (options.session_key, options.order_by, options.metadata)
+    if options.session_key is None and any(session_options):
+        raise SynthError("train(): order_by and metadata describe sessions; give session_key too")
+    if options.session_key is not None:
+        layout = sessions.layout(
+            con, relation, columns, options.session_key, options.order_by, options.metadata
+        )
+        plan = _session_plan(con, relation, layout, options, protection, method, seed)
+    else:
+        table = con.execute(read_sql(relation, columns, options, seed)).to_arrow_table()
+        encoders = analyze(table, dict(columns), options.encoding, protection)
+        plan = TrainingPlan(
+            encoders=encoders,
+            columns=[
+                {"name": e.name, "type": t, "kind": e.kind}
+                for e, (_, t) in zip(encoders, columns, strict=True)
+            ],
+            parts=[_part("", method, encoders, table, share=1.0)],
+            training_rows=table.num_rows,
+            rows=table.num_rows,
+        )
 
     run_id = catalog.start_run(con, name, method, source)
     started = time.monotonic()
     try:
-        model = create_model(
-            method, [e.n_tokens for e in modelled], [e.token_positions() for e in modelled]
-        )
-        config = FitConfig(
-            epochs=options.epochs,
-            max_time=options.max_time,
-            batch_size=options.batch_size,
-            validation_share=options.validation_share,
-            seed=seed,
-            device=device,
-        )
-        metrics = (
-            _fit(con, run_id, model, tokens, config) if modelled else {"epochs": 0, "history": []}
-        )
-        params, tensors = model.state()
+        metrics, tensors, params = {}, {}, {}
+        for part in plan.parts:
+            config = FitConfig(
+                epochs=options.epochs,
+                max_time=max(
+                    part.time_share * options.max_time - (time.monotonic() - started), 1.0
+                ),
+                batch_size=options.batch_size,
+                validation_share=options.validation_share,
+                seed=seed,
+                device=device,
+            )
+            fitted = (
+                _fit(con, run_id, part.model, part.tokens, config)
+                if part.tokens.shape[1] > part.context
+                else {"epochs": 0, "history": []}
+            )
+            part_params, part_tensors = part.model.state()
+            metrics[part.name or "model"] = fitted
+            params[part.name or "model"] = part_params
+            prefix = f"{part.name}." if part.name else ""
+            tensors |= {prefix + key: value for key, value in part_tensors.items()}
+        main = metrics["model"]
+        statistics = {"encoders": [e.to_json() for e in plan.encoders], "model": params["model"]}
+        if plan.sessions is not None:
+            statistics["sessions"] = plan.sessions | {"step_model": params["steps"]}
         record = catalog.ModelRecord(
             name=name,
             version=0,
@@ -128,14 +154,16 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
             source=source,
             created=catalog.utc_now(),
             options={**asdict(options), "method": method, "seed": seed},
-            columns=[
-                {"name": e.name, "type": t, "kind": e.kind}
-                for e, (_, t) in zip(encoders, columns, strict=True)
-            ],
-            statistics={"encoders": [e.to_json() for e in encoders], "model": params},
-            metrics={**metrics, "seconds": time.monotonic() - started, "source_rows": source_rows},
+            columns=plan.columns,
+            statistics=statistics,
+            metrics={
+                **main,
+                **({"steps": metrics["steps"]} if "steps" in metrics else {}),
+                "seconds": time.monotonic() - started,
+                "source_rows": source_rows,
+            },
             weights=save_tensors(tensors),
-            training_rows=table.num_rows,
+            training_rows=plan.training_rows,
             format_version=catalog.FORMAT_VERSION,
         )
         version = catalog.insert_model(con, record, run_id)
@@ -152,23 +180,147 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         if isinstance(error, SynthError):
             raise
         raise SynthError(f"train('{name}') failed: {error}") from error
-    return {
+    last = metrics.get("steps", main)
+    summary = {
         "model": name,
         "version": version,
         "method": method,
         "why": "the autoregressive method is the default for tabular data"
         if options.method == "auto"
         else "chosen",
-        "rows": table.num_rows,
-        "columns": len(encoders),
-        "epochs": metrics["epochs"],
+        "rows": plan.rows,
+        "columns": len(plan.columns),
+        "epochs": last["epochs"],
         "seconds": round(time.monotonic() - started, 2),
-        "val_loss": metrics.get("best_val_loss"),
-        "stopped": metrics.get("stopped"),
+        "val_loss": last.get("best_val_loss"),
+        "stopped": last.get("stopped"),
         "seed": seed,
         "run_id": run_id,
         "device": device,
     }
+    if plan.sessions is not None:
+        summary["sessions"] = plan.training_rows
+    return summary
+
+
+@dataclass
+class TrainingPart:
+    """One network to fit: ``name`` prefixes its tensors ('' for the main one)."""
+
+    name: str
+    model: GenerativeModel
+    tokens: np.ndarray
+    time_share: float
+    context: int = 0
+
+
+@dataclass
+class TrainingPlan:
+    encoders: list[Encoder]  # the main model's columns
+    columns: list[dict]  # the output's columns: name, DuckDB type, kind
+    parts: list[TrainingPart]
+    training_rows: int  # what target counts by default: rows, or sessions
+    rows: int  # source rows read
+    sessions: dict | None = None  # session layout, step encoders and step token space
+
+
+def _tokens(encoders: list[Encoder], table: pa.Table) -> np.ndarray:
+    modelled = [e for e in encoders if e.n_tokens > 0]
+    if not modelled:
+        return np.zeros((table.num_rows, 0), dtype=np.int64)
+    return np.stack([e.encode(table.column(e.name).combine_chunks()) for e in modelled], axis=1)
+
+
+def _part(name: str, method: str, encoders: list[Encoder], table: pa.Table, share: float):
+    modelled = [e for e in encoders if e.n_tokens > 0]
+    model = create_model(
+        method, [e.n_tokens for e in modelled], [e.token_positions() for e in modelled]
+    )
+    return TrainingPart(name, model, _tokens(encoders, table), time_share=share)
+
+
+SESSION_TIME_SHARE = 0.25  # of max_time for the session-level model; the steps get the rest
+
+
+def _session_plan(
+    con, relation: str, layout: sessions.SessionLayout, options: TrainOptions,
+    protection: Protection, method: str, seed: int,
+) -> TrainingPlan:  # fmt: skip
+    """Two networks: sessions (metadata, start, length) and steps given their session."""
+    types = dict(layout.columns)
+    read = read_sql(relation, layout.columns, replace(options, nrows=None), seed)
+    if options.nrows:  # nrows counts sessions here: sample keys, keep their whole sessions
+        key = quote_identifier(layout.key)
+        read = (
+            f"SELECT * FROM ({read}) WHERE {key} IN (SELECT {key} FROM "
+            f"(SELECT DISTINCT {key} FROM ({read})) "
+            f"USING SAMPLE reservoir({options.nrows} ROWS) REPEATABLE ({seed}))"
+        )
+    session_sql, step_sql = sessions.split_sql(layout, read)
+    session_table = con.execute(session_sql).to_arrow_table().drop(["__session"])
+    step_table = con.execute(step_sql).to_arrow_table()
+    if session_table.num_rows == 0:
+        raise SynthError(f"train(): no session has a non-NULL {layout.key} and {layout.order_by}")
+    session_types = {c: types[c] for c in layout.metadata}
+    session_types |= {sessions.START: layout.order_type, sessions.LENGTH: "BIGINT"}
+    internal = {sessions.START: _ordered_kind(layout.order_type), sessions.LENGTH: "numeric"}
+    session_encoders = analyze(
+        session_table, session_types, _overrides(options, layout.metadata) | internal, protection
+    )
+    step_columns = step_table.drop(["__session", "__step"])
+    step_types = {c: types[c] for c in layout.measurements}
+    step_types[sessions.DELTA] = sessions.delta_type(layout)
+    step_encoders = analyze(
+        step_columns,
+        step_types,
+        _overrides(options, layout.measurements) | {sessions.DELTA: "numeric"},
+        protection,
+    )
+    session_part = _part("", method, session_encoders, session_table, SESSION_TIME_SHARE)
+    step_modelled = [e for e in step_encoders if e.n_tokens > 0]
+    session_modelled = [e for e in session_encoders if e.n_tokens > 0]
+    space = StepSpace([e.n_tokens for e in session_modelled], [e.n_tokens for e in step_modelled])
+    rows = space.rows(
+        session_part.tokens,
+        _tokens(step_encoders, step_columns),
+        np.asarray(step_table.column("__session")),
+        np.asarray(step_table.column("__step")),
+    )
+    step_model = create_model(
+        method,
+        space.vocab_sizes(),
+        space.positions(
+            [e.token_positions() for e in session_modelled],
+            [e.token_positions() for e in step_modelled],
+        ),
+        context=space.context,
+    )
+    kinds = {e.name: e.kind for e in session_encoders + step_encoders}
+    kinds |= {layout.key: "session_key", layout.order_by: "order"}
+    return TrainingPlan(
+        encoders=session_encoders,
+        columns=[{"name": c, "type": t, "kind": kinds[c]} for c, t in layout.columns],
+        parts=[
+            session_part,
+            TrainingPart("steps", step_model, rows, time_share=1.0, context=space.context),
+        ],
+        training_rows=session_table.num_rows,
+        rows=step_table.num_rows,
+        sessions={
+            "layout": layout.to_json(),
+            "step_encoders": [e.to_json() for e in step_encoders],
+            "lags": space.lags,
+            "steps": step_table.num_rows,
+        },
+    )
+
+
+def _ordered_kind(duck_type: str) -> str:
+    return "numeric" if is_numeric_type(duck_type) else "datetime"
+
+
+def _overrides(options: TrainOptions, names: list[str]) -> dict[str, str]:
+    return {c: kind for c, kind in options.encoding.items() if c in names}
 
 
 def _fit(con, run_id: int, model, tokens: np.ndarray, config: FitConfig) -> dict:

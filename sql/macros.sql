@@ -2,19 +2,21 @@
 -- Each UDF does its work at bind time and returns the SQL that reads its result
 -- (a Parquet spool file with the right column types), which query() then runs.
 
--- train('name', 'table or query', ...) -> one summary row
+-- train('name', 'table or query', ...) -> one summary row. With session_key (and order_by,
+-- metadata) the rows are the steps of sessions: see duck_synth/sessions.py.
 CREATE OR REPLACE MACRO train(
     name, source,
     method := NULL, columns := NULL, exclude := NULL, encoding := NULL, seed := NULL,
     epochs := NULL, max_time := NULL, batch_size := NULL, validation_share := NULL,
     nrows := NULL, strip_strings := NULL, empty_strings_as_null := NULL,
-    rare_threshold := NULL, device := NULL
+    rare_threshold := NULL, device := NULL,
+    session_key := NULL, order_by := NULL, metadata := NULL
 ) AS TABLE FROM query(synth_train(name, source, to_json({
     'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding,
     'seed': seed, 'epochs': epochs, 'max_time': max_time, 'batch_size': batch_size,
     'validation_share': validation_share, 'nrows': nrows, 'strip_strings': strip_strings,
     'empty_strings_as_null': empty_strings_as_null, 'rare_threshold': rare_threshold,
-    'device': device
+    'device': device, 'session_key': session_key, 'order_by': order_by, 'metadata': metadata
 })));
 
 -- generate('model' | 'model@version', ...) -> synthetic rows with the training columns' types.

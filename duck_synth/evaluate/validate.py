@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from .. import catalog, sources, spool
-from ..encoding import from_json, read_type
+from .. import catalog, sessions, sources, spool
+from ..encoding import read_type
 from ..encoding.base import Encoder
 from ..encoding.categorical import RARE_VALUE
 from ..errors import SynthError
@@ -79,14 +79,14 @@ def validate(con: duckdb.DuckDBPyConnection, model_spec: str, synthetic: str) ->
         name.lower(): (name, duck_type) for name, duck_type in sources.describe(con, relation, WHAT)
     }
     checks: list[Check] = []
-    for column, spec in zip(record.columns, record.statistics["encoders"], strict=True):
+    for column, encoder in sessions.column_encoders(record.columns, record.statistics):
         present = found.pop(column["name"].lower(), None)
         if present is None:
             checks.append(
                 Check(column["name"], "missing_column", detail={"expected": column["type"]})
             )
-            continue
-        checks.extend(column_checks(from_json(spec), *present))
+        elif encoder is not None:  # a session model's key and order have no learned rules
+            checks.extend(column_checks(encoder, *present))
     for name, duck_type in found.values():
         checks.append(Check(name, "extra_column", detail={"found": duck_type}))
     return run_checks(con, relation, checks)

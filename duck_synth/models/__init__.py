@@ -30,11 +30,11 @@ def choose_method(method: str) -> str:
 
 
 def create_model(
-    method: str, vocab_sizes: list[int], positions: list[np.ndarray | None]
+    method: str, vocab_sizes: list[int], positions: list[np.ndarray | None], context: int = 0
 ) -> GenerativeModel:
     """A fresh model for columns of ``vocab_sizes`` tokens; ``positions`` orders the tokens of
-    ordered columns (see Encoder.token_positions)."""
-    return METHODS[method](vocab_sizes, positions=positions)
+    ordered columns (see Encoder.token_positions); the first ``context`` columns are only given."""
+    return METHODS[method](vocab_sizes, positions=positions, context=context)
 
 
 def restore_model(method: str, params: dict, tensors: dict[str, torch.Tensor]) -> GenerativeModel:

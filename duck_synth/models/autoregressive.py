@@ -52,10 +52,13 @@ class ColumnNets(nn.Module):
         hidden: int,
         dropout: float,
         positions: list[np.ndarray | None] | None = None,
+        context: int = 0,
     ):
         super().__init__()
         self.vocab_sizes = list(vocab_sizes)
+        self.context = context  # the first columns are only ever inputs: no net of their own
         n = len(vocab_sizes)
+        predicted = n - context
         sizes = torch.tensor([v + 1 for v in vocab_sizes])  # +1: the mask token
         self.register_buffer("offsets", torch.cumsum(sizes, 0) - sizes)
         self.register_buffer("mask_tokens", torch.tensor(vocab_sizes))
@@ -64,12 +67,12 @@ class ColumnNets(nn.Module):
         self.embed = nn.Embedding(int(sizes.sum()), emb_dim)
         self.directions = nn.Parameter(torch.zeros(n, emb_dim))
         fan_in = n * emb_dim
-        self.w1 = nn.Parameter(torch.randn(n, fan_in, hidden) / math.sqrt(fan_in))
-        self.b1 = nn.Parameter(torch.zeros(n, hidden))
-        self.w2 = nn.Parameter(torch.randn(n, hidden, hidden) / math.sqrt(hidden))
-        self.b2 = nn.Parameter(torch.zeros(n, hidden))
-        self.heads = nn.ModuleList(nn.Linear(hidden, v) for v in vocab_sizes)
-        self.shifts = nn.Parameter(torch.zeros(n, hidden, 2))
+        self.w1 = nn.Parameter(torch.randn(predicted, fan_in, hidden) / math.sqrt(fan_in))
+        self.b1 = nn.Parameter(torch.zeros(predicted, hidden))
+        self.w2 = nn.Parameter(torch.randn(predicted, hidden, hidden) / math.sqrt(hidden))
+        self.b2 = nn.Parameter(torch.zeros(predicted, hidden))
+        self.heads = nn.ModuleList(nn.Linear(hidden, v) for v in vocab_sizes[context:])
+        self.shifts = nn.Parameter(torch.zeros(predicted, hidden, 2))
         self.dropout = nn.Dropout(dropout)
 
     def token_table(self) -> torch.Tensor:
@@ -79,22 +82,22 @@ class ColumnNets(nn.Module):
     def head(self, c: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Column c's output layer with its position shift folded in: the logits' terms
         ``(h · s1) * position + (h · s2) * position²`` are a rank-two update of the weights."""
-        start = self.offsets[c]
+        start, k = self.offsets[c], c - self.context
         position = self.positions[start : start + self.vocab_sizes[c], None]
-        shift = self.shifts[c].T  # (2, hidden)
-        weight = self.heads[c].weight + position * shift[0] + position.square() * shift[1]
-        return weight, self.heads[c].bias
+        shift = self.shifts[k].T  # (2, hidden)
+        weight = self.heads[k].weight + position * shift[0] + position.square() * shift[1]
+        return weight, self.heads[k].bias
 
     def logits(self, c: int, hidden: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(hidden, *self.head(c))
 
     def hidden_all(self, tokens: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        """(columns, batch, hidden) for every column's net given the known cells."""
-        n_rows, n_cols = tokens.shape
+        """(predicted columns, batch, hidden): each predicted column's net given the known cells."""
+        n_rows = tokens.shape[0]
         idx = torch.where(known, tokens, self.mask_tokens) + self.offsets
         flat = nn.functional.embedding(idx, self.token_table()).reshape(n_rows, -1)
         w1 = self.w1.permute(1, 0, 2).reshape(flat.shape[1], -1)
-        h1 = (flat @ w1).reshape(n_rows, n_cols, -1).permute(1, 0, 2) + self.b1[:, None]
+        h1 = (flat @ w1).reshape(n_rows, len(self.w1), -1).permute(1, 0, 2) + self.b1[:, None]
         h1 = self.dropout(torch.relu(h1))
         return h1 + self.dropout(torch.relu(torch.bmm(h1, self.w2) + self.b2[:, None]))
 
@@ -102,15 +105,15 @@ class ColumnNets(nn.Module):
         hidden = self.hidden_all(tokens, known)
         unknown = (~known).float()
         total = tokens.new_zeros((), dtype=torch.float32)
-        for c in range(len(self.vocab_sizes)):
-            logits = self.logits(c, hidden[c])
+        for k, c in enumerate(range(self.context, len(self.vocab_sizes))):
+            logits = self.logits(c, hidden[k])
             nll = nn.functional.cross_entropy(logits, tokens[:, c], reduction="none")
             total = total + (nll * unknown[:, c]).sum()
         return total / unknown.sum().clamp_min(1.0)
 
     @torch.no_grad()
-    def first_layer_deltas(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Layer one, precomputed per target column c.
+    def first_layer_deltas(self) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """Layer one, precomputed per predicted column c.
 
         base[c]: pre-activation when every column is masked. deltas[c][offsets[j] + t]: what
         revealing token t of column j adds to it (zero for the mask token itself).
@@ -118,16 +121,16 @@ class ColumnNets(nn.Module):
         n = len(self.vocab_sizes)
         emb_dim = self.embed.embedding_dim
         table = self.token_table()
-        bases, deltas = [], []
-        for c in range(n):
-            w = self.w1[c].reshape(n, emb_dim, -1)
+        bases, deltas = {}, {}
+        for c in range(self.context, n):
+            w = self.w1[c - self.context].reshape(n, emb_dim, -1)
             parts = [
                 table[self.offsets[j] : self.offsets[j] + self.vocab_sizes[j] + 1] @ w[j]
                 for j in range(n)
             ]
             masked = torch.stack([p[-1] for p in parts])
-            bases.append(self.b1[c] + masked.sum(0))
-            deltas.append(torch.cat([p - p[-1] for p in parts]).contiguous())
+            bases[c] = self.b1[c - self.context] + masked.sum(0)
+            deltas[c] = torch.cat([p - p[-1] for p in parts]).contiguous()
         return bases, deltas
 
 
@@ -142,29 +145,38 @@ class AutoregressiveModel(GenerativeModel):
         dropout: float = 0.1,
         order: list[int] | None = None,
         positions: list[np.ndarray | None] | None = None,
+        context: int = 0,
     ):
         """``positions``: per column, each token's place in [-1, 1] (NaN: none) or None for
-        unordered columns; kept with the weights, so a restored model needs none."""
+        unordered columns; kept with the weights, so a restored model needs none.
+        ``context``: the first columns are always given (never predicted), e.g. a session's
+        metadata and previous steps when the rows are steps; sampling must fix them."""
         if order is None:
-            order = canonical_order(vocab_sizes)
+            order = [context + c for c in canonical_order(vocab_sizes[context:])]
         self.params = {
             "vocab_sizes": list(vocab_sizes),
             "emb_dim": emb_dim,
             "hidden": hidden,
             "dropout": dropout,
             "order": list(order),
+            "context": context,
         }
-        self.net = ColumnNets(vocab_sizes, emb_dim, hidden, dropout, positions)
+        self.net = ColumnNets(vocab_sizes, emb_dim, hidden, dropout, positions, context)
         self._tables: list[torch.Tensor] | None = None
 
     # -- training ------------------------------------------------------------------------------
     def _known_masks(self, n_rows: int, generator: torch.Generator) -> torch.Tensor:
-        n_cols = len(self.params["vocab_sizes"])
+        """Which cells are given: the context, then a prefix of a random order of the rest
+        (for a share of the rows the canonical order) of random length."""
+        context = self.params.get("context", 0)
+        n_cols = len(self.params["vocab_sizes"]) - context
         ranks = torch.argsort(torch.rand(n_rows, n_cols, generator=generator), dim=1)
         canonical = torch.rand(n_rows, generator=generator) < CANONICAL_ORDER_SHARE
-        ranks[canonical] = torch.argsort(torch.tensor(self.params["order"]))
+        order = torch.tensor(self.params["order"]) - context
+        ranks[canonical] = torch.argsort(order)
         cut = torch.randint(0, n_cols, (n_rows, 1), generator=generator)
-        return ranks < cut
+        given = torch.ones(n_rows, context, dtype=torch.bool)
+        return torch.cat([given, ranks < cut], dim=1)
 
     def fit(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
         device = torch.device(config.device)
@@ -261,7 +273,7 @@ class AutoregressiveModel(GenerativeModel):
         net = self.net.eval()
         if self._tables is None:
             self._base, self._tables = net.first_layer_deltas()
-            self._heads = [net.head(c) for c in range(len(self.params["vocab_sizes"]))]
+            self._heads = {c: net.head(c) for c in self._base}
         n_cols = len(self.params["vocab_sizes"])
         order = [c for c in conditions.first if c not in conditions.fixed]
         order += [c for c in self.params["order"] if c not in order and c not in conditions.fixed]
@@ -296,7 +308,8 @@ class AutoregressiveModel(GenerativeModel):
             reveal(c, tokens[:, c])
         for c in order:
             h = torch.relu(pending.pop(c))
-            h = h + torch.relu(torch.addmm(net.b2[c], h, net.w2[c]))
+            k = c - net.context
+            h = h + torch.relu(torch.addmm(net.b2[k], h, net.w2[k]))
             logits = nn.functional.linear(h, *self._heads[c])
             choice = sample_logits(logits, config, generator, conditions.allowed.get(c))
             tokens[:, c] = choice

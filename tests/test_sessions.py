@@ -1,0 +1,119 @@
+"""Session models on real panel data: plm's Males, 545 men observed yearly 1980-1987."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import catalog_checksum
+
+import duck_synth
+from duck_synth import SynthError
+
+MALES = Path(__file__).resolve().parent.parent / "examples" / "data" / "Males.csv"
+PANEL = "session_key => 'nr', order_by => 'year'"
+
+# within-person dynamics: wage persistence, experience growing a year a year, union persistence
+DYNAMICS = """
+WITH steps AS (
+    SELECT wage, lag(wage) OVER person AS previous_wage,
+           exper - lag(exper) OVER person AS exper_step,
+           "union" = lag("union") OVER person AS union_kept
+    FROM {table} WINDOW person AS (PARTITION BY nr ORDER BY year)
+)
+SELECT corr(wage, previous_wage), avg((exper_step = 1)::INT), avg(union_kept::INT) FROM steps
+"""
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory):
+    path = tmp_path_factory.mktemp("males") / "males.duckdb"
+    session = duck_synth.connect(str(path))
+    session.con.execute(
+        f"CREATE TABLE males AS SELECT * EXCLUDE (column00) FROM read_csv('{MALES}')"
+    )
+    summary = session.sql(f"FROM train('p', 'males', {PANEL}, epochs => 20, seed => 0)").df()
+    yield session, summary.iloc[0]
+    session.close()
+
+
+def test_train_reports_sessions_and_infers_metadata(panel):
+    session, summary = panel
+    assert summary["sessions"] == 545 and summary["rows"] == 4360
+    kinds = dict(session.sql("SELECT \"column\", kind FROM describe_model('p')").fetchall())
+    assert kinds["nr"] == "session_key" and kinds["year"] == "order"
+    metadata = session.sql(
+        "SELECT statistics->'sessions'->'layout'->>'metadata' FROM synth.models WHERE name = 'p'"
+    ).fetchone()[0]
+    assert metadata == '["school","ethn"]'  # the columns constant within every person
+
+
+def test_generate_returns_as_many_whole_sessions_as_training_by_default(panel):
+    session, _ = panel
+    rows = session.sql("FROM generate('p', seed => 1)").df()
+    assert rows["nr"].nunique() == 545 and sorted(rows["nr"].unique()) == list(range(1, 546))
+    per_person = rows.groupby("nr").agg(
+        steps=("year", "size"),
+        first=("year", "min"),
+        last=("year", "max"),
+        years=("year", "nunique"),
+        schools=("school", "nunique"),
+        ethns=("ethn", "nunique"),
+    )
+    assert (per_person["steps"] == 8).all()  # every real person has 8 years
+    assert (per_person["first"] == 1980).all() and (per_person["last"] == 1987).all()
+    assert (per_person["years"] == 8).all()
+    assert (per_person["schools"] == 1).all() and (per_person["ethns"] == 1).all()
+
+
+def test_steps_keep_the_panel_dynamics(panel):
+    session, _ = panel
+    session.sql("CREATE OR REPLACE TABLE synthetic AS FROM generate('p', seed => 2)")
+    real = session.sql(DYNAMICS.format(table="males")).fetchone()
+    synthetic = session.sql(DYNAMICS.format(table="synthetic")).fetchone()
+    wage_lag, exper_step, union_kept = synthetic
+    assert real[0] > 0.6 and wage_lag > 0.4  # shuffled steps would give about 0.25
+    assert real[1] == 1.0 and exper_step > 0.9
+    assert abs(union_kept - real[2]) < 0.05
+
+
+def test_where_on_metadata_conditions_the_sessions(panel):
+    session, _ = panel
+    rows = session.sql(
+        "SELECT nr, ethn FROM generate('p', target => 40, seed => 3) WHERE ethn = 'black'"
+    ).df()
+    assert rows["nr"].nunique() == 40 and set(rows["ethn"]) == {"black"}
+    drawn, returned = session.con.execute(
+        "SELECT rows_drawn, rows_returned FROM synth.generations ORDER BY generation_id DESC LIMIT 1"
+    ).fetchone()
+    assert drawn == returned == 40  # conditioning, not rejection: counted in sessions
+
+
+def test_where_on_a_measurement_keeps_whole_sessions_with_such_a_step(panel):
+    session, _ = panel
+    rows = session.sql(
+        "SELECT nr, wage FROM generate('p', target => 25, seed => 4) WHERE wage > 2.5"
+    ).df()
+    per_person = rows.groupby("nr")["wage"].agg(["size", "max"])
+    assert len(per_person) == 25 and (per_person["size"] == 8).all()
+    assert (per_person["max"] > 2.5).all() and (rows["wage"] <= 2.5).any()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ("session_key => 'person'", "session_key: unknown column 'person'"),
+        ("session_key => 'nr'", "needs order_by"),
+        ("order_by => 'year'", "give session_key too"),
+        (f"{PANEL}, metadata => ['wage']", "metadata column 'wage' varies within session nr ="),
+        (f"{PANEL}, metadata => ['nr']", "metadata: unknown column 'nr'"),
+        ("session_key => 'nr', order_by => 'ethn'", "order_by column 'ethn' is VARCHAR"),
+    ],
+)
+def test_bad_session_arguments_are_one_line_and_change_nothing(panel, arguments, message):
+    session, _ = panel
+    before = catalog_checksum(session)
+    with pytest.raises(SynthError, match=message) as caught:
+        session.sql(f"FROM train('bad', 'males', {arguments})")
+    assert "\n" not in str(caught.value)
+    assert catalog_checksum(session) == before
