@@ -60,12 +60,15 @@ CREATE OR REPLACE MACRO validate(model, synthetic) AS TABLE
 
 -- evaluate('real', 'synthetic' [, holdout, target, columns, sample, seed]) -> one row per metric
 -- (metric, columns, value, detail): fidelity computed in SQL, plus overall scores; privacy with
--- a holdout, utility (train on synthetic, test on the holdout) with a target too.
+-- a holdout, utility (train on synthetic, test on the holdout) with a target too. With
+-- session_key and order_by: session and step metrics, and privacy over whole sessions.
 CREATE OR REPLACE MACRO evaluate(
     real_data, synthetic_data,
-    holdout := NULL, target := NULL, columns := NULL, sample := NULL, seed := NULL
+    holdout := NULL, target := NULL, columns := NULL, sample := NULL, seed := NULL,
+    session_key := NULL, order_by := NULL
 ) AS TABLE FROM query(synth_evaluate(real_data, synthetic_data, to_json({
-    'holdout': holdout, 'target': target, 'columns': columns, 'sample': sample, 'seed': seed
+    'holdout': holdout, 'target': target, 'columns': columns, 'sample': sample, 'seed': seed,
+    'session_key': session_key, 'order_by': order_by
 })));
 
 -- report('real', 'synthetic' [, holdout, path, columns, bins]) -> one row (path, columns, plots,

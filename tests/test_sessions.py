@@ -117,3 +117,44 @@ def test_bad_session_arguments_are_one_line_and_change_nothing(panel, arguments,
         session.sql(f"FROM train('bad', 'males', {arguments})")
     assert "\n" not in str(caught.value)
     assert catalog_checksum(session) == before
+
+
+SPLIT = {part: f"SELECT * FROM males WHERE hash(nr) % 3 = {i}" for i, part in enumerate("abh")}
+# b's steps dealt out at random to b's people and years: per-step shapes stay, sessions go
+SHUFFLED = f"""
+SELECT person.nr, person.year, person.school, person.ethn,
+       step.* EXCLUDE (nr, year, school, ethn, i)
+FROM (SELECT *, row_number() OVER (ORDER BY hash(nr, year)) AS i FROM ({SPLIT["b"]})) step
+JOIN (SELECT nr, year, school, ethn, row_number() OVER (ORDER BY nr, year) AS i
+      FROM ({SPLIT["b"]})) person USING (i)
+"""
+
+
+def session_scores(session, synthetic: str) -> dict[tuple[str, str], float]:
+    rows = session.sql(
+        f"FROM evaluate($${SPLIT['a']}$$, $${synthetic}$$, holdout => $${SPLIT['h']}$$, "
+        "session_key => 'nr', order_by => 'year')"
+    ).fetchall()
+    return {(metric, columns): value for metric, columns, value, _ in rows}
+
+
+def test_session_metrics_tell_real_sessions_from_shuffled_steps(panel):
+    session, _ = panel
+    real, shuffled = session_scores(session, SPLIT["b"]), session_scores(session, SHUFFLED)
+    assert real[("sessions", "")] > 0.9
+    assert real[("session_column_shape", "length")] == 1.0
+    assert 0.4 < real[("session_dcr_share", "")] < 0.65  # unseen people: about 0.5
+    # every step still looks like a step, but people no longer hold together
+    assert abs(shuffled[("column_shape", "wage")] - real[("column_shape", "wage")]) < 0.03
+    assert shuffled[("sessions", "")] < real[("sessions", "")] - 0.1
+    assert shuffled[("lag1_autocorrelation", "wage")] < real[("lag1_autocorrelation", "wage")] - 0.2
+    assert shuffled[("session_column_shape", "wage mean")] < 0.8
+
+
+def test_copied_sessions_score_one_and_are_caught_by_the_session_dcr(panel):
+    session, _ = panel
+    copied = session_scores(session, SPLIT["a"])
+    assert copied[("sessions", "")] == pytest.approx(1.0)
+    assert copied[("session_dcr_share", "")] == 1.0
+    assert copied[("session_exact_copy_rate", "")] == 1.0
+    assert ("dcr_share", "") not in copied  # single steps are not judged for privacy

@@ -26,7 +26,7 @@ import pyarrow as pa
 from .. import options as option_parsing
 from .. import spool
 from ..errors import SynthError
-from ..sources import read_source
+from ..sources import describe, read_source
 from .codes import prepare_codes
 from .columns import choose_columns, prepare, side_stats
 from .fidelity import column_rows, mean, metric_row
@@ -49,6 +49,8 @@ class EvaluateOptions:
     columns: list[str] | None = None
     sample: int | None = None
     seed: int = 0
+    session_key: str | None = None
+    order_by: str | None = None
 
 
 def evaluate(
@@ -74,13 +76,38 @@ def evaluate(
     holdout_sql = (
         read_source(con, opts.holdout, what="evaluate(): holdout") if opts.holdout else None
     )
-    columns, skipped = choose_columns(con, real_sql, synthetic_sql, opts.columns)
+    if (opts.session_key is None) != (opts.order_by is None):
+        raise SynthError("evaluate(): session metrics need both session_key and order_by")
+    requested = opts.columns
+    if opts.session_key is not None and requested is None:
+        # fresh synthetic keys say nothing about the real ones: every column but the key
+        requested = [n for n, _ in describe(con, real_sql, "evaluate(): real")]
+        requested = [n for n in requested if n != opts.session_key]
+    columns, skipped = choose_columns(con, real_sql, synthetic_sql, requested)
     if opts.target is not None and opts.target not in {c.name for c in columns}:
         raise SynthError(f"evaluate(): target '{opts.target}' is not an evaluated column")
 
     rows = _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts)
     names = [c.name for c in columns]
-    if holdout_sql is not None:
+    if opts.session_key is not None:
+        from .sessions import session_metrics
+
+        def profile_fidelity(real_profiles: str, synthetic_profiles: str) -> list[dict]:
+            chosen, left_out = choose_columns(con, real_profiles, synthetic_profiles, None)
+            return _fidelity_rows(con, real_profiles, synthetic_profiles, chosen, left_out, opts)
+
+        rows += session_metrics(
+            con,
+            real_sql,
+            synthetic_sql,
+            holdout_sql,
+            opts.session_key,
+            opts.order_by,
+            profile_fidelity,
+            opts.sample,
+            opts.seed,
+        )
+    if holdout_sql is not None and opts.session_key is None:  # sessions: whole-session privacy
         from .privacy import privacy_metrics  # written beside this module; imported when needed
 
         rows += privacy_metrics(
