@@ -297,9 +297,12 @@ def _session_plan(
     )
     kinds = {e.name: e.kind for e in session_encoders + step_encoders}
     kinds |= {layout.key: "session_key", layout.order_by: "order"}
+    output_types = dict(layout.columns)
+    if not (is_numeric_type(types[layout.key]) or types[layout.key] == "VARCHAR"):
+        output_types[layout.key] = "BIGINT"  # fresh keys count sessions: 1, 2, ...
     return TrainingPlan(
         encoders=session_encoders,
-        columns=[{"name": c, "type": t, "kind": kinds[c]} for c, t in layout.columns],
+        columns=[{"name": c, "type": output_types[c], "kind": kinds[c]} for c, _ in layout.columns],
         parts=[
             session_part,
             TrainingPart("steps", step_model, rows, time_share=1.0, context=space.context),

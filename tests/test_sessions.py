@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import catalog_checksum
 
@@ -158,3 +159,31 @@ def test_copied_sessions_score_one_and_are_caught_by_the_session_dcr(panel):
     assert copied[("session_dcr_share", "")] == 1.0
     assert copied[("session_exact_copy_rate", "")] == 1.0
     assert ("dcr_share", "") not in copied  # single steps are not judged for privacy
+
+
+def test_timestamps_are_rebuilt_from_start_and_gaps_and_text_keys_count_sessions():
+    """Sessions keyed by text, ordered by TIMESTAMP: visits every 10 minutes from 08:00."""
+    session = duck_synth.connect()
+    session.con.execute(
+        """
+        CREATE TABLE visits AS
+        SELECT 'user-' || (i // 4) AS user_id,
+               TIMESTAMP '2024-03-01 08:00:00' + INTERVAL (i % 4 * 10) MINUTE AS ts,
+               CASE WHEN i // 4 % 2 = 0 THEN 'web' ELSE 'app' END AS channel,
+               (i % 4) * 1.5 + (i // 4 % 2) AS spend
+        FROM range(2000) t(i)
+        """
+    )
+    summary = session.sql(
+        "FROM train('v', 'visits', session_key => 'user_id', order_by => 'ts', epochs => 30, "
+        "seed => 0)"
+    ).df()
+    assert summary["sessions"][0] == 500
+    rows = session.sql("FROM generate('v', target => 50, seed => 1)").df()
+    assert rows["user_id"].map(type).eq(str).all()
+    assert sorted(rows["user_id"].astype(int).unique()) == list(range(1, 51))
+    gaps = rows.groupby("user_id")["ts"].agg(lambda ts: sorted(ts.diff().dropna().unique()))
+    assert rows.groupby("user_id").size().eq(4).all()
+    assert rows.groupby("user_id")["ts"].min().dt.strftime("%H:%M").eq("08:00").all()
+    assert gaps.map(lambda g: g == [pd.Timedelta(minutes=10)]).mean() > 0.9
+    session.close()
