@@ -1,4 +1,4 @@
-"""Where rows come from: a table or view name, or a query."""
+"""Where rows come from: a table or view name, a data file, or a query."""
 
 from __future__ import annotations
 
@@ -11,14 +11,19 @@ from .errors import SynthError
 QUERY_START = re.compile(
     r"^\s*(\(|select\b|from\b|with\b|values\b|table\b|summarize\b|pivot\b|unpivot\b)", re.I
 )
+# a file DuckDB reads by its name alone (FROM 'x.parquet'), globs included
+DATA_FILE = re.compile(r"\.(parquet|csv|tsv|json|jsonl|ndjson)(\.gz|\.zst)?$", re.I)
 
 
 def read_source(con: duckdb.DuckDBPyConnection, text: str, what: str = "source") -> str:
-    """SQL for a relation; a bare name must be an existing table or view."""
+    """SQL for a relation: a query, a data file DuckDB reads by name (Parquet, CSV, JSON; globs
+    too), or the name of an existing table or view."""
     if not isinstance(text, str) or not text.strip():
         raise SynthError(f"{what} must be a table name or a query, got {text!r}")
     if QUERY_START.match(text):
         return text.strip().rstrip(";")
+    if DATA_FILE.search(text.strip()):
+        return "SELECT * FROM '" + text.strip().replace("'", "''") + "'"
     parts = [p.strip('"') for p in text.strip().split(".")]
     where = {
         1: "table_name = ?",
