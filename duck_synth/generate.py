@@ -155,6 +155,13 @@ class Generator:
         """How many units (rows) to draw in one batch."""
         return min(self.options.batch_size, want)
 
+    def in_seed_order(self, parts: list[pa.Table], rows: list[np.ndarray], start: int) -> pa.Table:
+        """Parts drawn per NULL pattern of the seed rows, put back in the seed rows' order."""
+        table = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
+        inverse = np.empty(table.num_rows, dtype=np.int64)
+        inverse[np.concatenate(rows)] = np.arange(table.num_rows)
+        return table.take(pa.array(inverse))
+
     def units(self, table: pa.Table) -> int:
         """What target counts in a batch: rows."""
         return table.num_rows
@@ -218,8 +225,9 @@ class SessionGenerator(Generator):
         self.sessions_returned = 0
 
     def draw(self, n: int, batch: int, seed_table: pa.Table | None = None) -> pa.Table:
+        """``n`` whole sessions, keyed 0..n-1; ``seed_table`` gives metadata values."""
         steps = self.steps
-        session_table, session_tokens = self.draw_tokens(n, batch)
+        session_table, session_tokens = self.draw_tokens(n, batch, seed_table)
         lengths = np.maximum(
             np.asarray(session_table.column(sessions.LENGTH).fill_null(1), dtype=np.int64), 1
         )
@@ -271,6 +279,17 @@ class SessionGenerator(Generator):
         self.sessions_returned += int(number.max(initial=-1)) + 1
         return table
 
+    def in_seed_order(self, parts: list[pa.Table], rows: list[np.ndarray], start: int) -> pa.Table:
+        """One session per seed row, keyed by its place among all seed rows (from 1)."""
+        name = self.steps.layout.key
+        keyed = []
+        for part, seed_rows in zip(parts, rows, strict=True):
+            local = np.asarray(part.column(name).cast(pa.int64()))
+            fresh = pa.array(seed_rows[local] + start + 1, pa.int64())
+            keyed.append(part.set_column(part.column_names.index(name), name, fresh))
+        table = pa.concat_tables([t.cast(keyed[0].schema) for t in keyed])
+        return table.sort_by([(name, "ascending"), (self.steps.layout.order_by, "ascending")])
+
     def batch_units(self, want: int) -> int:
         """Sessions per batch: about batch_size rows."""
         return max(1, min(want, int(self.options.batch_size / max(self.steps.mean_length, 1))))
@@ -294,10 +313,6 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
         others = [name for name, _ in loaded.column_types()]
         compiled = compile_filter(options.filter, metadata, spec, others)
         generator = SessionGenerator(loaded, options, compiled, seed)
-        if options.seed_rows is not None:
-            raise SynthError(
-                f"generate('{spec}'): seed_rows is not supported for session models yet"
-            )
     if options.batch_size < 1:
         raise SynthError(f"generate(): batch_size must be positive, got {options.batch_size}")
     if not 0 < options.top_p <= 1:
@@ -409,19 +424,25 @@ def _generate_seeded(
     seeds = con.execute(
         f"SELECT * FROM ({read_source(con, options.seed_rows, what='seed_rows')})"
     ).to_arrow_table()
-    names = [e.name for e in generator.loaded.encoders]
+    model = generator.loaded.record.name
+    if generator.loaded.steps is None:
+        names, where = [e.name for e in generator.loaded.encoders], f"in model '{model}'"
+        listed = f"its columns: {', '.join(names)}"
+    else:  # a session model is seeded with its sessions' metadata
+        names = generator.loaded.steps.layout.metadata
+        where = f"a metadata column of session model '{model}'"
+        listed = f"its metadata: {', '.join(names)}"
     unknown = [c for c in seeds.column_names if c not in names]
     if unknown:
         raise SynthError(
-            f"seed_rows: column {', '.join(repr(c) for c in unknown)} is not in model "
-            f"'{generator.loaded.record.name}' (its columns: {', '.join(names)})"
+            f"seed_rows: column {', '.join(repr(c) for c in unknown)} is not {where} ({listed})"
         )
     schema = generator.draw(1, batch=SCHEMA_BATCH).schema
     writer = pq.ParquetWriter(path, schema, compression="snappy")
     try:
         for batch, start in enumerate(range(0, seeds.num_rows, options.batch_size)):
             chunk = seeds.slice(start, options.batch_size)
-            writer.write_table(_draw_seeded(generator, chunk, batch).cast(schema))
+            writer.write_table(_draw_seeded(generator, chunk, batch, start).cast(schema))
     except BaseException:
         writer.close()
         os.remove(path)
@@ -430,8 +451,9 @@ def _generate_seeded(
     return seeds.num_rows, seeds.num_rows
 
 
-def _draw_seeded(generator: Generator, seeds: pa.Table, batch: int) -> pa.Table:
-    """Rows sharing a pattern of non-NULL seed values are drawn together; NULLs are generated."""
+def _draw_seeded(generator: Generator, seeds: pa.Table, batch: int, start: int) -> pa.Table:
+    """Rows sharing a pattern of non-NULL seed values are drawn together; NULLs are generated.
+    ``start``: the place of the first seed row among all of them."""
     if seeds.num_rows == 0:
         return generator.draw(0, batch)
     present = np.stack(
@@ -450,10 +472,7 @@ def _draw_seeded(generator: Generator, seeds: pa.Table, batch: int) -> pa.Table:
         part_seeds = seeds.take(pa.array(rows)).select(kept)
         parts.append(generator.draw(len(rows), batch * 4096 + g, part_seeds))
         order.append(rows)
-    table = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
-    inverse = np.empty(seeds.num_rows, dtype=np.int64)
-    inverse[np.concatenate(order)] = np.arange(seeds.num_rows)
-    return table.take(pa.array(inverse))
+    return generator.in_seed_order(parts, order, start)
 
 
 __all__ = ["generate", "load", "LoadedModel"]

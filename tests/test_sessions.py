@@ -187,3 +187,21 @@ def test_timestamps_are_rebuilt_from_start_and_gaps_and_text_keys_count_sessions
     assert rows.groupby("user_id")["ts"].min().dt.strftime("%H:%M").eq("08:00").all()
     assert gaps.map(lambda g: g == [pd.Timedelta(minutes=10)]).mean() > 0.9
     session.close()
+
+
+def test_seed_rows_give_each_session_its_metadata(panel):
+    """One session per seed row, in the seed rows' order; NULL seed cells are generated."""
+    session, _ = panel
+    rows = session.sql(
+        "FROM generate('p', seed => 5, seed_rows => "
+        "'SELECT * FROM (VALUES (16, ''black''), (9, NULL), (12, ''hisp'')) s(school, ethn)')"
+    ).df()
+    per_person = rows.groupby("nr").agg(
+        steps=("year", "size"), school=("school", "first"), ethn=("ethn", "first")
+    )
+    assert list(per_person.index) == [1, 2, 3] and (per_person["steps"] == 8).all()
+    assert list(per_person["school"]) == [16, 9, 12]
+    assert per_person["ethn"][1] == "black" and per_person["ethn"][3] == "hisp"
+    assert per_person["ethn"][2] in ("black", "hisp", "other")  # generated, not NULL
+    with pytest.raises(SynthError, match="'wage' is not a metadata column of session model 'p'"):
+        session.sql("FROM generate('p', seed_rows => 'SELECT 1.5 AS wage')")
