@@ -205,3 +205,15 @@ def test_seed_rows_give_each_session_its_metadata(panel):
     assert per_person["ethn"][2] in ("black", "hisp", "other")  # generated, not NULL
     with pytest.raises(SynthError, match="'wage' is not a metadata column of session model 'p'"):
         session.sql("FROM generate('p', seed_rows => 'SELECT 1.5 AS wage')")
+
+
+def test_a_session_model_travels_as_one_file(panel, tmp_path):
+    session, _ = panel
+    path = tmp_path / "panel.safetensors"
+    session.sql(f"FROM export_model('p', '{path}')").fetchall()
+    other = duck_synth.connect()
+    other.sql(f"FROM import_model('{path}', name => 'copy')").fetchall()
+    original = session.sql("FROM generate('p', target => 5, seed => 9)").df()
+    copied = other.sql("FROM generate('copy', target => 5, seed => 9)").df()
+    assert copied.equals(original) and original["nr"].nunique() == 5
+    other.close()
