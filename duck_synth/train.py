@@ -185,9 +185,7 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         "model": name,
         "version": version,
         "method": method,
-        "why": "the autoregressive method is the default for tabular data"
-        if options.method == "auto"
-        else "chosen",
+        "why": _why(options, plan),
         "rows": plan.rows,
         "columns": len(plan.columns),
         "epochs": last["epochs"],
@@ -201,6 +199,20 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     if plan.sessions is not None:
         summary["sessions"] = plan.training_rows
     return summary
+
+
+def _why(options: TrainOptions, plan: TrainingPlan) -> str:
+    """The train summary's reason for the method."""
+    if options.method != "auto":
+        return "chosen"
+    if plan.sessions is None:
+        return "the autoregressive method is the default for tabular data"
+    layout = plan.sessions["layout"]
+    return (
+        f"session data ({plan.training_rows:,} sessions by {layout['key']}, "
+        f"{len(layout['metadata'])} metadata and {len(layout['measurements'])} measurement "
+        "columns): the autoregressive session model, the only session method available"
+    )
 
 
 @dataclass
