@@ -218,3 +218,23 @@ def test_a_session_model_travels_as_one_file(panel, tmp_path):
     copied = other.sql("FROM generate('copy', target => 5, seed => 9)").df()
     assert copied.equals(original) and original["nr"].nunique() == 5
     other.close()
+
+
+def test_variable_lengths_are_learned_and_single_step_sessions_work():
+    """600 sessions of 1 to 10 steps, equally many of each length."""
+    session = duck_synth.connect()
+    session.con.execute(
+        """
+        CREATE TABLE runs AS
+        SELECT k, step AS pos, (k % 3)::VARCHAR AS grp, k % 3 + step * 0.5 AS x
+        FROM range(600) a(k), range(10) b(step) WHERE step < 1 + k % 10
+        """
+    )
+    session.sql("FROM train('r', 'runs', session_key => 'k', order_by => 'pos', seed => 0)")
+    rows = session.sql("FROM generate('r', seed => 1)").df()
+    lengths = rows.groupby("k").size()
+    assert len(lengths) == 600 and lengths.min() == 1 and lengths.max() == 10
+    assert lengths.value_counts().min() > 30  # every length about 60 times
+    in_order = rows.groupby("k")["pos"].apply(lambda p: list(p) == list(range(len(p))))
+    assert in_order.all()  # positions rebuilt as 0, 1, 2, ... from start and gaps
+    session.close()
