@@ -1,4 +1,4 @@
-"""duck_synth demo: train on real data (ggplot2's diamonds) in a DuckDB file, then generate in SQL.
+"""duck_synth demo: train on real data (diamonds; a panel of careers) in a DuckDB file, generate in SQL.
 
 python examples/demo.py [--database examples/demo.duckdb] [--max-time 60]
 """
@@ -78,6 +78,27 @@ def main() -> None:
     show(
         "what the model learned (value-protected)",
         "SELECT \"column\", kind, type, cardinality, summary FROM describe_model('diamonds_model')",
+    )
+    session.sql(
+        "CREATE OR REPLACE TABLE males AS SELECT * EXCLUDE (column00) "
+        f"FROM read_csv('{data / 'Males.csv'}')"
+    )
+    show(
+        "sessions: 545 men observed yearly 1980-1987 (plm's Males), one model of whole careers",
+        "SELECT sessions, rows, epochs, seconds, why FROM train('careers', 'males', "
+        f"session_key => 'nr', order_by => 'year', max_time => {args.max_time}, seed => 42)",
+    )
+    show(
+        "three synthetic careers of black men: the metadata filter conditions the sessions",
+        'SELECT nr, year, school, ethn, exper, "union", round(wage, 2) AS wage, occupation '
+        "FROM generate('careers', target => 3, seed => 5) WHERE ethn = 'black' ORDER BY nr, year",
+    )
+    show(
+        "session fidelity against the real panel",
+        "SELECT metric, round(value, 3) AS value FROM evaluate('males', "
+        "'FROM generate(''careers'', seed => 6)', session_key => 'nr', order_by => 'year') "
+        "WHERE metric IN ('overall', 'sessions', 'session_shapes', 'step_shape', "
+        "'lag1_autocorrelation') AND columns IN ('', 'wage')",
     )
     show("the catalog", "SELECT name, version, method, training_rows, created FROM models()")
     show(
