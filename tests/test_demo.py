@@ -1,0 +1,27 @@
+"""The README's first command, the demo, runs end to end (short training budget)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duck_synth
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.py"
+
+
+def test_demo_runs_and_leaves_its_models_in_the_database(tmp_path):
+    database = tmp_path / "demo.duckdb"
+    done = subprocess.run(
+        [sys.executable, str(DEMO), "--database", str(database), "--max-time", "5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "100 Fair diamonds" in done.stdout and "session fidelity" in done.stdout
+    session = duck_synth.connect(str(database))
+    models = {name for (name,) in session.sql("SELECT name FROM models()").fetchall()}
+    assert models == {"diamonds_model", "careers"}
+    session.close()
