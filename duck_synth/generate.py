@@ -84,7 +84,9 @@ def bundle(record: catalog.ModelRecord) -> LoadedModel:
     spec = record.statistics.get("sessions")
     if spec is not None:
         step_encoders = [from_json(e) for e in spec["step_encoders"]]
-        step_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("steps.")}
+        step_tensors = {
+            k.removeprefix("steps."): v for k, v in tensors.items() if k.startswith("steps.")
+        }
         space = StepSpace(
             [encoders[i].n_tokens for i in modelled],
             [e.n_tokens for e in step_encoders if e.n_tokens > 0],
@@ -202,13 +204,18 @@ class Generator:
         return pa.table(columns), tokens
 
     def keep(self, table: pa.Table) -> pa.Table:
+        """The batch under the residual filter (rows typed as the output first)."""
         if self.filter_con is None:
             return table
         self.filter_con.register("batch", table)
         typed = spool.cast_sql("batch", self.loaded.column_types())
         return self.filter_con.execute(
-            f"SELECT * FROM ({typed}) WHERE {self.compiled.sql}"
+            f"WITH typed AS ({typed}) {self.kept_sql()}"
         ).to_arrow_table()
+
+    def kept_sql(self) -> str:
+        """What the residual filter keeps of the typed batch: the rows satisfying it."""
+        return f"SELECT * FROM typed WHERE {self.compiled.sql}"
 
 
 class SessionGenerator(Generator):
@@ -248,20 +255,14 @@ class SessionGenerator(Generator):
                 pos += 1
             else:
                 columns[encoder.name] = encoder.decode(np.zeros(len(tokens), np.int64), rng)
-        return sessions.assemble(
-            steps.layout, session_table, pa.table(columns), session_index, first_key=0
-        )
+        return sessions.assemble(steps.layout, session_table, pa.table(columns), session_index)
 
-    def keep(self, table: pa.Table) -> pa.Table:
-        if self.filter_con is None or table.num_rows == 0:
-            return table
+    def kept_sql(self) -> str:
         key = spool.quote_identifier(self.steps.layout.key)
-        self.filter_con.register("batch", table)
-        typed = spool.cast_sql("batch", self.loaded.column_types())
-        return self.filter_con.execute(
-            f"WITH typed AS ({typed}) SELECT * FROM typed WHERE {key} IN "
+        return (
+            f"SELECT * FROM typed WHERE {key} IN "
             f"(SELECT {key} FROM typed WHERE {self.compiled.sql}) ORDER BY {key}"
-        ).to_arrow_table()
+        )
 
     def units(self, table: pa.Table) -> int:
         return len(pc.unique(table.column(self.steps.layout.key)))

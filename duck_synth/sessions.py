@@ -161,10 +161,9 @@ def assemble(
     sessions: pa.Table,
     steps: pa.Table,
     session_index: np.ndarray,
-    first_key: int,
 ) -> pa.Table:
-    """Rows in the source's column order: key (fresh, counting from ``first_key``), metadata
-    repeated over each session's steps, order_by = start + the running sum of deltas."""
+    """Rows in the source's column order: key (the session's index: callers renumber it),
+    metadata repeated over each session's steps, order_by = start + the running sum of deltas."""
     index = pa.array(session_index)
     start = sessions.column(START).combine_chunks()
     deltas = np.nan_to_num(
@@ -174,7 +173,7 @@ def assemble(
     out = {}
     for name, _ in layout.columns:
         if name == layout.key:
-            out[name] = pa.array(session_index + first_key, pa.int64())
+            out[name] = pa.array(session_index, pa.int64())
         elif name == layout.order_by:
             out[name] = order
         elif name in layout.metadata:
@@ -191,9 +190,8 @@ def _order_values(
     first = np.r_[True, session_index[1:] != session_index[:-1]]
     deltas = np.where(first, 0.0, deltas)
     running = np.cumsum(deltas)
-    running -= np.repeat(
-        running[first] - deltas[first], np.diff(np.r_[np.flatnonzero(first), len(deltas)])
-    )
+    lengths = np.diff(np.r_[np.flatnonzero(first), len(deltas)])
+    running -= np.repeat(running[first], lengths)  # restart at each session (first delta is 0)
     if layout.delta_unit == "units":
         base = np.asarray(start.cast(pa.float64()).fill_null(0.0))[session_index]
         return pa.array(base + running)
@@ -209,20 +207,24 @@ def _order_values(
 def column_encoders(columns: list[dict], statistics: dict) -> list[tuple[dict, Encoder | None]]:
     """Each output column with the encoder that makes it; None for a session model's key and
     order (made from a counter and from start plus deltas)."""
-    encoders = [from_json(spec) for spec in statistics["encoders"]]
     if "sessions" not in statistics:
+        encoders = [from_json(spec) for spec in statistics["encoders"]]
         return list(zip(columns, encoders, strict=True))
-    encoders += [from_json(spec) for spec in statistics["sessions"]["step_encoders"]]
-    by_name = {e.name: e for e in encoders}
+    by_name = _session_encoders(statistics)
     return [(column, by_name.get(column["name"])) for column in columns]
+
+
+def _session_encoders(statistics: dict) -> dict[str, Encoder]:
+    """A session model's encoders by name: the sessions' (metadata, start, length) and the
+    steps' (measurements, delta)."""
+    specs = statistics["encoders"] + statistics["sessions"]["step_encoders"]
+    return {spec["name"]: from_json(spec) for spec in specs}
 
 
 def order_summary(statistics: dict) -> dict:
     """What describe_model says of a session model's order column: its start and its deltas."""
     layout = SessionLayout.from_json(statistics["sessions"]["layout"])
-    encoders = [from_json(spec) for spec in statistics["encoders"]]
-    encoders += [from_json(spec) for spec in statistics["sessions"]["step_encoders"]]
-    by_name = {e.name: e for e in encoders}
+    by_name = _session_encoders(statistics)
     return {
         "start": by_name[START].summary(),
         "delta": by_name[DELTA].summary() | {"unit": layout.delta_unit},
