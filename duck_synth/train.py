@@ -99,6 +99,11 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     session_options = (options.session_key, options.order_by, options.metadata)
     if options.session_key is None and any(session_options):
         raise SynthError("train(): order_by and metadata describe sessions; give session_key too")
+    if options.session_key is not None and method == "tabgan":
+        raise SynthError(
+            "train(): method 'tabgan' models rows, not sessions; for session data use "
+            "'timegan' or 'autoregressive'"
+        )
     if options.session_key is not None:
         layout = sessions.layout(
             con, relation, columns, options.session_key, options.order_by, options.metadata
@@ -246,7 +251,10 @@ def _tokens(encoders: list[Encoder], table: pa.Table) -> np.ndarray:
 def _part(name: str, method: str, encoders: list[Encoder], table: pa.Table, share: float):
     modelled = [e for e in encoders if e.n_tokens > 0]
     model = create_model(
-        method, [e.n_tokens for e in modelled], [e.token_positions() for e in modelled]
+        method,
+        [e.n_tokens for e in modelled],
+        [e.token_positions() for e in modelled],
+        [e.token_spans() for e in modelled],
     )
     return TrainingPart(name, model, _tokens(encoders, table), time_share=share)
 
@@ -305,6 +313,7 @@ def _session_plan(
             [e.token_positions() for e in session_modelled],
             [e.token_positions() for e in step_modelled],
         ),
+        [None] * len(space.vocab_sizes()),
         context=space.context,
     )
     kinds = {e.name: e.kind for e in session_encoders + step_encoders}
@@ -353,11 +362,11 @@ def _fit(con, run_id: int, model, tokens: np.ndarray, config: FitConfig) -> dict
         if cancel_requested.is_set():
             raise Cancelled()
         if event.get("epoch_done"):
-            losses.append({k: event[k] for k in ("epoch", "train_loss", "val_loss")})
+            losses.append({k: v for k, v in event.items() if k not in ("elapsed", "epoch_done")})
             share = max(event["epoch"] / config.epochs, event["elapsed"] / config.max_time)
             catalog.update_run(con, run_id, min(share, 0.99), event["epoch"], losses)
             bar.update(1)
-            bar.set_postfix(val_loss=f"{event['val_loss']:.4f}")
+            bar.set_postfix({k: f"{v:.4f}" for k, v in losses[-1].items() if k != "epoch"})
 
     try:
         return model.fit(tokens, config, progress)

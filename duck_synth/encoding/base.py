@@ -79,6 +79,12 @@ class Encoder:
         outside the order); None for unordered columns."""
         return None
 
+    def token_spans(self) -> np.ndarray | None:
+        """Each token's interval of values (n_tokens x 2: low, high; NaN for NULL) in the
+        encoder's numeric domain, for models that learn values rather than tokens; None for
+        unordered columns."""
+        return None
+
     def sampling_mask(self) -> np.ndarray | None:
         """Tokens the model may emit unconditionally (None: all): never NULL if none was seen."""
         if self.n_tokens == 0 or self.stats.get("null_share", 0.0) > 0:

@@ -109,6 +109,13 @@ class NumericEncoder(Encoder):
         places = 2 * ranks / max(len(values) - 1, 1) - 1
         return np.concatenate([[np.nan], places])
 
+    def token_spans(self) -> np.ndarray:
+        """Points are their value; a bin spans its edges (decoding draws uniformly within)."""
+        edges = self.edges
+        points = np.repeat(self.points[:, None], 2, axis=1)
+        bins = np.stack([edges[:-1], edges[1:]], axis=1) if self.n_bins else np.empty((0, 2))
+        return np.concatenate([np.full((1, 2), np.nan), points, bins])
+
     def encode(self, values: pa.Array) -> np.ndarray:
         return self.encode_floats(values_to_float(values, keep_nulls=True))
 

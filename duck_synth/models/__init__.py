@@ -8,11 +8,13 @@ import torch
 from ..errors import SynthError
 from .autoregressive import AutoregressiveModel
 from .base import GenerativeModel
+from .tabgan import TabGanModel
 
-METHODS: dict[str, type[GenerativeModel]] = {AutoregressiveModel.method: AutoregressiveModel}
+METHODS: dict[str, type[GenerativeModel]] = {
+    m.method: m for m in (AutoregressiveModel, TabGanModel)
+}
 NOT_YET = {
     "transformer": "our autoregressive method is not attention-based; use method => 'autoregressive'",
-    "tabgan": "not available yet",
     "timegan": "not available yet",
     "privbayes": "not available yet",
 }
@@ -30,10 +32,17 @@ def choose_method(method: str) -> str:
 
 
 def create_model(
-    method: str, vocab_sizes: list[int], positions: list[np.ndarray | None], context: int = 0
+    method: str,
+    vocab_sizes: list[int],
+    positions: list[np.ndarray | None],
+    spans: list[np.ndarray | None],
+    context: int = 0,
 ) -> GenerativeModel:
-    """A fresh model for columns of ``vocab_sizes`` tokens; ``positions`` orders the tokens of
-    ordered columns (see Encoder.token_positions); the first ``context`` columns are only given."""
+    """A fresh model for columns of ``vocab_sizes`` tokens. Ordered columns' tokens have a
+    place (Encoder.token_positions, what the autoregressive model embeds) and a span of values
+    (Encoder.token_spans, what the GAN learns); the first ``context`` columns are only given."""
+    if method == TabGanModel.method:
+        return TabGanModel(vocab_sizes, spans=spans)
     return METHODS[method](vocab_sizes, positions=positions, context=context)
 
 

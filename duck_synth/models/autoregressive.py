@@ -346,10 +346,6 @@ def _flat_positions(
 def canonical_order(vocab_sizes: list[int]) -> list[int]:
     """Columns with few values first, so the many-valued ones (amounts, dates) are sampled
     given everything else, the conditional that prediction from the synthetic data needs."""
-    import os
-
-    if os.environ.get("DS_TABLE_ORDER"):
-        return list(range(len(vocab_sizes)))
     return sorted(range(len(vocab_sizes)), key=lambda c: (vocab_sizes[c], c))
 
 
