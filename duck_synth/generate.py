@@ -27,6 +27,7 @@ from .errors import SynthError
 from .models import restore_model
 from .models.base import Conditions, GenerativeModel, SampleConfig
 from .models.steps import StepSpace
+from .models.timegan import TimeGanModel
 from .options import GenerateOptions, parse
 from .sources import read_source
 
@@ -42,16 +43,16 @@ class SessionSteps:
 
     layout: sessions.SessionLayout
     encoders: list[Encoder]
-    model: GenerativeModel
-    space: StepSpace
     mean_length: float  # steps per training session
+    model: GenerativeModel | None = None  # None: one network draws sessions and steps together
+    space: StepSpace | None = None
 
 
 @dataclass
 class LoadedModel:
     record: catalog.ModelRecord
     encoders: list[Encoder]
-    model: GenerativeModel
+    model: GenerativeModel | TimeGanModel
     modelled: list[int]  # indexes of encoders the network learns
     steps: SessionSteps | None = None  # session models only
 
@@ -84,21 +85,21 @@ def bundle(record: catalog.ModelRecord) -> LoadedModel:
     spec = record.statistics.get("sessions")
     if spec is not None:
         step_encoders = [from_json(e) for e in spec["step_encoders"]]
-        step_tensors = {
-            k.removeprefix("steps."): v for k, v in tensors.items() if k.startswith("steps.")
-        }
-        space = StepSpace(
-            [encoders[i].n_tokens for i in modelled],
-            [e.n_tokens for e in step_encoders if e.n_tokens > 0],
-            spec["lags"],
-        )
         loaded.steps = SessionSteps(
             sessions.SessionLayout.from_json(spec["layout"]),
             step_encoders,
-            restore_model(record.method, spec["step_model"], step_tensors),
-            space,
             mean_length=spec["steps"] / max(record.training_rows, 1),
         )
+        if "step_model" in spec:  # a second network for the steps
+            step_tensors = {
+                k.removeprefix("steps."): v for k, v in tensors.items() if k.startswith("steps.")
+            }
+            loaded.steps.model = restore_model(record.method, spec["step_model"], step_tensors)
+            loaded.steps.space = StepSpace(
+                [encoders[i].n_tokens for i in modelled],
+                [e.n_tokens for e in step_encoders if e.n_tokens > 0],
+                spec["lags"],
+            )
     return loaded
 
 
@@ -184,7 +185,7 @@ class Generator:
                 name = loaded.encoders[i].name
                 if name in seed_table.column_names:
                     fixed[pos] = loaded.encoders[i].encode(seed_table.column(name).combine_chunks())
-        tokens = loaded.model.sample(n, self.conditions(n, fixed), self.config, torch_gen)
+        tokens = self.sample_tokens(n, self.conditions(n, fixed), torch_gen)
         columns = {}
         position = {i: pos for pos, i in enumerate(loaded.modelled)}
         for i, encoder in enumerate(loaded.encoders):
@@ -202,6 +203,9 @@ class Generator:
         if batch < PILOT_BATCH:  # schema and pilot draws do not use up key values
             self.keys_emitted += n
         return pa.table(columns), tokens
+
+    def sample_tokens(self, n: int, conditions: Conditions, generator: torch.Generator):
+        return self.loaded.model.sample(n, conditions, self.config, generator)
 
     def keep(self, table: pa.Table) -> pa.Table:
         """The batch under the residual filter (rows typed as the output first)."""
@@ -239,15 +243,20 @@ class SessionGenerator(Generator):
             np.asarray(session_table.column(sessions.LENGTH).fill_null(1), dtype=np.int64), 1
         )
         torch_gen, rng = batch_generators(self.seed, batch + STEPS_BATCH_OFFSET)
-        modelled = [e for e in steps.encoders if e.n_tokens > 0]
-        allowed = {
-            pos: mask
-            for pos, mask in enumerate(e.sampling_mask() for e in modelled)
-            if mask is not None
-        }
         tokens, session_index, _ = steps.space.sample(
-            steps.model, session_tokens, lengths, allowed, self.config, torch_gen
+            steps.model, session_tokens, lengths, self.step_allowed(), self.config, torch_gen
         )
+        return self.assemble(session_table, tokens, session_index, rng)
+
+    def step_allowed(self) -> dict[int, np.ndarray]:
+        """What each modelled step column may emit unconditionally."""
+        modelled = [e for e in self.steps.encoders if e.n_tokens > 0]
+        masks = enumerate(e.sampling_mask() for e in modelled)
+        return {pos: mask for pos, mask in masks if mask is not None}
+
+    def assemble(self, session_table, tokens, session_index, rng) -> pa.Table:
+        """Rows of the source's shape from decoded sessions and their steps' tokens."""
+        steps = self.steps
         columns, pos = {}, 0
         for encoder in steps.encoders:
             if encoder.n_tokens > 0:
@@ -296,6 +305,44 @@ class SessionGenerator(Generator):
         return max(1, min(want, int(self.options.batch_size / max(self.steps.mean_length, 1))))
 
 
+class JointSessionGenerator(SessionGenerator):
+    """Whole sessions from one network (timegan): it draws a session's attributes (metadata,
+    start), its length and its steps together; keys, filters and targets as SessionGenerator."""
+
+    def sample_tokens(self, n: int, conditions: Conditions, generator: torch.Generator):
+        """Session tokens as the session encoders read them (LENGTH from the generated
+        lengths); the steps wait in ``self.drawn_steps`` for draw()."""
+        names = [self.loaded.encoders[i].name for i in self.loaded.modelled]
+        length = names.index(sessions.LENGTH) if sessions.LENGTH in names else None
+
+        def attribute(pos: int) -> int:
+            return pos - (length is not None and pos > length)
+
+        given = Conditions(
+            fixed={attribute(p): v for p, v in conditions.fixed.items() if p != length},
+            allowed={attribute(p): m for p, m in conditions.allowed.items() if p != length},
+            first=[attribute(p) for p in conditions.first if p != length],
+        )
+        attributes, steps, lengths = self.loaded.model.sample(
+            n, given, self.step_allowed(), self.config, generator
+        )
+        self.drawn_steps = (steps, lengths)
+        if length is None:
+            return attributes
+        encoder = self.loaded.encoders[self.loaded.modelled[length]]
+        return np.insert(attributes, length, encoder.encode(pa.array(lengths)), axis=1)
+
+    def draw(self, n: int, batch: int, seed_table: pa.Table | None = None) -> pa.Table:
+        session_table, _ = self.draw_tokens(n, batch, seed_table)
+        steps, lengths = self.drawn_steps
+        session_index = np.repeat(np.arange(n), lengths)
+        step_index = np.arange(len(session_index)) - np.repeat(
+            np.cumsum(lengths) - lengths, lengths
+        )
+        _, rng = batch_generators(self.seed, batch + STEPS_BATCH_OFFSET)
+        return self.assemble(session_table, steps[session_index, step_index], session_index, rng)
+
+
 def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> str:
     """Generate rows and return the SQL that reads them.
 
@@ -313,7 +360,10 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
         metadata = [e for e in loaded.encoders if e.name in loaded.steps.layout.metadata]
         others = [name for name, _ in loaded.column_types()]
         compiled = compile_filter(options.filter, metadata, spec, others)
-        generator = SessionGenerator(loaded, options, compiled, seed)
+        joint = loaded.steps.model is None
+        generator = (JointSessionGenerator if joint else SessionGenerator)(
+            loaded, options, compiled, seed
+        )
     if options.batch_size < 1:
         raise SynthError(f"generate(): batch_size must be positive, got {options.batch_size}")
     if not 0 < options.top_p <= 1:

@@ -22,7 +22,7 @@ class TrainOptions:
     exclude: list[str] | None = None
     encoding: dict[str, str] = field(default_factory=dict)
     seed: int | None = None
-    epochs: int = 100
+    epochs: int | None = None  # None: the method's default
     max_time: float = 300.0
     batch_size: int | None = None
     validation_share: float = 0.1

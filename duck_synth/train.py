@@ -23,9 +23,10 @@ from tqdm import tqdm
 from . import catalog, sessions
 from .encoding import Encoder, Protection, analyze, is_numeric_type, read_type, unsupported_reason
 from .errors import SynthError
-from .models import choose_method, create_model
+from .models import choose_method, create_model, default_epochs
 from .models.base import Cancelled, FitConfig, GenerativeModel
-from .models.steps import StepSpace
+from .models.steps import LAGS, StepSpace
+from .models.timegan import TimeGanModel
 from .options import TrainOptions, parse
 from .sources import describe, read_source
 from .spool import quote_identifier
@@ -129,7 +130,7 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         metrics, tensors, params = {}, {}, {}
         for part in plan.parts:
             config = FitConfig(
-                epochs=options.epochs,
+                epochs=options.epochs or default_epochs(method),
                 max_time=max(
                     part.time_share * options.max_time - (time.monotonic() - started), 1.0
                 ),
@@ -139,8 +140,8 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
                 device=device,
             )
             fitted = (
-                _fit(con, run_id, part.model, part.tokens, config)
-                if part.tokens.shape[1] > part.context
+                _fit(con, run_id, part.model, part.data, config)
+                if part.learns
                 else {"epochs": 0, "history": []}
             )
             part_params, part_tensors = part.model.state()
@@ -151,7 +152,9 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         main = metrics["model"]
         statistics = {"encoders": [e.to_json() for e in plan.encoders], "model": params["model"]}
         if plan.sessions is not None:
-            statistics["sessions"] = plan.sessions | {"step_model": params["steps"]}
+            statistics["sessions"] = dict(plan.sessions)
+            if "steps" in params:
+                statistics["sessions"] |= {"step_model": params["steps"], "lags": LAGS}
         record = catalog.ModelRecord(
             name=name,
             version=0,
@@ -225,10 +228,10 @@ class TrainingPart:
     """One network to fit: ``name`` prefixes its tensors ('' for the main one)."""
 
     name: str
-    model: GenerativeModel
-    tokens: np.ndarray
+    model: GenerativeModel | TimeGanModel
+    data: tuple[np.ndarray, ...]  # what model.fit takes: (tokens,), or a session model's arrays
     time_share: float
-    context: int = 0
+    learns: bool = True  # False: every column is given or constant, nothing to fit
 
 
 @dataclass
@@ -256,7 +259,7 @@ def _part(name: str, method: str, encoders: list[Encoder], table: pa.Table, shar
         [e.token_positions() for e in modelled],
         [e.token_spans() for e in modelled],
     )
-    return TrainingPart(name, model, _tokens(encoders, table), time_share=share)
+    return TrainingPart(name, model, (_tokens(encoders, table),), share, learns=bool(modelled))
 
 
 SESSION_TIME_SHARE = 0.25  # of max_time for the session-level model; the steps get the rest
@@ -266,7 +269,8 @@ def _session_plan(
     con, relation: str, layout: sessions.SessionLayout, options: TrainOptions,
     protection: Protection, method: str, seed: int,
 ) -> TrainingPlan:  # fmt: skip
-    """Two networks: sessions (metadata, start, length) and steps given their session."""
+    """Sessions (metadata, start, length) and their steps (measurements, delta), encoded, and
+    the networks that learn them."""
     types = dict(layout.columns)
     read = read_sql(relation, layout.columns, replace(options, nrows=None), seed)
     if options.nrows:  # nrows counts sessions here: sample keys, keep their whole sessions
@@ -296,16 +300,46 @@ def _session_plan(
         _overrides(options, layout.measurements) | {sessions.DELTA: "numeric"},
         protection,
     )
+    session_index = np.asarray(step_table.column("__session"))
+    step_index = np.asarray(step_table.column("__step"))
+    step_tokens = _tokens(step_encoders, step_columns)
+    if method == TimeGanModel.method:
+        parts = [_joint_part(session_encoders, session_table, step_encoders, step_tokens,
+                             session_index, step_index)]  # fmt: skip
+    else:
+        parts = _two_parts(method, session_encoders, session_table, step_encoders, step_tokens,
+                           session_index, step_index)  # fmt: skip
+    kinds = {e.name: e.kind for e in session_encoders + step_encoders}
+    kinds |= {layout.key: "session_key", layout.order_by: "order"}
+    output_types = dict(layout.columns)
+    if not (is_numeric_type(types[layout.key]) or types[layout.key] == "VARCHAR"):
+        output_types[layout.key] = "BIGINT"  # fresh keys count sessions: 1, 2, ...
+    return TrainingPlan(
+        encoders=session_encoders,
+        columns=[{"name": c, "type": output_types[c], "kind": kinds[c]} for c, _ in layout.columns],
+        parts=parts,
+        training_rows=session_table.num_rows,
+        rows=step_table.num_rows,
+        sessions={
+            "layout": layout.to_json(),
+            "step_encoders": [e.to_json() for e in step_encoders],
+            "steps": step_table.num_rows,
+        },
+    )
+
+
+def _two_parts(
+    method: str, session_encoders: list[Encoder], session_table: pa.Table,
+    step_encoders: list[Encoder], step_tokens: np.ndarray, session_index: np.ndarray,
+    step_index: np.ndarray,
+) -> list[TrainingPart]:  # fmt: skip
+    """The autoregressive way: sessions (metadata, start, length), then steps given their
+    session, their place and the steps before (models/steps.py)."""
     session_part = _part("", method, session_encoders, session_table, SESSION_TIME_SHARE)
     step_modelled = [e for e in step_encoders if e.n_tokens > 0]
     session_modelled = [e for e in session_encoders if e.n_tokens > 0]
     space = StepSpace([e.n_tokens for e in session_modelled], [e.n_tokens for e in step_modelled])
-    rows = space.rows(
-        session_part.tokens,
-        _tokens(step_encoders, step_columns),
-        np.asarray(step_table.column("__session")),
-        np.asarray(step_table.column("__step")),
-    )
+    rows = space.rows(session_part.data[0], step_tokens, session_index, step_index)
     step_model = create_model(
         method,
         space.vocab_sizes(),
@@ -316,27 +350,30 @@ def _session_plan(
         [None] * len(space.vocab_sizes()),
         context=space.context,
     )
-    kinds = {e.name: e.kind for e in session_encoders + step_encoders}
-    kinds |= {layout.key: "session_key", layout.order_by: "order"}
-    output_types = dict(layout.columns)
-    if not (is_numeric_type(types[layout.key]) or types[layout.key] == "VARCHAR"):
-        output_types[layout.key] = "BIGINT"  # fresh keys count sessions: 1, 2, ...
-    return TrainingPlan(
-        encoders=session_encoders,
-        columns=[{"name": c, "type": output_types[c], "kind": kinds[c]} for c, _ in layout.columns],
-        parts=[
-            session_part,
-            TrainingPart("steps", step_model, rows, time_share=1.0, context=space.context),
-        ],
-        training_rows=session_table.num_rows,
-        rows=step_table.num_rows,
-        sessions={
-            "layout": layout.to_json(),
-            "step_encoders": [e.to_json() for e in step_encoders],
-            "lags": space.lags,
-            "steps": step_table.num_rows,
-        },
+    learns = rows.shape[1] > space.context
+    return [session_part, TrainingPart("steps", step_model, (rows,), 1.0, learns=learns)]
+
+
+def _joint_part(
+    session_encoders: list[Encoder], session_table: pa.Table, step_encoders: list[Encoder],
+    step_tokens: np.ndarray, session_index: np.ndarray, step_index: np.ndarray,
+) -> TrainingPart:  # fmt: skip
+    """The DoppelGANger way: one network; the length comes from its generation flags, so the
+    session's LENGTH column is not one of its attributes."""
+    attributes = [e for e in session_encoders if e.n_tokens > 0 and e.name != sessions.LENGTH]
+    steps = [e for e in step_encoders if e.n_tokens > 0]
+    lengths = np.bincount(session_index, minlength=session_table.num_rows)
+    padded = np.zeros((len(lengths), int(lengths.max()), len(steps)), dtype=np.int64)
+    padded[session_index, step_index] = step_tokens
+    model = TimeGanModel(
+        [e.n_tokens for e in attributes],
+        [e.n_tokens for e in steps],
+        int(lengths.max()),
+        [e.token_spans() for e in attributes],
+        [e.token_spans() for e in steps],
     )
+    data = (_tokens(attributes, session_table), padded, lengths)
+    return TrainingPart("", model, data, time_share=1.0)
 
 
 def _ordered_kind(duck_type: str) -> str:
@@ -347,7 +384,7 @@ def _overrides(options: TrainOptions, names: list[str]) -> dict[str, str]:
     return {c: kind for c, kind in options.encoding.items() if c in names}
 
 
-def _fit(con, run_id: int, model, tokens: np.ndarray, config: FitConfig) -> dict:
+def _fit(con, run_id: int, model, data: tuple[np.ndarray, ...], config: FitConfig) -> dict:
     cancel_requested.clear()
     losses: list[dict] = []
     bar = tqdm(
@@ -369,6 +406,6 @@ def _fit(con, run_id: int, model, tokens: np.ndarray, config: FitConfig) -> dict
             bar.set_postfix({k: f"{v:.4f}" for k, v in losses[-1].items() if k != "epoch"})
 
     try:
-        return model.fit(tokens, config, progress)
+        return model.fit(*data, config, progress)
     finally:
         bar.close()

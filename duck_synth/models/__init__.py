@@ -9,13 +9,13 @@ from ..errors import SynthError
 from .autoregressive import AutoregressiveModel
 from .base import GenerativeModel
 from .tabgan import TabGanModel
+from .timegan import TimeGanModel
 
-METHODS: dict[str, type[GenerativeModel]] = {
-    m.method: m for m in (AutoregressiveModel, TabGanModel)
+METHODS: dict[str, type[GenerativeModel] | type[TimeGanModel]] = {
+    m.method: m for m in (AutoregressiveModel, TabGanModel, TimeGanModel)
 }
 NOT_YET = {
     "transformer": "our autoregressive method is not attention-based; use method => 'autoregressive'",
-    "timegan": "not available yet",
     "privbayes": "not available yet",
 }
 
@@ -29,6 +29,11 @@ def choose_method(method: str) -> str:
     if method in NOT_YET:
         raise SynthError(f"method '{method}': {NOT_YET[method]}")
     raise SynthError(f"unknown method '{method}' (available: auto, {', '.join(METHODS)})")
+
+
+def default_epochs(method: str) -> int:
+    """Epochs when train() is given none (max_time still bounds the run)."""
+    return METHODS[method].default_epochs
 
 
 def create_model(
@@ -46,7 +51,9 @@ def create_model(
     return METHODS[method](vocab_sizes, positions=positions, context=context)
 
 
-def restore_model(method: str, params: dict, tensors: dict[str, torch.Tensor]) -> GenerativeModel:
+def restore_model(
+    method: str, params: dict, tensors: dict[str, torch.Tensor]
+) -> GenerativeModel | TimeGanModel:
     if method not in METHODS:
         raise SynthError(
             f"this model was trained with method '{method}', which this version cannot load"

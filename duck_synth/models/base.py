@@ -49,6 +49,7 @@ Progress = Callable[[dict], None]
 
 class GenerativeModel:
     method: str = ""
+    default_epochs: int = 100
 
     def fit(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
         """Train on ``tokens`` (rows x columns); return metrics. ``progress`` may raise Cancelled."""

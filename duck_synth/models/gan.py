@@ -26,6 +26,7 @@ MODE_WEIGHT_FLOOR = 0.005  # mixture components lighter than this are dropped (a
 MIXTURE_SAMPLE = 5_000  # values the mixture is fitted on: enough for its modes, and fast
 GUMBEL_TAU = 0.2
 GP_WEIGHT = 10.0
+REDRAWS = 20
 
 
 @dataclass
@@ -242,11 +243,12 @@ class Residual(nn.Module):
         return torch.cat([torch.relu(self.bn(self.fc(x))), x], dim=1)
 
 
-def critic(width: int, hidden: int, layers: int = 2) -> nn.Sequential:
-    """A WGAN critic: LeakyReLU, dropout, one unbounded score."""
+def critic(width: int, hidden: int, layers: int = 2, dropout: float = 0.5) -> nn.Sequential:
+    """A WGAN critic: LeakyReLU (and dropout, as CTGAN), one unbounded score."""
     parts, inner = [], width
     for _ in range(layers):
-        parts += [nn.Linear(inner, hidden), nn.LeakyReLU(0.2), nn.Dropout(0.5)]
+        parts += [nn.Linear(inner, hidden), nn.LeakyReLU(0.2)]
+        parts += [nn.Dropout(dropout)] if dropout else []
         inner = hidden
     return nn.Sequential(*parts, nn.Linear(inner, 1))
 
@@ -262,3 +264,34 @@ def gradient_penalty(critic_fn, real: torch.Tensor, fake: torch.Tensor) -> torch
 def adam(parameters, lr: float = 2e-4) -> torch.optim.Adam:
     """The optimiser both CTGAN and DoppelGANger use for WGAN-GP."""
     return torch.optim.Adam(parameters, lr=lr, betas=(0.5, 0.9), weight_decay=1e-6)
+
+
+def satisfied(tokens: np.ndarray, fixed: dict, allowed: dict) -> np.ndarray:
+    """Rows holding every given value and only allowed tokens."""
+    ok = np.ones(len(tokens), dtype=bool)
+    for c, values in fixed.items():
+        ok &= tokens[:, c] == values
+    for c, mask in allowed.items():
+        if c not in fixed:
+            ok &= mask[tokens[:, c]]
+    return ok
+
+
+def redraw_until_satisfied(n: int, draw, project, fixed: dict, allowed: dict) -> np.ndarray:
+    """``n`` rows of tokens from ``draw(rows)`` (``rows``: which of the n); rows breaking a
+    given value or an allowed set are drawn again, up to REDRAWS times, so they follow the
+    model's conditional; what still breaks one comes from ``project(rows, allowed)`` (sampling
+    restricted to the allowed tokens) with the given values set."""
+    everything = np.arange(n)
+    tokens = draw(everything)
+    for _ in range(REDRAWS):
+        broken = np.flatnonzero(~satisfied(tokens, fixed, allowed))
+        if len(broken) == 0:
+            return tokens
+        tokens[broken] = draw(broken)
+    broken = np.flatnonzero(~satisfied(tokens, fixed, allowed))
+    if len(broken):
+        tokens[broken] = project(broken, allowed)
+        for c, values in fixed.items():
+            tokens[:, c] = values
+    return tokens

@@ -9,7 +9,7 @@ against mode collapse); the Wasserstein loss with gradient penalty.
 
 Sampling honours Conditions: equality (or IN) on a discrete column sets the conditional vector,
 the CTGAN way; rows breaking any other restriction are drawn again, and what still breaks one
-after ``REDRAWS`` rounds is moved to the nearest allowed token.
+after a few rounds is sampled restricted to the allowed tokens (gan.redraw_until_satisfied).
 """
 
 from __future__ import annotations
@@ -21,14 +21,21 @@ import torch
 from torch import nn
 
 from .base import Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
-from .gan import Layout, Residual, TokenColumn, adam, critic, gradient_penalty
+from .gan import (
+    Layout,
+    Residual,
+    TokenColumn,
+    adam,
+    critic,
+    gradient_penalty,
+    redraw_until_satisfied,
+)
 
 NOISE = 128
 HIDDEN = (256, 256)
 CRITIC_HIDDEN = 256
 PAC = 10
 BATCH = 500
-REDRAWS = 20
 SAMPLE_CHUNK = 50_000
 
 
@@ -95,6 +102,7 @@ class GeneratorNet(nn.Module):
 
 class TabGanModel(GenerativeModel):
     method = "tabgan"
+    default_epochs = 300  # CTGAN's
 
     def __init__(
         self,
@@ -238,37 +246,21 @@ class TabGanModel(GenerativeModel):
         return out
 
     def _sample_chunk(self, start, stop, conditions, config, generator, rng) -> np.ndarray:
-        n = stop - start
         fixed = {c: np.asarray(v[start:stop]) for c, v in conditions.fixed.items()}
-        cond = self._sampling_conditions(n, fixed, conditions, rng)
-        tokens = self._draw(cond, config, generator, None)
-        for _ in range(REDRAWS):
-            broken = ~self._satisfied(tokens, fixed, conditions.allowed)
-            if not broken.any():
-                return tokens
-            tokens[broken] = self._draw(cond[broken], config, generator, None)
-        broken = ~self._satisfied(tokens, fixed, conditions.allowed)
-        if broken.any():  # what redrawing could not fix moves to the nearest allowed token
-            tokens[broken] = self._draw(cond[broken], config, generator, conditions.allowed)
-            for c, values in fixed.items():
-                tokens[:, c] = values
-        return tokens
+        cond = self._sampling_conditions(stop - start, fixed, conditions, rng)
+        return redraw_until_satisfied(
+            stop - start,
+            lambda rows: self._draw(cond[rows], config, generator, None),
+            lambda rows, allowed: self._draw(cond[rows], config, generator, allowed),
+            fixed,
+            conditions.allowed,
+        )
 
     def _draw(self, cond, config, generator, allowed) -> np.ndarray:
-        raw = self.generator(
-            torch.cat([torch.randn(len(cond), NOISE, generator=generator), cond], 1)
+        noise = torch.randn(len(cond), NOISE, generator=generator)
+        return self.layout.decode(
+            self.generator(torch.cat([noise, cond], 1)), config, generator, allowed
         )
-        return self.layout.decode(raw, config, generator, allowed)
-
-    @staticmethod
-    def _satisfied(tokens: np.ndarray, fixed: dict, allowed: dict) -> np.ndarray:
-        ok = np.ones(len(tokens), dtype=bool)
-        for c, values in fixed.items():
-            ok &= tokens[:, c] == values
-        for c, mask in allowed.items():
-            if c not in fixed:
-                ok &= mask[tokens[:, c]]
-        return ok
 
     def _sampling_conditions(self, n, fixed, conditions, rng) -> torch.Tensor:
         """The conditional vector: a given discrete column's values, else the most selective
