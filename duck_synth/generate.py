@@ -21,7 +21,7 @@ from safetensors.torch import load as load_tensors
 
 from . import catalog, sessions, spool
 from .conditions import CompiledFilter, compile_filter
-from .encoding import Encoder, from_json
+from .encoding import NULL_TOKEN, Encoder, from_json
 from .encoding.fixed import KeyEncoder
 from .errors import SynthError
 from .models import restore_model
@@ -331,6 +331,18 @@ class JointSessionGenerator(SessionGenerator):
             return attributes
         encoder = self.loaded.encoders[self.loaded.modelled[length]]
         return np.insert(attributes, length, encoder.encode(pa.array(lengths)), axis=1)
+
+    def step_allowed(self) -> dict[int, np.ndarray]:
+        """As for two networks, and never a NULL gap (training filled the first steps')."""
+        allowed = super().step_allowed()
+        names = [e.name for e in self.steps.encoders if e.n_tokens > 0]
+        if sessions.DELTA in names:
+            k = names.index(sessions.DELTA)
+            encoder = [e for e in self.steps.encoders if e.n_tokens > 0][k]
+            mask = allowed.get(k, np.ones(encoder.n_tokens, dtype=bool)).copy()
+            mask[NULL_TOKEN] = False
+            allowed[k] = mask
+        return allowed
 
     def draw(self, n: int, batch: int, seed_table: pa.Table | None = None) -> pa.Table:
         session_table, _ = self.draw_tokens(n, batch, seed_table)

@@ -100,6 +100,10 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     session_options = (options.session_key, options.order_by, options.metadata)
     if options.session_key is None and any(session_options):
         raise SynthError("train(): order_by and metadata describe sessions; give session_key too")
+    if options.session_key is None and method == "timegan":
+        raise SynthError(
+            "train(): method 'timegan' models sessions; give session_key => and order_by =>"
+        )
     if options.session_key is not None and method == "tabgan":
         raise SynthError(
             "train(): method 'tabgan' models rows, not sessions; for session data use "
@@ -363,6 +367,9 @@ def _joint_part(
     attributes = [e for e in session_encoders if e.n_tokens > 0 and e.name != sessions.LENGTH]
     steps = [e for e in step_encoders if e.n_tokens > 0]
     lengths = np.bincount(session_index, minlength=session_table.num_rows)
+    names = [e.name for e in steps]
+    if sessions.DELTA in names:
+        step_tokens = _first_gap_filled(step_tokens, names.index(sessions.DELTA), session_index)
     padded = np.zeros((len(lengths), int(lengths.max()), len(steps)), dtype=np.int64)
     padded[session_index, step_index] = step_tokens
     model = TimeGanModel(
@@ -374,6 +381,23 @@ def _joint_part(
     )
     data = (_tokens(attributes, session_table), padded, lengths)
     return TrainingPart("", model, data, time_share=1.0)
+
+
+def _first_gap_filled(tokens: np.ndarray, column: int, session_index: np.ndarray) -> np.ndarray:
+    """A first step has no gap (NULL, which assembling ignores); it takes its session's next
+    gap (or the most common one), so a network drawing all steps at once never learns NULL
+    gaps, which would repeat a timestamp."""
+    tokens = tokens.copy()
+    first = np.r_[True, session_index[1:] != session_index[:-1]]
+    later = tokens[~first, column]
+    common = np.bincount(later).argmax() if len(later) else 0
+    following = np.flatnonzero(first) + 1
+    has_next = following < len(tokens)
+    has_next[has_next] &= ~first[following[has_next]]
+    fill = np.full(int(first.sum()), common)
+    fill[has_next] = tokens[following[has_next], column]
+    tokens[first, column] = fill
+    return tokens
 
 
 def _ordered_kind(duck_type: str) -> str:
