@@ -19,6 +19,7 @@ from .evaluate import evaluate_sql
 from .evaluate.report import report
 from .evaluate.validate import validate_sql
 from .generate import generate
+from .recommend import recommend
 from .rewrite import rewrite_sql
 from .train import train
 
@@ -38,6 +39,9 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         if len(statements) != 1:
             raise SynthError("synth_sql(): give exactly one query")
         return statements[0]
+
+    def synth_recommend(source, options):
+        return spool.rows_sql("recommend", recommend(con.cursor(), source, json.loads(options)))
 
     def synth_describe(model):
         return describe_model(con.cursor(), model)
@@ -70,6 +74,7 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         ("synth_train", synth_train, ["VARCHAR", "VARCHAR", "VARCHAR"]),
         ("synth_generate", synth_generate, ["VARCHAR", "VARCHAR"]),
         ("synth_rewrite", synth_rewrite, ["VARCHAR"]),
+        ("synth_recommend", synth_recommend, ["VARCHAR", "VARCHAR"]),
         ("synth_describe", synth_describe, ["VARCHAR"]),
         ("synth_drop", synth_drop, ["VARCHAR", "VARCHAR"]),
         ("synth_export", synth_export, ["VARCHAR", "VARCHAR"]),

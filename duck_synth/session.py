@@ -24,7 +24,7 @@ from .statements import script_statements
 _udf_errors = threading.local()
 # Table functions that do their work while a statement is bound (so also under DuckDB's EXPLAIN).
 ACTING_FUNCTIONS = re.compile(
-    r"\b(train|generate|describe_model|drop_model|export_model|import_model|evaluate|report|validate|synth_sql|synth_\w+)\s*\(",
+    r"\b(train|generate|recommend|describe_model|drop_model|export_model|import_model|evaluate|report|validate|synth_sql|synth_\w+)\s*\(",
     re.I,
 )
 

@@ -28,6 +28,7 @@ from .models.base import Cancelled, FitConfig, GenerativeModel
 from .models.steps import LAGS, StepSpace
 from .models.timegan import TimeGanModel
 from .options import TrainOptions, parse
+from .recommend import rank, shape_of
 from .sources import describe, read_source
 from .spool import quote_identifier
 
@@ -95,6 +96,11 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     source_rows = con.execute(f"SELECT count(*) FROM ({relation})").fetchone()[0]
     if source_rows == 0:
         raise SynthError(f"train(): the training data '{source}' is empty")
+    why = "chosen"
+    if method == "auto":
+        session_key = options.session_key if options.session_key in dict(columns) else None
+        best = rank(shape_of(con, relation, columns, session_key))[0]
+        method, why = best.method, f"auto: {best.reason}"
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
     protection = Protection(options.rare_threshold, np.random.default_rng(seed))
     session_options = (options.session_key, options.order_by, options.metadata)
@@ -197,7 +203,7 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         "model": name,
         "version": version,
         "method": method,
-        "why": _why(options, plan),
+        "why": why,
         "rows": plan.rows,
         "columns": len(plan.columns),
         "epochs": last["epochs"],
@@ -211,20 +217,6 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     if plan.sessions is not None:
         summary["sessions"] = plan.training_rows
     return summary
-
-
-def _why(options: TrainOptions, plan: TrainingPlan) -> str:
-    """The train summary's reason for the method."""
-    if options.method != "auto":
-        return "chosen"
-    if plan.sessions is None:
-        return "the autoregressive method is the default for tabular data"
-    layout = plan.sessions["layout"]
-    return (
-        f"session data ({plan.training_rows:,} sessions by {layout['key']}, "
-        f"{len(layout['metadata'])} metadata and {len(layout['measurements'])} measurement "
-        "columns): the autoregressive session model, the only session method available"
-    )
 
 
 @dataclass

@@ -19,6 +19,11 @@ CREATE OR REPLACE MACRO train(
     'device': device, 'session_key': session_key, 'order_by': order_by, 'metadata': metadata
 })));
 
+-- recommend('table or query' [, session_key]) -> the methods ranked for the data's shape: rank,
+-- method, applicable, reason, shape. train(..., method => 'auto') takes the first.
+CREATE OR REPLACE MACRO recommend(source, session_key := NULL) AS TABLE
+    FROM query(synth_recommend(source, to_json({'session_key': session_key})));
+
 -- generate('model' | 'model@version', ...) -> synthetic rows with the training columns' types.
 -- "filter" is the pushed-down predicate (WHERE is a reserved word in DuckDB's parser; the
 -- quoted "where" is accepted as the same argument).

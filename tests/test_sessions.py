@@ -41,7 +41,7 @@ def panel(tmp_path_factory):
 def test_train_reports_sessions_and_infers_metadata(panel):
     session, summary = panel
     assert summary["sessions"] == 545 and summary["rows"] == 4360
-    assert summary["why"].startswith("session data (545 sessions by nr, 2 metadata")
+    assert summary["method"] == "autoregressive" and summary["why"].startswith("auto: session")
     kinds = dict(session.sql("SELECT \"column\", kind FROM describe_model('p')").fetchall())
     assert kinds["nr"] == "session_key" and kinds["year"] == "order"
     metadata = session.sql(
