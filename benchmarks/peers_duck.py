@@ -26,6 +26,8 @@ def split(args: dict) -> dict:
     """Read the CSV (R's index and ``drop`` columns left out), shuffle, split 80/20 to Parquet.
 
     ``subsample`` (quick mode) keeps that many rows of the shuffled data before splitting.
+    With ``session_key``, the sessions (the key's distinct values) are shuffled and split, never
+    their rows: each session lies whole in one part, its rows sorted by key and ``order_by``.
     """
     con = duckdb.connect()
     source = f"read_csv('{args['csv']}', nullstr = 'NA')"
@@ -33,20 +35,27 @@ def split(args: dict) -> dict:
     kept = [c for c in columns[1:] if c not in args.get("drop", [])]  # columns[0]: R's index
     names = ", ".join(f'"{c}"' for c in kept)
     frame = con.sql(f"SELECT {names} FROM {source}").df()
-    order = np.random.default_rng(args["seed"]).permutation(len(frame))
+    key = args.get("session_key")
+    if key:
+        frame = frame.sort_values([key, args["order_by"]], kind="stable")
+        units = np.sort(frame[key].unique())  # sessions, shuffled below instead of rows
+    else:
+        units = np.arange(len(frame))
+    order = np.random.default_rng(args["seed"]).permutation(len(units))
     if args.get("subsample"):
         order = order[: args["subsample"]]
     n_holdout = round(len(order) * args["holdout_share"])
-    holdout = frame.iloc[order[:n_holdout]].reset_index(drop=True)
-    train = frame.iloc[order[n_holdout:]].reset_index(drop=True)
-    train.to_parquet(args["train"], index=False)
-    holdout.to_parquet(args["holdout"], index=False)
-    return {
-        "rows": len(frame),
-        "columns": kept,
-        "train_rows": len(train),
-        "holdout_rows": len(holdout),
-    }
+    parts = {"holdout": order[:n_holdout], "train": order[n_holdout:]}
+    figures = {"rows": len(frame), "columns": kept}
+    for part, chosen in parts.items():
+        if key:
+            rows = frame[frame[key].isin(units[chosen])].reset_index(drop=True)
+            figures[f"{part}_sessions"] = len(chosen)
+        else:
+            rows = frame.iloc[chosen].reset_index(drop=True)
+        rows.to_parquet(args[part], index=False)
+        figures[f"{part}_rows"] = len(rows)
+    return figures
 
 
 def _load_train(con: duckdb.DuckDBPyConnection, table: str, path: str, levels: dict) -> None:
@@ -61,35 +70,55 @@ def _load_train(con: duckdb.DuckDBPyConnection, table: str, path: str, levels: d
 
 
 def train(args: dict) -> dict:
-    """A fresh database, the train split loaded as a table, then train() timed."""
+    """A fresh database, the train split loaded as a table, then train() timed.
+
+    Optional arguments become train()'s options of the same name: ``method``, and for session
+    data ``session_key`` and ``order_by``. A method that train() says is "not available yet"
+    is no failure: the figures say ``unavailable`` and why.
+    """
     database = Path(args["database"])
     for stale in (database, database.with_name(database.name + ".wal")):
         stale.unlink(missing_ok=True)
     session = duck_synth.connect(str(database))
     table = args.get("table", TABLE)
     _load_train(session.con, table, args["train"], args.get("levels", {}))
-    query = (
-        f"FROM train('{args.get('model', MODEL)}', '{table}', max_time => {args['max_time']}, "
-        f"seed => {args['seed']})"
-    )
-    with Stopwatch() as watch:
-        result = session.sql(query)
+    options = [f"max_time => {args['max_time']}", f"seed => {args['seed']}"]
+    options += [f"{o} => '{args[o]}'" for o in ("method", "session_key", "order_by") if o in args]
+    query = f"FROM train('{args.get('model', MODEL)}', '{table}', {', '.join(options)})"
+    try:
+        with Stopwatch() as watch:
+            result = session.sql(query)
+    except duck_synth.errors.SynthError as error:
+        if "not available" not in str(error):
+            raise
+        session.close()
+        return {"query": query, "unavailable": str(error).splitlines()[0]}
     summary = dict(zip(result.columns, result.fetchone(), strict=True))
     session.close()
     return {"query": query, "seconds": watch.seconds, "summary": summary}
 
 
 def sample(args: dict) -> dict:
-    """As many synthetic rows as the file ``like`` has (the train split), timed, to Parquet."""
-    rows = pq.read_metadata(args["like"]).num_rows
+    """As many synthetic rows as the file ``like`` has (the train split), timed, to Parquet.
+
+    With ``session_key`` (a session model): generate()'s default target instead, as many
+    sessions as the model was trained on; the figures count them too.
+    """
     session = duck_synth.connect(args["database"])
     model = args.get("model", MODEL)
-    query = f"SELECT * FROM generate('{model}', target => {rows}, seed => {args['seed']})"
+    if args.get("session_key"):
+        query = f"SELECT * FROM generate('{model}', seed => {args['seed']})"
+    else:
+        rows = pq.read_metadata(args["like"]).num_rows
+        query = f"SELECT * FROM generate('{model}', target => {rows}, seed => {args['seed']})"
     with Stopwatch() as watch:
         table = session.sql(query).arrow()
     pq.write_table(table, args["output"])
     session.close()
-    return {"query": query, **rate(table.num_rows, watch.seconds)}
+    figures = {"query": query, **rate(table.num_rows, watch.seconds)}
+    if args.get("session_key"):
+        figures["sessions"] = len(table.column(args["session_key"]).unique())
+    return figures
 
 
 def _last_generation(session: duck_synth.Session) -> dict:
@@ -143,6 +172,8 @@ def evaluate(args: dict) -> dict:
         options.append("holdout => 'holdout_t'")
     if args.get("target"):
         options.append(f"target => '{args['target']}'")
+    if args.get("session_key"):
+        options += [f"session_key => '{args['session_key']}'", f"order_by => '{args['order_by']}'"]
     query = f"FROM evaluate('real_t', 'synthetic_t'{''.join(', ' + o for o in options)})"
     figures: dict = {}
     try:
@@ -172,7 +203,85 @@ def evaluate(args: dict) -> dict:
             figures["trtr_primary"] = (detail.get("trtr") or {}).get(primary)
         if metric == "pair_trends":
             figures["pair_trends_all"] = detail.get("all_pairs")
+        # session data: the summaries, each profile column's shape, step shapes, lag-1 rows
+        if metric == "sessions" or (metric.startswith("session_") and not _columns):
+            figures[metric] = value
+        if metric == "session_column_shape":
+            figures[f"{metric}:{_columns}"] = value
+        if metric in ("step_shape", "lag1_autocorrelation"):
+            figures[f"{metric}:{_columns}"] = value
+            if metric == "lag1_autocorrelation":
+                figures[f"lag1_real:{_columns}"] = detail.get("real")
+                figures[f"lag1_synthetic:{_columns}"] = detail.get("synthetic")
     session.close()
+    return figures
+
+
+def _ks_complement(real: np.ndarray, synthetic: np.ndarray) -> float:
+    """1 - the two-sample Kolmogorov-Smirnov statistic (the largest gap between the CDFs)."""
+    real, synthetic = np.sort(real), np.sort(synthetic)
+    grid = np.concatenate([real, synthetic])
+    gap = np.abs(
+        np.searchsorted(real, grid, side="right") / len(real)
+        - np.searchsorted(synthetic, grid, side="right") / len(synthetic)
+    )
+    return float(1 - gap.max())
+
+
+def session_shape(args: dict) -> dict:
+    """How a set of sessions holds together, beside the real train split's (``real_*``).
+
+    Per side: sessions, steps per session (their distribution, the share of ``full_length``),
+    the share whose ``order_by`` values are consecutive integers, the share whose ``metadata``
+    is constant (all of it, and per column), the pooled within-session lag-1 correlation of
+    ``measure`` and the per-session means of ``measure``. Comparisons: the TV complement of
+    the length distributions and the KS complement of the per-session means.
+    """
+    con = duckdb.connect()
+    key, order, measure = (f'"{args[n]}"' for n in ("session_key", "order_by", "measure"))
+    constant = [
+        f"count(DISTINCT coalesce(CAST(\"{c}\" AS VARCHAR), '∅')) = 1" for c in args["metadata"]
+    ]
+    figures: dict = {}
+    means, lengths = {}, {}
+    for side in ("real", "synthetic"):
+        rows = f"read_parquet('{args[side]}')"
+        per_session = con.sql(
+            f"SELECT count(*) AS steps, "
+            f"max({order}) - min({order}) = count(*) - 1 AND count(DISTINCT {order}) = count(*) "
+            f"AS consecutive, {', '.join(constant)}, avg({measure}) AS mean "
+            f"FROM {rows} GROUP BY {key}"
+        ).df()
+        per_session.columns = ["steps", "consecutive", *args["metadata"], "mean"]
+        lag1 = con.sql(
+            f"SELECT corr(x, previous) FROM (SELECT {measure} AS x, lag({measure}) OVER "
+            f"(PARTITION BY {key} ORDER BY {order}) AS previous FROM {rows})"
+        ).fetchone()[0]
+        prefix = "real_" if side == "real" else ""
+        steps = per_session["steps"]
+        lengths[side] = steps.value_counts(normalize=True)
+        means[side] = per_session["mean"].dropna().to_numpy()
+        figures |= {
+            f"{prefix}sessions": len(per_session),
+            f"{prefix}rows": int(steps.sum()),
+            f"{prefix}steps": {
+                int(k): int(v) for k, v in steps.value_counts().sort_index().items()
+            },
+            f"{prefix}full_length_share": float((steps == args["full_length"]).mean()),
+            f"{prefix}consecutive_share": float(per_session["consecutive"].mean()),
+            f"{prefix}metadata_constant_share": float(
+                per_session[args["metadata"]].all(axis=1).mean()
+            ),
+            f"{prefix}lag1": lag1,
+        }
+        for column in args["metadata"]:
+            figures[f"{prefix}constant_share:{column}"] = float(per_session[column].mean())
+    real, synthetic = lengths["real"], lengths["synthetic"]
+    figures["length_tv_complement"] = float(
+        1 - 0.5 * real.subtract(synthetic, fill_value=0).abs().sum()
+    )
+    figures["mean_ks_complement"] = _ks_complement(means["real"], means["synthetic"])
+    con.close()
     return figures
 
 
@@ -197,6 +306,7 @@ if __name__ == "__main__":
             "sample": sample,
             "generate": generate,
             "evaluate": evaluate,
+            "session_shape": session_shape,
             "versions": versions,
         }
     )

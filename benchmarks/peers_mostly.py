@@ -1,9 +1,16 @@
-"""mostlyai-engine's side of the peers benchmark: TabularARGN through the engine's stage API.
+"""mostlyai-engine's side of the benchmarks: TabularARGN through the engine's stage API.
 
 Runs in its own venv (``venv.sh mostly``); each step is its own process. The fit is the four
 stages (split, analyze, encode, train) with ``max_training_time`` set to the budget, so the
 engine stops itself (or earlier, by its own early stopping or its default 100 epochs). The
 engine keeps a fifth of the train split for its own validation, as it always does.
+
+Session data (``session_key``, ``order_by``, the per-session constant columns ``context``) is
+the engine's two-table set-up: a subject table (one row per session: its key and ``context``)
+and the linked table of steps (the other columns, ``session_key`` as the context key, rows in
+``order_by`` order). The engine's sequential model generates steps for given subjects only, so
+a flat TabularARGN learns the subjects too (a fifth of the budget; the sequential model gets
+the rest): sampling draws synthetic subjects, then their sessions.
 """
 
 from __future__ import annotations
@@ -13,9 +20,20 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from step_io import Stopwatch, main, package_versions, rate
+from step_io import Stopwatch, conform_sessions, main, package_versions, rate
 
 PACKAGES = ["mostlyai-engine", "torch", "pandas", "numpy", "pyarrow"]
+SUBJECTS_SHARE = 0.2  # of a session fit's budget, for the subject model
+
+
+def _fit_stages(engine, workspace: Path, budget: float, **data) -> float:
+    """split, analyze, encode, train (``budget`` seconds at most) in ``workspace``; train's s."""
+    engine.split(workspace_dir=workspace, model_type="TABULAR", **data)
+    engine.analyze(workspace_dir=workspace)
+    engine.encode(workspace_dir=workspace)
+    with Stopwatch() as training:
+        engine.train(workspace_dir=workspace, max_training_time=budget / 60, device="cpu")
+    return training.seconds
 
 
 def fit(args: dict) -> dict:
@@ -26,29 +44,69 @@ def fit(args: dict) -> dict:
     train = pd.read_parquet(args["train"])
     engine.init_logging()
     engine.set_random_state(args["seed"])
+    key = args.get("session_key")
+    if not key:
+        with Stopwatch() as watch:
+            train_seconds = _fit_stages(engine, workspace, args["budget"], tgt_data=train)
+        return {"rows": len(train), "seconds": watch.seconds, "train_seconds": train_seconds}
+    context = args["context"]
+    steps = train.sort_values([key, args["order_by"]], kind="stable").drop(columns=context)
+    subjects = train[[key, *context]].drop_duplicates(key).reset_index(drop=True)
+    budget = args["budget"]
     with Stopwatch() as watch:
-        engine.split(workspace_dir=workspace, tgt_data=train, model_type="TABULAR")
-        engine.analyze(workspace_dir=workspace)
-        engine.encode(workspace_dir=workspace)
-        with Stopwatch() as training:
-            engine.train(
-                workspace_dir=workspace, max_training_time=args["budget"] / 60, device="cpu"
-            )
-    return {"rows": len(train), "seconds": watch.seconds, "train_seconds": training.seconds}
+        subject_seconds = _fit_stages(
+            engine,
+            workspace / "subjects",
+            SUBJECTS_SHARE * budget,
+            tgt_data=subjects,
+            tgt_primary_key=key,
+        )
+        session_seconds = _fit_stages(
+            engine,
+            workspace / "sessions",
+            (1 - SUBJECTS_SHARE) * budget,
+            tgt_data=steps,
+            ctx_data=subjects,
+            ctx_primary_key=key,
+            tgt_context_key=key,
+        )
+    return {
+        "rows": len(train),
+        "sessions": len(subjects),
+        "seconds": watch.seconds,
+        "train_seconds": subject_seconds + session_seconds,
+        "subject_train_seconds": subject_seconds,
+        "session_train_seconds": session_seconds,
+    }
+
+
+def _generated(engine, workspace: Path, **options) -> pd.DataFrame:
+    shutil.rmtree(workspace / "SyntheticData", ignore_errors=True)
+    engine.generate(workspace_dir=workspace, device="cpu", **options)
+    return pd.read_parquet(workspace / "SyntheticData")
 
 
 def sample(args: dict) -> dict:
+    """As many rows as the train split (``like``) has; for sessions, as many sessions."""
     from mostlyai import engine
 
     workspace = Path(args["workspace"])
-    shutil.rmtree(workspace / "SyntheticData", ignore_errors=True)
-    rows = pq.read_metadata(args["like"]).num_rows
+    key = args.get("session_key")
     engine.set_random_state(args["seed"])
+    if not key:
+        rows = pq.read_metadata(args["like"]).num_rows
+        with Stopwatch() as watch:
+            frame = _generated(engine, workspace, sample_size=rows)
+        frame.to_parquet(args["output"], index=False)
+        return rate(len(frame), watch.seconds)
+    sessions = pd.read_parquet(args["like"], columns=[key])[key].nunique()
     with Stopwatch() as watch:
-        engine.generate(workspace_dir=workspace, sample_size=rows, device="cpu")
-        frame = pd.read_parquet(workspace / "SyntheticData")
+        subjects = _generated(engine, workspace / "subjects", sample_size=sessions)
+        steps = _generated(engine, workspace / "sessions", ctx_data=subjects)
+    frame = steps.merge(subjects, on=key, how="left")
+    frame = conform_sessions(frame, args["like"], key)
     frame.to_parquet(args["output"], index=False)
-    return rate(len(frame), watch.seconds)
+    return rate(len(frame), watch.seconds) | {"sessions": int(frame[key].nunique())}
 
 
 if __name__ == "__main__":

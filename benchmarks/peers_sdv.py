@@ -1,8 +1,8 @@
-"""SDV's steps for both benchmarks: GaussianCopula and CTGAN, and SDMetrics as a judge.
+"""SDV's steps for the benchmarks: GaussianCopula, CTGAN and PAR, and SDMetrics as a judge.
 
 Runs in the SDV venv (``venv.sh sdv``), never in the project's Python; each step is its own
 process. A dataset's categorical columns arrive in the step's arguments; every other column is
-numerical.
+numerical, but for session data's key (``session_key``: an id, the sequence key of PAR).
 """
 
 from __future__ import annotations
@@ -12,16 +12,18 @@ import pickle
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from step_io import Stopwatch, main, package_versions, rate
+from step_io import Stopwatch, conform_sessions, main, package_versions, rate
 
 TABLE = "data"
 PACKAGES = ["sdv", "sdmetrics", "ctgan", "copulas", "rdt", "torch", "pandas", "numpy"]
 
 
-def read_frame(path: str, categorical: list[str]) -> pd.DataFrame:
-    """Categoricals as strings (NULL kept as NaN), numbers as floats."""
+def read_frame(path: str, categorical: list[str], key: str | None = None) -> pd.DataFrame:
+    """Categoricals as strings (NULL kept as NaN), numbers as floats; ``key`` left as it is."""
     frame = pd.read_parquet(path)
     for column in frame.columns:
+        if column == key:
+            continue
         if column in categorical:
             frame[column] = frame[column].map(lambda v: np.nan if pd.isna(v) else str(v))
         else:
@@ -29,52 +31,68 @@ def read_frame(path: str, categorical: list[str]) -> pd.DataFrame:
     return frame
 
 
-def sdv_metadata(frame: pd.DataFrame, categorical: list[str]):
+def sdv_metadata(frame: pd.DataFrame, categorical: list[str], args: dict | None = None):
+    """One table's metadata; with ``session_key`` and ``order_by`` in ``args``, a sequence."""
     from sdv.metadata import Metadata
 
+    args = args or {}
     metadata = Metadata.detect_from_dataframes({TABLE: frame})
     for column in frame.columns:
         sdtype = "categorical" if column in categorical else "numerical"
+        if column == args.get("session_key"):
+            sdtype = "id"
         metadata.update_column(column, sdtype=sdtype, table_name=TABLE)
+    if args.get("session_key"):
+        metadata.set_sequence_key(args["session_key"], table_name=TABLE)
+        metadata.set_sequence_index(args["order_by"], table_name=TABLE)
     return metadata
 
 
-def _synthesizer(method: str, metadata, epochs: int | None = None):
+def _synthesizer(method: str, metadata, epochs: int | None = None, context: list | None = None):
+    from sdv.sequential import PARSynthesizer
     from sdv.single_table import CTGANSynthesizer, GaussianCopulaSynthesizer
 
     if method == "gaussian_copula":
         return GaussianCopulaSynthesizer(metadata)
+    if method == "par":
+        return PARSynthesizer(metadata, context_columns=context, epochs=epochs)
     return CTGANSynthesizer(metadata, epochs=epochs)
 
 
 def fit(args: dict) -> dict:
     """Fit one SDV synthesizer on the train split and pickle it.
 
-    GaussianCopula has no budget (it takes seconds). CTGAN only takes epochs: after a 1-epoch warm-up
-    fit (imports, torch's first calls), throwaway fits of 1 and 3 epochs give the seconds per
-    epoch and the fixed cost (preprocessing); then as many epochs as fill the budget (at least
-    1) are fitted, and that fit alone is timed.
+    GaussianCopula has no budget (it takes seconds). CTGAN and PAR only take epochs: after a
+    1-epoch warm-up fit (imports, torch's first calls), throwaway fits of 1 and 3 epochs give the
+    seconds per epoch and the fixed cost (preprocessing); then as many epochs as fill the budget
+    (at least 1) are fitted, and that fit alone is timed. PAR (session data: ``session_key``,
+    ``order_by``) is given the per-session constant columns ``context`` as its context columns.
     """
-    train = read_frame(args["train"], args["categorical"])
-    metadata = sdv_metadata(train, args["categorical"])
+    train = read_frame(args["train"], args["categorical"], args.get("session_key"))
+    metadata = sdv_metadata(train, args["categorical"], args)
+    context = args.get("context")
     figures: dict = {"rows": len(train)}
     epochs = None
-    if args["method"] == "ctgan":
+    if args["method"] in ("ctgan", "par"):
         probes = {}
         for probe_epochs in (0, 1, 3):  # 0: a 1-epoch warm-up (imports, torch's first calls)
             np.random.seed(args["seed"])
             with Stopwatch() as probe:
-                _synthesizer("ctgan", metadata, epochs=max(probe_epochs, 1)).fit({TABLE: train})
+                probe_fit = _synthesizer(args["method"], metadata, max(probe_epochs, 1), context)
+                probe_fit.fit({TABLE: train})
             probes[probe_epochs] = probe.seconds
         # The two probes' difference is two epochs; on a noisy machine it can come out near 0,
         # so an epoch is taken to be at least a sixth of the 3-epoch probe (overhead ≤ half).
         per_epoch = max((probes[3] - probes[1]) / 2, probes[3] / 6)
         overhead = max(probes[1] - per_epoch, 0.0)
         epochs = max(1, int((args["budget"] - overhead) // per_epoch))
-        print(f"CTGAN probes {probes}: {per_epoch:.2f} s per epoch, {epochs} epochs", flush=True)
+        print(
+            f"{args['method']} probes {probes}: {per_epoch:.2f} s per epoch, {epochs} epochs",
+            flush=True,
+        )
         figures |= {"probe_seconds": probes, "epoch_seconds": per_epoch, "epochs": epochs}
     np.random.seed(args["seed"])
-    synthesizer = _synthesizer(args["method"], metadata, epochs)
+    synthesizer = _synthesizer(args["method"], metadata, epochs, context)
     with Stopwatch() as watch:
         synthesizer.fit({TABLE: train})  # SDV 2.0 takes {table: frame}
     with open(args["model"], "wb") as file:
@@ -85,25 +103,38 @@ def fit(args: dict) -> dict:
 def sample(args: dict) -> dict:
     """``rows`` rows sampled, timed (default: as many as the train split has).
 
-    The first as many as the train split has are written to Parquet, to be judged.
+    The first as many as the train split has are written to Parquet, to be judged. With
+    ``session_key`` (PAR): as many sessions as the train split has, conformed to its types.
     """
     with open(args["model"], "rb") as file:
         synthesizer = pickle.load(file)
+    key = args.get("session_key")
+    like = pd.read_parquet(args["like"], columns=[key]) if key else None
     rows = pq.read_metadata(args["like"]).num_rows
     np.random.seed(args["seed"])
     with Stopwatch() as watch:
-        sampled = synthesizer.sample(num_rows=args.get("rows", rows))
+        if key:
+            sampled = synthesizer.sample_sequences(num_sequences=like[key].nunique())
+        else:
+            sampled = synthesizer.sample(num_rows=args.get("rows", rows))
     frame = sampled[TABLE] if isinstance(sampled, dict) else sampled  # SDV 2.0: {table: frame}
+    if key:
+        frame = conform_sessions(frame, args["like"], key)
+        frame.to_parquet(args["output"], index=False)
+        return rate(len(frame), watch.seconds) | {"sessions": int(frame[key].nunique())}
     frame.head(rows).to_parquet(args["output"], index=False)
     return rate(len(frame), watch.seconds)
 
 
 def quality(args: dict) -> dict:
-    """SDMetrics QualityReport of ``synthetic`` against ``real`` (the train split)."""
+    """SDMetrics QualityReport of ``synthetic`` against ``real`` (the train split).
+
+    ``exclude``: columns left out of both (a session key: synthetic keys are fresh numbers).
+    """
     from sdmetrics.reports import QualityReport
 
-    categorical = args["categorical"]
-    real = read_frame(args["real"], categorical)
+    categorical, exclude = args["categorical"], args.get("exclude", [])
+    real = read_frame(args["real"], categorical).drop(columns=exclude)
     synthetic = read_frame(args["synthetic"], categorical)[list(real.columns)]
     columns = {
         c: {"sdtype": "categorical" if c in categorical else "numerical"} for c in real.columns

@@ -52,6 +52,32 @@ def rate(rows: int, seconds: float) -> dict:
     return {"rows": rows, "seconds": seconds, "rows_per_second": rows / seconds}
 
 
+def conform_sessions(frame, like: str, session_key: str):
+    """A peer's sampled sessions as the train split (the Parquet file ``like``) has them.
+
+    Its columns in the train split's order and dtypes (booleans back from the strings a peer
+    was given, integers rounded, numbers as numbers), the session key renumbered 1..n in order
+    of appearance, as duck_synth numbers its sessions. Imports pandas, which the venvs have.
+    """
+    import pandas as pd
+
+    real = pd.read_parquet(like)
+    frame = frame[list(real.columns)].copy()
+    frame[session_key] = pd.factorize(frame[session_key])[0] + 1
+    for column, dtype in real.dtypes.items():
+        values = frame[column]
+        if column == session_key:
+            continue
+        if pd.api.types.is_bool_dtype(dtype):
+            values = values.map(lambda v: None if pd.isna(v) else str(v) == "True")
+            frame[column] = values.astype("boolean")
+        elif pd.api.types.is_integer_dtype(dtype):
+            frame[column] = pd.to_numeric(values, errors="coerce").round().astype("Int64")
+        elif pd.api.types.is_float_dtype(dtype):
+            frame[column] = pd.to_numeric(values, errors="coerce").astype(float)
+    return frame
+
+
 def package_versions(packages: list[str]) -> Step:
     """A ``versions`` step: each package's installed version, "absent" when it is not there."""
 
