@@ -64,11 +64,13 @@ DATASETS = {
 }
 METHODS = {
     "duck_synth": "duck_synth",
+    "tabgan": "duck_synth tabgan",
     "gaussian_copula": "GaussianCopula",
     "ctgan": "CTGAN",
     "mostly": "TabularARGN",
 }
-PEERS = [m for m in METHODS if m != "duck_synth"]
+OURS = ("duck_synth", "tabgan")  # duck_synth's default method, and its CTGAN-style GAN
+PEERS = [m for m in METHODS if m not in OURS]
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class Mode:
     name: str
     budget: int  # seconds of training per method
     subsample: int | None  # rows kept per dataset before the split
+    epochs: int | None = None  # equal epochs instead of equal time (tabgan against CTGAN)
 
 
 FULL = Mode("full", budget=300, subsample=None)
@@ -97,10 +100,14 @@ def dataset_plan(data: Dataset, mode: Mode, work: Path, methods: list[str]) -> l
     for method in methods:
         output = str(folder / f"{method}.parquet")
         fit, sample = f"{d}.{method}.fit", f"{d}.{method}.sample"
-        if method == "duck_synth":
-            database = str(folder / "duck_synth.duckdb")
+        if method in OURS:
+            database = str(folder / f"{method}.duckdb")
             fit_args = {"database": database, "train": train, "max_time": mode.budget}
             fit_args |= {"seed": SEED}
+            if method == "tabgan":
+                fit_args["method"] = "tabgan"
+            if mode.epochs:
+                fit_args["epochs"] = mode.epochs
             sample_args = {"database": database, "like": train, "seed": 1, "output": output}
             steps += [
                 Step(fit, "duck", "train", fit_args, (f"{d}.split",), fit_timeout),
@@ -110,6 +117,8 @@ def dataset_plan(data: Dataset, mode: Mode, work: Path, methods: list[str]) -> l
             model = str(folder / f"{method}.pkl")
             fit_args = {"method": method, "train": train, "model": model, "seed": SEED}
             fit_args |= {"budget": mode.budget, "categorical": list(data.categorical)}
+            if mode.epochs and method == "ctgan":
+                fit_args["epochs"] = mode.epochs
             sample_args = {"model": model, "like": train, "seed": 1, "output": output}
             steps += [
                 Step(fit, "sdv", "fit", fit_args, (f"{d}.split",), fit_timeout),
@@ -203,8 +212,9 @@ def dataset_rows(f: Figures, d: str, methods: list[str]) -> list[list[str]]:
             continue
         fit_s = fmt(f.get(fit, "seconds"), ",.1f", " s") if method != "ceiling" else "—"
         epochs = f.get(fit, "epochs")
-        if epochs is not None:
-            fit_s += f" ({epochs} epochs)"
+        if epochs:
+            per_epoch = (f.get(fit, "seconds") or 0) / epochs
+            fit_s += f" ({epochs} epochs, {per_epoch:.2f} s/epoch)"
         if problem:
             fit_s = f"failed: {problem}"
         rows.append(
@@ -269,12 +279,13 @@ def ratio_rows(f: Figures, d: str, methods: list[str]) -> list[list[str]]:
         ("sdmetrics", "overall"),
         ("evaluate", "utility_ratio"),
     ]
-    for peer in [m for m in methods if m != "duck_synth"]:
-        cells = [
-            divide(f.get(f"{d}.duck_synth.{step}", key), f.get(f"{d}.{peer}.{step}", key))
-            for step, key in figures
-        ]
-        rows.append([d, METHODS[peer], *cells])
+    for ours in [m for m in methods if m in OURS]:
+        for peer in [m for m in methods if m not in OURS]:
+            cells = [
+                divide(f.get(f"{d}.{ours}.{step}", key), f.get(f"{d}.{peer}.{step}", key))
+                for step, key in figures
+            ]
+            rows.append([d, f"{METHODS[ours]} ÷ {METHODS[peer]}", *cells])
     return rows
 
 
@@ -364,7 +375,7 @@ def report(results: dict[str, dict], mode: Mode, datasets: list[str], methods: l
     ]
     ratio_headers = [
         "dataset",
-        "duck_synth ÷",
+        "ratio",
         "fit s (lower better)",
         "rows/s (higher better)",
         "fit RSS (lower better)",
@@ -394,8 +405,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="20 s budgets, 5,000 rows")
     parser.add_argument("--fresh", action="store_true", help="ignore cached step results")
     parser.add_argument("--budget", type=int, help="training seconds per method")
+    parser.add_argument(
+        "--epochs", type=int, help="equal epochs instead of equal time (for tabgan and CTGAN)"
+    )
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=[m for m in METHODS if m != "tabgan"],
+    )
     parser.add_argument(
         "--report-only", action="store_true", help="report the cached steps, run nothing"
     )
@@ -408,9 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     mode = QUICK if options.quick else FULL
     if options.budget:
         mode = Mode(mode.name, options.budget, mode.subsample)
-    methods = ["duck_synth", *[m for m in PEERS if m in options.methods]]
-    if "duck_synth" not in options.methods:
-        methods.remove("duck_synth")
+    if options.epochs:  # the epochs bound the fits; the budget only guards against a hang
+        mode = Mode(f"{mode.name}-epochs{options.epochs}", 36_000, mode.subsample, options.epochs)
+    methods = [m for m in METHODS if m in options.methods]
     runner = PeersRunner(RESULTS / f"peers-{mode.name}", options.fresh, options.max_busy)
     for step in plan(mode, runner.work.resolve(), options.datasets, methods):
         if options.report_only:
@@ -418,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             runner.run(step)
     text = report(runner.results, mode, options.datasets, methods)
-    (RESULTS / ("peers.md" if mode.name == "full" else "peers-quick.md")).write_text(text)
+    (RESULTS / ("peers.md" if mode.name == "full" else f"peers-{mode.name}.md")).write_text(text)
     print(text)
     return 1 if any("error" in r for r in runner.results.values()) else 0
 

@@ -72,7 +72,7 @@ def _load_train(con: duckdb.DuckDBPyConnection, table: str, path: str, levels: d
 def train(args: dict) -> dict:
     """A fresh database, the train split loaded as a table, then train() timed.
 
-    Optional arguments become train()'s options of the same name: ``method``, and for session
+    Optional arguments become train()'s options of the same name: ``method``, ``epochs``, and for session
     data ``session_key`` and ``order_by``. A method that train() says is "not available yet"
     is no failure: the figures say ``unavailable`` and why.
     """
@@ -83,6 +83,7 @@ def train(args: dict) -> dict:
     table = args.get("table", TABLE)
     _load_train(session.con, table, args["train"], args.get("levels", {}))
     options = [f"max_time => {args['max_time']}", f"seed => {args['seed']}"]
+    options += [f"epochs => {args['epochs']}"] if args.get("epochs") else []
     options += [f"{o} => '{args[o]}'" for o in ("method", "session_key", "order_by") if o in args]
     query = f"FROM train('{args.get('model', MODEL)}', '{table}', {', '.join(options)})"
     try:
@@ -95,7 +96,12 @@ def train(args: dict) -> dict:
         return {"query": query, "unavailable": str(error).splitlines()[0]}
     summary = dict(zip(result.columns, result.fetchone(), strict=True))
     session.close()
-    return {"query": query, "seconds": watch.seconds, "summary": summary}
+    return {
+        "query": query,
+        "seconds": watch.seconds,
+        "epochs": summary["epochs"],
+        "summary": summary,
+    }
 
 
 def sample(args: dict) -> dict:

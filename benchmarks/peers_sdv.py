@@ -65,15 +65,15 @@ def fit(args: dict) -> dict:
     GaussianCopula has no budget (it takes seconds). CTGAN and PAR only take epochs: after a
     1-epoch warm-up fit (imports, torch's first calls), throwaway fits of 1 and 3 epochs give the
     seconds per epoch and the fixed cost (preprocessing); then as many epochs as fill the budget
-    (at least 1) are fitted, and that fit alone is timed. PAR (session data: ``session_key``,
+    (at least 1) are fitted, and that fit alone is timed. Given ``epochs``, exactly those. PAR (session data: ``session_key``,
     ``order_by``) is given the per-session constant columns ``context`` as its context columns.
     """
     train = read_frame(args["train"], args["categorical"], args.get("session_key"))
     metadata = sdv_metadata(train, args["categorical"], args)
     context = args.get("context")
     figures: dict = {"rows": len(train)}
-    epochs = None
-    if args["method"] in ("ctgan", "par"):
+    epochs = args.get("epochs")  # given: equal epochs with another method, no probing
+    if args["method"] in ("ctgan", "par") and epochs is None:
         probes = {}
         for probe_epochs in (0, 1, 3):  # 0: a 1-epoch warm-up (imports, torch's first calls)
             np.random.seed(args["seed"])
@@ -91,6 +91,8 @@ def fit(args: dict) -> dict:
             flush=True,
         )
         figures |= {"probe_seconds": probes, "epoch_seconds": per_epoch, "epochs": epochs}
+    if epochs is not None:
+        figures["epochs"] = epochs
     np.random.seed(args["seed"])
     synthesizer = _synthesizer(args["method"], metadata, epochs, context)
     with Stopwatch() as watch:
