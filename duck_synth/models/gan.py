@@ -10,6 +10,7 @@ Columns with few values, and unordered ones, are one-hot over their tokens.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -165,9 +166,25 @@ class TokenColumn:
         return np.where(closer_left, candidates[left], candidates[right]).astype(np.int64)
 
 
+def fit_columns(tokens: np.ndarray, vocabs: list[int], spans: list, seed: int) -> list[TokenColumn]:
+    """Every column's representation; the mixtures fitted on a thread each (numpy releases
+    the GIL in their heavy steps), with a seeded generator per column."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> TokenColumn:
+        rng = np.random.default_rng([seed, i])
+        return TokenColumn.fit(tokens[..., i], vocabs[i], spans[i], rng)
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    # warning filters are process-wide: set here, around every thread, not within one
+    with warnings.catch_warnings(), ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+        warnings.simplefilter("ignore", ConvergenceWarning)  # unconverged modes still serve
+        return list(pool.map(one, range(len(vocabs))))
+
+
 def _fit_modes(z: np.ndarray, seed: int) -> np.ndarray:
     """(weight, mean, std) of the mixture's active modes, by a variational Bayesian fit."""
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import BayesianGaussianMixture  # imported here: slow, fit-time only
 
     distinct = len(np.unique(z[:1000]))
@@ -178,9 +195,7 @@ def _fit_modes(z: np.ndarray, seed: int) -> np.ndarray:
         max_iter=100,
         random_state=seed,
     )
-    with warnings.catch_warnings():  # an unconverged fit still gives usable modes
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        mixture.fit(z.reshape(-1, 1))
+    mixture.fit(z.reshape(-1, 1))
     keep = mixture.weights_ > MODE_WEIGHT_FLOOR
     if not keep.any():
         keep[np.argmax(mixture.weights_)] = True
@@ -188,6 +203,22 @@ def _fit_modes(z: np.ndarray, seed: int) -> np.ndarray:
     means = mixture.means_[keep, 0]
     stds = np.sqrt(mixture.covariances_[keep].reshape(-1)).clip(1e-3)
     return np.stack([weights, means, stds], axis=1)
+
+
+def activate(raw: torch.Tensor, pieces: list[Piece]) -> torch.Tensor:
+    """tanh or Gumbel-softmax per piece; the Gumbel noise drawn once for the whole vector."""
+    if not pieces:
+        return raw
+    gumbel = -torch.empty_like(raw).exponential_().log()
+    noisy = (raw + gumbel) / GUMBEL_TAU
+    parts = []
+    for piece in pieces:
+        end = piece.start + piece.width
+        if piece.activation == "tanh":
+            parts.append(torch.tanh(raw[..., piece.start : end]))
+        else:
+            parts.append(torch.softmax(noisy[..., piece.start : end], dim=-1))
+    return torch.cat(parts, dim=-1)
 
 
 class Layout:
@@ -206,16 +237,9 @@ class Layout:
             [c.encode(tokens[:, i], rng) for i, c in enumerate(self.columns)], axis=1
         )
 
-    def activate(self, raw: torch.Tensor, hard: bool = False) -> torch.Tensor:
+    def activate(self, raw: torch.Tensor) -> torch.Tensor:
         """Generator outputs as data vectors: tanh offsets, Gumbel-softmax one-hots."""
-        parts = []
-        for piece in self.pieces:
-            x = raw[..., piece.start : piece.start + piece.width]
-            if piece.activation == "tanh":
-                parts.append(torch.tanh(x))
-            else:
-                parts.append(nn.functional.gumbel_softmax(x, tau=GUMBEL_TAU, hard=hard))
-        return torch.cat(parts, dim=-1) if parts else raw
+        return activate(raw, self.pieces)
 
     def decode(
         self,

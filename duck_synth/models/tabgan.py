@@ -27,6 +27,7 @@ from .gan import (
     TokenColumn,
     adam,
     critic,
+    fit_columns,
     gradient_penalty,
     redraw_until_satisfied,
 )
@@ -134,10 +135,7 @@ class TabGanModel(GenerativeModel):
     def fit(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
-        self.columns = [
-            TokenColumn.fit(tokens[:, i], v, s, rng)
-            for i, (v, s) in enumerate(zip(self.vocab_sizes, self.spans, strict=True))
-        ]
+        self.columns = fit_columns(tokens, self.vocab_sizes, self.spans, config.seed)
         if len(tokens) < 2 * PAC:
             self.pac = 1
         self._build()
@@ -162,10 +160,11 @@ class TabGanModel(GenerativeModel):
             distance = g_total = 0.0
             for step in range(steps):
                 cond, columns, values = self._training_conditions(sampler, batch, rng, device)
+                raw = generator(self._inputs(cond, batch, device))
+                fake = self.layout.activate(raw)
                 # the critic: real rows holding the (shuffled) conditions against generated ones
                 perm = rng.permutation(batch)
                 real = data[sampler.real_rows(columns[perm], values[perm], rng)]
-                fake = self.layout.activate(generator(self._inputs(cond, batch, device)))
                 real_in = self._packed(real, cond[perm])
                 fake_in = self._packed(fake.detach(), cond)
                 d_real, d_fake = critic_net(real_in).mean(), critic_net(fake_in).mean()
@@ -173,10 +172,8 @@ class TabGanModel(GenerativeModel):
                 d_opt.zero_grad(set_to_none=True)
                 (d_fake - d_real + penalty).backward()
                 d_opt.step()
-                # the generator: fool the critic and honour the conditional vector
-                cond, columns, values = self._training_conditions(sampler, batch, rng, device)
-                raw = generator(self._inputs(cond, batch, device))
-                fake = self.layout.activate(raw)
+                # the generator: fool the updated critic on the same rows (one generator pass
+                # per step, where CTGAN makes two) and honour the conditional vector
                 g_loss = -critic_net(self._packed(fake, cond)).mean()
                 g_loss = g_loss + self._condition_loss(raw, columns, values, device)
                 g_opt.zero_grad(set_to_none=True)

@@ -32,11 +32,13 @@ from .autoregressive import sample_logits
 from .base import Conditions, FitConfig, Progress, SampleConfig
 from .gan import (
     CONTINUOUS_FROM,
-    GUMBEL_TAU,
     Layout,
+    Piece,
     TokenColumn,
+    activate,
     adam,
     critic,
+    fit_columns,
     gradient_penalty,
     redraw_until_satisfied,
 )
@@ -99,6 +101,14 @@ class StepLayout:
         self.starts = np.cumsum([0] + [c.width for c in columns])[:-1].tolist()
         self.width = int(sum(c.width for c in columns))
         self.continuous = [i for i, c in enumerate(columns) if c.continuous]
+        self.pieces = []
+        for column, start in zip(columns, self.starts, strict=True):
+            if not column.continuous:
+                self.pieces.append(Piece(start, column.vocab, "softmax"))
+                continue
+            self.pieces.append(Piece(start, 1, "tanh"))
+            if column.has_null:
+                self.pieces.append(Piece(start + 1, 2, "softmax"))
 
     def encode(self, tokens: np.ndarray, lengths: np.ndarray, rng) -> tuple:
         """(features n x T x width, flags n x T x 2, min/max n x 2k) of padded step tokens."""
@@ -134,16 +144,7 @@ class StepLayout:
         return features, flags, ranges
 
     def activate(self, raw: torch.Tensor) -> torch.Tensor:
-        parts = []
-        for column, start in zip(self.columns, self.starts, strict=True):
-            x = raw[..., start : start + column.width]
-            if column.continuous:
-                parts.append(torch.tanh(x[..., :1]))
-                if column.has_null:
-                    parts.append(nn.functional.gumbel_softmax(x[..., 1:], tau=GUMBEL_TAU))
-            else:
-                parts.append(nn.functional.gumbel_softmax(x, tau=GUMBEL_TAU))
-        return torch.cat(parts, dim=-1)
+        return activate(raw, self.pieces)
 
     def decode(self, raw, ranges, allowed, config, generator) -> np.ndarray:
         """Step tokens (n x T x columns) from raw feature outputs and activated min/max."""
@@ -210,7 +211,7 @@ class SessionGenerator(nn.Module):
         """Activated, masked (features, flags): steps after the first stop flag are zero."""
         raw = self.raw_steps(attributes, ranges, length)
         features = self.steps.activate(raw[..., :-2])
-        flags = nn.functional.gumbel_softmax(raw[..., -2:], tau=GUMBEL_TAU)
+        flags = activate(raw[..., -2:], [Piece(0, 2, "softmax")])
         go_on = torch.cumprod(flags[..., 0], dim=1)
         alive = torch.cat([torch.ones_like(go_on[:, :1]), go_on[:, :-1]], 1)[..., None]
         return features * alive, flags * alive
@@ -272,10 +273,9 @@ class TimeGanModel:
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         lengths = np.clip(lengths, 1, self.max_length)
-        self.attribute_columns = [
-            TokenColumn.fit(attributes[:, i], v, s, rng)
-            for i, (v, s) in enumerate(zip(self.attribute_vocab, self.attribute_spans, strict=True))
-        ]
+        self.attribute_columns = fit_columns(
+            attributes, self.attribute_vocab, self.attribute_spans, config.seed
+        )
         self.step_columns = []
         for k, (vocab, spans) in enumerate(zip(self.step_vocab, self.step_spans, strict=True)):
             alive = np.arange(steps.shape[1])[None, :] < lengths[:, None]
