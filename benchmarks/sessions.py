@@ -47,6 +47,7 @@ METHODS = {
     "mostly": "mostlyai-engine TabularARGN (sequential)",
 }
 SESSION = {"session_key": KEY, "order_by": ORDER}
+TIMED = {"train", "fit", "sample"}  # the step actions whose seconds the report shows
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,16 @@ class SessionsRunner(PeersRunner):
         record = super().cached(step)
         return None if unavailable(record) else record
 
+    def measure(self, step: Step) -> dict:
+        """--max-busy waits before timed steps only: a judge's seconds are not reported."""
+        if step.action in TIMED:
+            return super().measure(step)
+        patient, self.max_busy = self.max_busy, None
+        try:
+            return super().measure(step)
+        finally:
+            self.max_busy = patient
+
     def run(self, step: Step) -> dict:
         reasons = [unavailable(self.results.get(n)) for n in step.needs]
         if reason := next((r for r in reasons if r), None):
@@ -191,11 +202,14 @@ def status(f: Figures, method: str) -> str | None:
 
 
 def fit_cell(f: Figures, method: str) -> str:
+    """Seconds, with the epochs fitted; for duck_synth the method train() ran and why it stopped."""
     seconds = fmt(f.get(f"{method}.fit", "seconds"), ",.1f", " s")
-    epochs = f.get(f"{method}.fit", "epochs")
-    if epochs is None:
-        epochs = (f.get(f"{method}.fit", "summary") or {}).get("epochs")
-    return seconds + (f" ({epochs} epochs)" if epochs is not None else "")
+    summary = f.get(f"{method}.fit", "summary") or {}
+    epochs = f.get(f"{method}.fit", "epochs") or summary.get("epochs")
+    count = epochs and f"{epochs} epoch{'' if epochs == 1 else 's'}"
+    notes = [summary.get("method"), count, summary.get("stopped")]
+    notes = [str(n) for n in notes if n]
+    return seconds + (f" ({', '.join(notes)})" if notes else "")
 
 
 def shape_rows(f: Figures, methods: list[str]) -> list[list[str]]:
