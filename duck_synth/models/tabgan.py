@@ -133,6 +133,7 @@ class TabGanModel(GenerativeModel):
 
     # -- training ------------------------------------------------------------------------------
     def fit(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
+        started = time.monotonic()  # max_time counts the mixtures' fitting too
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         self.columns = fit_columns(tokens, self.vocab_sizes, self.spans, config.seed)
@@ -153,7 +154,7 @@ class TabGanModel(GenerativeModel):
         batch = config.batch_size or BATCH
         batch = max(self.pac, min(batch, len(tokens)) // self.pac * self.pac)
         steps = max(1, len(tokens) // batch)
-        started, history, epoch, timed_out = time.monotonic(), [], 0, False
+        history, epoch, timed_out = [], 0, False
         for epoch in range(1, config.epochs + 1):
             generator.train()
             critic_net.train()

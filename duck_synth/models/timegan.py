@@ -188,13 +188,17 @@ class SessionGenerator(nn.Module):
         self.rnn = nn.LSTM(attributes.width + n_ranges + NOISE, HIDDEN, batch_first=True)
         self.step_out = nn.Linear(HIDDEN, batch_steps * (steps.width + 2))
 
+    @property
+    def device(self) -> torch.device:
+        return self.step_out.weight.device
+
     def draw_attributes(self, n: int, generator=None) -> torch.Tensor:
         """Raw attribute outputs (before activation); none when every attribute is constant."""
-        noise = torch.randn(n, NOISE, generator=generator)
+        noise = torch.randn(n, NOISE, generator=generator).to(self.device)
         return self.attribute_net(noise)[:, : self.attributes.width]
 
     def ranges(self, attributes: torch.Tensor, generator=None) -> torch.Tensor:
-        noise = torch.randn(len(attributes), NOISE, generator=generator)
+        noise = torch.randn(len(attributes), NOISE, generator=generator).to(self.device)
         return torch.tanh(self.range_net(torch.cat([attributes, noise], 1)))[:, : self.n_ranges]
 
     def raw_steps(self, attributes, ranges, length: int, generator=None) -> torch.Tensor:
@@ -202,7 +206,7 @@ class SessionGenerator(nn.Module):
         rnn_steps = math.ceil(length / self.batch_steps)
         n = len(attributes)
         given = torch.cat([attributes, ranges], 1)[:, None, :].expand(-1, rnn_steps, -1)
-        noise = torch.randn(n, rnn_steps, NOISE, generator=generator)
+        noise = torch.randn(n, rnn_steps, NOISE, generator=generator).to(self.device)
         hidden, _ = self.rnn(torch.cat([given, noise], 2))
         out = self.step_out(hidden).reshape(n, rnn_steps * self.batch_steps, -1)
         return out[:, :length]
@@ -270,6 +274,7 @@ class TimeGanModel:
     ) -> dict:
         """``attributes``: sessions x attribute tokens; ``steps``: sessions x max_length x step
         tokens (padding after each session's length); ``lengths``: steps per session."""
+        started = time.monotonic()  # max_time counts the mixtures' fitting too
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         lengths = np.clip(lengths, 1, self.max_length)
@@ -281,11 +286,14 @@ class TimeGanModel:
             alive = np.arange(steps.shape[1])[None, :] < lengths[:, None]
             self.step_columns.append(StepColumn.fit(steps[:, :, k][alive], vocab, spans))
         self._build()
-        attr = torch.from_numpy(self.attribute_layout.encode(attributes, rng))
+        device = torch.device(config.device)
+        attr = torch.from_numpy(self.attribute_layout.encode(attributes, rng)).to(device)
         features, flags, ranges = (
-            torch.from_numpy(a) for a in self.step_layout.encode(steps, lengths, rng)
+            torch.from_numpy(a).to(device) for a in self.step_layout.encode(steps, lengths, rng)
         )
-        gen = self.generator
+        gen = self.generator.to(device)
+        self.critic.to(device)
+        self.aux_critic.to(device)
         g_opt = adam(gen.parameters(), LEARNING_RATE)
         d_opt = adam(
             list(self.critic.parameters()) + list(self.aux_critic.parameters()), LEARNING_RATE
@@ -294,7 +302,7 @@ class TimeGanModel:
         batch = max(2, min(config.batch_size or BATCH, n))
         steps_per_epoch = max(1, n // batch)
         epochs = config.epochs
-        started, history, epoch, timed_out = time.monotonic(), [], 0, False
+        history, epoch, timed_out = [], 0, False
         for epoch in range(1, epochs + 1):
             gen.train()
             distance = g_total = 0.0
@@ -326,7 +334,9 @@ class TimeGanModel:
             progress(history[-1] | {"elapsed": time.monotonic() - started, "epoch_done": True})
             if timed_out:
                 break
-        gen.eval()
+        gen.to("cpu").eval()
+        self.critic.to("cpu")
+        self.aux_critic.to("cpu")
         return {
             "epochs": epoch,
             "history": history[-20:],
