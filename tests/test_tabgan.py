@@ -16,7 +16,7 @@ from duck_synth.encoding import Protection, analyze
 from duck_synth.generate import load
 from duck_synth.models import tabgan
 from duck_synth.models.base import SampleConfig
-from duck_synth.models.gan import TokenColumn
+from duck_synth.models.gan import fit_columns
 
 SLID = Path(__file__).resolve().parent.parent / "examples" / "data" / "SLID.csv"
 
@@ -108,8 +108,8 @@ def test_mode_specific_normalization_round_trips_tokens():
     ).to_arrow_table()
     (encoder,) = analyze(wages, {"wages": "DOUBLE"}, {}, Protection())
     tokens = encoder.encode(wages.column(0).combine_chunks())
+    (column,) = fit_columns(tokens[:, None], [encoder.n_tokens], [encoder.token_spans()], 0)
     rng = np.random.default_rng(0)
-    column = TokenColumn.fit(tokens, encoder.n_tokens, encoder.token_spans(), rng)
     assert column.continuous and len(column.modes) >= 2
     vector = torch.from_numpy(column.encode(tokens, rng))
     raw = vector * 50  # one-hots as confident logits
