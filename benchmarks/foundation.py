@@ -198,6 +198,10 @@ class Runner:
         if stale or not path.exists():
             return None
         record = json.loads(path.read_text())
+        # a step it reads from measured again since (by an earlier, interrupted run): stale
+        finished = [self.results.get(need, {}).get("finished", "") for need in step.needs]
+        if any(f > record.get("finished", "") for f in finished):
+            return None
         return record if record.get("args") == step.args else None
 
     def run(self, step: Step) -> dict:

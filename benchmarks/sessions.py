@@ -28,6 +28,7 @@ report goes to benchmarks/results/sessions.md (sessions-quick.md for --quick) an
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass
 
@@ -168,7 +169,8 @@ class SessionsRunner(PeersRunner):
         if reason := next((r for r in reasons if r), None):
             record = {"unavailable": reason}
         else:
-            record = PeersRunner.cached(self, step) or {"error": "not measured yet"}
+            kept = dataclasses.replace(step, reuse=True)  # versions too, as last measured
+            record = PeersRunner.cached(self, kept) or {"error": "not measured yet"}
         self.results[step.name] = record
         return record
 
@@ -325,7 +327,7 @@ def environment_lines(f: Figures, mode: Mode, methods: list[str]) -> list[str]:
 
     measured = {name: r for name, r in f.results.items() if "busy_cpus" in r}
     commits = sorted({r.get("commit", "?") for r in measured.values()})
-    busiest = sorted(measured.items(), key=lambda item: -item[1]["busy_cpus"])[:6]
+    timed = {n: r for n, r in measured.items() if n.endswith((".fit", ".sample"))}
     lines = [
         f"- duck_synth (commit {', '.join(commits) or '?'}): {versions('versions')}",
         f"- SDV venv: {versions('sdv_versions')}",
@@ -337,8 +339,9 @@ def environment_lines(f: Figures, mode: Mode, methods: list[str]) -> list[str]:
         f"({f.get('split', 'train_rows') or '?'} rows) / {f.get('split', 'holdout_sessions') or '?'}"
         f" holdout sessions ({f.get('split', 'holdout_rows') or '?'} rows), seed {SEED}",
         f"- mode {mode.name}: fit budget {mode.budget} s per method",
-        "- CPUs kept busy by other processes before a step (of 2), the busiest: "
-        + ", ".join(f"{name} {r['busy_cpus']:.1f}" for name, r in busiest),
+        "- CPUs kept busy by other processes just before each timed step (of 2; above about "
+        "0.2 its seconds are pessimistic, and the load may change during a step): "
+        + ", ".join(f"{name} {r['busy_cpus']:.2f}" for name, r in timed.items()),
     ]
     return lines
 
