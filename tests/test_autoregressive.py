@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import duck_synth
+from duck_synth.encoding import Protection, analyze
+from duck_synth.models.autoregressive import AutoregressiveModel
+from duck_synth.models.base import FitConfig
 
 SLID = Path(__file__).resolve().parent.parent / "examples" / "data" / "SLID.csv"
 
@@ -48,3 +53,18 @@ def test_early_stopping_waits_for_the_learning_rate_to_decay(slid):
     _, summary = slid
     assert summary["epochs"] >= 50
     assert summary["stopped"] in ("early_stopping", "epochs")
+
+
+def test_max_time_is_a_deadline_not_a_threshold(slid):
+    """Training stops before a step that would run past max_time, so the fit ends within it."""
+    session, _ = slid
+    table = session.con.execute("SELECT * FROM slid").to_arrow_table()
+    types = dict(
+        session.con.execute("SELECT column_name, column_type FROM (DESCRIBE slid)").fetchall()
+    )
+    encoders = analyze(table, types, {}, Protection())
+    tokens = np.stack([e.encode(table.column(e.name).combine_chunks()) for e in encoders], 1)
+    model = AutoregressiveModel([e.n_tokens for e in encoders])
+    started = time.monotonic()
+    fitted = model.fit(tokens, FitConfig(epochs=1000, max_time=2.0), lambda event: None)
+    assert fitted["stopped"] == "max_time" and time.monotonic() - started <= 2.0

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
+from .base import Conditions, Deadline, FitConfig, GenerativeModel, Progress, SampleConfig
 
 CANONICAL_ORDER_SHARE = 0.5
 PEAK_LR = 3e-3
@@ -199,6 +199,7 @@ class AutoregressiveModel(GenerativeModel):
         steps_per_epoch = math.ceil(len(train) / batch)
         total_steps = max(steps_per_epoch * config.epochs, 1)
         started = time.monotonic()
+        deadline = Deadline(config.max_time)
         best, best_state, stale, history = math.inf, None, 0, []
         epoch = 0
         for epoch in range(1, config.epochs + 1):
@@ -223,7 +224,7 @@ class AutoregressiveModel(GenerativeModel):
                 progress(
                     {"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed}
                 )
-                if elapsed > config.max_time:
+                if deadline.reached():
                     timed_out = True
                     break
             val_loss = self._validation_loss(val, val_known) if n_val else total / len(train)

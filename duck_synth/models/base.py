@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,6 +39,24 @@ class Conditions:
 class SampleConfig:
     temperature: float = 1.0
     top_p: float = 1.0
+
+
+class Deadline:
+    """max_time as a deadline: training stops before a step that would run past it (a step is
+    taken to last as long as the longest so far but the first, which warms up), not after."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.started = seconds, time.monotonic()
+        self.last: float | None = None
+        self.longest = 0.0
+
+    def reached(self) -> bool:
+        """Call after each step (the first call marks where the steps start)."""
+        now = time.monotonic()
+        if self.last is not None:
+            self.longest = max(self.longest, now - self.last)
+        self.last = now
+        return now - self.started + self.longest > self.seconds
 
 
 class Cancelled(Exception):

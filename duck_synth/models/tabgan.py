@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
+from .base import Conditions, Deadline, FitConfig, GenerativeModel, Progress, SampleConfig
 from .gan import (
     Layout,
     Residual,
@@ -134,6 +134,7 @@ class TabGanModel(GenerativeModel):
     # -- training ------------------------------------------------------------------------------
     def fit(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
         started = time.monotonic()  # max_time counts the mixtures' fitting too
+        deadline = Deadline(config.max_time)
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         self.columns = fit_columns(tokens, self.vocab_sizes, self.spans, config.seed)
@@ -184,7 +185,7 @@ class TabGanModel(GenerativeModel):
                 g_total += float(g_loss.detach()) / steps
                 elapsed = time.monotonic() - started
                 progress({"epoch": epoch, "step": step + 1, "steps": steps, "elapsed": elapsed})
-                if elapsed > config.max_time:
+                if deadline.reached():
                     timed_out = True
                     break
             # a GAN has no validation loss: the critic's Wasserstein estimate shows progress

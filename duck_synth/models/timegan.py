@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .autoregressive import sample_logits
-from .base import Conditions, FitConfig, Progress, SampleConfig
+from .base import Conditions, Deadline, FitConfig, Progress, SampleConfig
 from .gan import (
     CONTINUOUS_FROM,
     Layout,
@@ -275,6 +275,7 @@ class TimeGanModel:
         """``attributes``: sessions x attribute tokens; ``steps``: sessions x max_length x step
         tokens (padding after each session's length); ``lengths``: steps per session."""
         started = time.monotonic()  # max_time counts the mixtures' fitting too
+        deadline = Deadline(config.max_time)
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         lengths = np.clip(lengths, 1, self.max_length)
@@ -327,7 +328,7 @@ class TimeGanModel:
                 progress(
                     {"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed}
                 )
-                if elapsed > config.max_time:
+                if deadline.reached():
                     timed_out = True
                     break
             history.append({"epoch": epoch, "generator_loss": g_total, "critic_distance": distance})
