@@ -186,7 +186,7 @@ def _clean_error(error: duckdb.Error) -> Exception:
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     """Register the Python UDFs behind the table macros (once per database instance)."""
-    from . import actions
+    from . import actions, transforms
 
     existing = {
         r[0]
@@ -197,6 +197,9 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     for name, function, params in actions.udfs(con):
         if name not in existing:
             con.create_function(name, _udf(function), params, "VARCHAR", side_effects=True)
+    for name, function, params, returns in transforms.SCALAR_UDFS:
+        if name not in existing:
+            con.create_function(name, _udf(function), params, returns, type="arrow")
 
 
 def connect(path: str | None = None, read_only: bool = False) -> Session:

@@ -84,3 +84,18 @@ CREATE OR REPLACE MACRO report(
 ) AS TABLE FROM query(synth_report(real_data, synthetic_data, to_json({
     'holdout': holdout, 'path': path, 'columns': columns, 'bins': bins
 })));
+
+-- Keyed transforms (duck_synth/transforms.py): HMAC-SHA256 under a secret key, so the same value
+-- and key give the same output in every table; without the key nothing can be reversed or linked.
+-- pseudonymize(value, key) -> a 20-hex-digit pseudonym (NULL stays NULL).
+CREATE OR REPLACE MACRO pseudonymize(value, key) AS
+    synth_pseudonymize(CAST(value AS VARCHAR), key);
+-- mask(value, key) -> same length and character classes (digit -> digit, letter -> letter of
+-- the same case, the rest kept).
+CREATE OR REPLACE MACRO mask(value, key) AS synth_mask(CAST(value AS VARCHAR), key);
+-- shift_date(date, session, key [, max_days]) / shift_timestamp(...): every value of a session
+-- moved by the same number of days, drawn from [-max_days, max_days] by the session's HMAC.
+CREATE OR REPLACE MACRO shift_date(value, session, key, max_days := 30) AS
+    value + CAST(synth_date_offset(CAST(session AS VARCHAR), key, max_days) AS INTEGER);
+CREATE OR REPLACE MACRO shift_timestamp(value, session, key, max_days := 30) AS
+    value + to_days(CAST(synth_date_offset(CAST(session AS VARCHAR), key, max_days) AS INTEGER));
