@@ -9,6 +9,7 @@ what was narrowed is checked exactly.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -28,6 +29,91 @@ class CompiledFilter:
     restrictions: dict[str, Restriction] = field(default_factory=dict)
     narrowed: list[str] = field(default_factory=list)  # conjuncts used for conditional sampling
     filtered: list[str] = field(default_factory=list)  # conjuncts only checked batch by batch
+
+
+# PostAmplify's JSON conditions: {"eq": {"fraud": 1}}, composable with and / or / not
+JSON_COMPARISONS = {
+    "eq": exp.EQ,
+    "ne": exp.NEQ,
+    "gt": exp.GT,
+    "gte": exp.GTE,
+    "lt": exp.LT,
+    "lte": exp.LTE,
+}
+JSON_OPERATORS = [*JSON_COMPARISONS, "in", "not_in", "between", "is_null", "is_not_null"]
+JSON_OPERATORS += ["like", "and", "or", "not"]
+
+
+def json_predicate(text: str) -> str:
+    """The SQL predicate of a JSON condition (a PostAmplify ``{"query_ast": ...}`` wrapper is
+    accepted). ``{"eq": {"a": 1, "b": "x"}}`` is ``a = 1 AND b = 'x'``; ``in`` / ``not_in``
+    take lists, ``between`` a [low, high] pair, ``is_null`` / ``is_not_null`` a column or a
+    list of them; ``and`` / ``or`` take lists of conditions, ``not`` one."""
+    try:
+        tree = json.loads(text) if isinstance(text, str) else text
+    except json.JSONDecodeError as error:
+        raise SynthError(f"conditions: not valid JSON ({error.msg} at {error.pos})") from None
+    if isinstance(tree, dict) and set(tree) == {"query_ast"}:
+        tree = tree["query_ast"]
+    return _json_node(tree).sql(DUCKDB)
+
+
+def _json_node(node) -> exp.Expression:
+    if not isinstance(node, dict) or len(node) != 1:
+        raise SynthError(f"conditions: each condition is an object with one operator, got {node!r}")
+    ((op, arg),) = node.items()
+    if op in ("and", "or"):
+        if not isinstance(arg, list) or not arg:
+            raise SynthError(f"conditions: '{op}' takes a non-empty list of conditions")
+        parts = [_json_node(a) for a in arg]
+        return exp.and_(*parts) if op == "and" else exp.or_(*parts)
+    if op == "not":
+        return exp.not_(_json_node(arg))
+    if op in ("is_null", "is_not_null"):
+        names = arg if isinstance(arg, list) else [arg]
+        if not names or not all(isinstance(n, str) for n in names):
+            raise SynthError(f"conditions: '{op}' takes a column name or a list of them")
+        tests = [exp.Is(this=_column(n), expression=exp.Null()) for n in names]
+        tests = tests if op == "is_null" else [exp.not_(t) for t in tests]
+        return exp.and_(*tests)
+    if op not in JSON_OPERATORS:
+        raise SynthError(
+            f"conditions: unknown operator '{op}' (known: {', '.join(JSON_OPERATORS)})"
+        )
+    if not isinstance(arg, dict) or not arg:
+        raise SynthError(f"conditions: '{op}' takes an object of column: value")
+    return exp.and_(*(_json_test(op, column, value) for column, value in arg.items()))
+
+
+def _json_test(op: str, column: str, value) -> exp.Expression:
+    if op in ("eq", "ne") and value is None:  # = NULL is never true: the IS test is meant
+        test = exp.Is(this=_column(column), expression=exp.Null())
+        return test if op == "eq" else exp.not_(test)
+    if op in JSON_COMPARISONS:
+        return JSON_COMPARISONS[op](this=_column(column), expression=_literal(op, value))
+    if op in ("in", "not_in"):
+        if not isinstance(value, list) or not value:
+            raise SynthError(f"conditions: '{op}' on '{column}' takes a non-empty list")
+        test = exp.In(this=_column(column), expressions=[_literal(op, v) for v in value])
+        return test if op == "in" else exp.not_(test)
+    if op == "between":
+        if not isinstance(value, list) or len(value) != 2:
+            raise SynthError(f"conditions: 'between' on '{column}' takes [low, high]")
+        low, high = (_literal(op, v) for v in value)
+        return exp.Between(this=_column(column), low=low, high=high)
+    if not isinstance(value, str):  # like
+        raise SynthError(f"conditions: 'like' on '{column}' takes a pattern string")
+    return exp.Like(this=_column(column), expression=exp.Literal.string(value))
+
+
+def _column(name: str) -> exp.Column:
+    return exp.column(name, quoted=True)
+
+
+def _literal(op: str, value) -> exp.Expression:
+    if isinstance(value, dict | list):
+        raise SynthError(f"conditions: '{op}' compares with a value, got {value!r}")
+    return exp.convert(value)
 
 
 def parse_predicate(text: str) -> exp.Expression:

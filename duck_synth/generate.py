@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import duckdb
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load as load_tensors
 
 from . import catalog, sessions, spool
-from .conditions import CompiledFilter, compile_filter
+from .conditions import CompiledFilter, compile_filter, json_predicate
 from .encoding import NULL_TOKEN, Encoder, from_json
 from .encoding.fixed import KeyEncoder
 from .errors import SynthError
@@ -361,7 +361,12 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
     >>> FROM generate('diamonds', target => 3) WHERE cut = 'Fair'   -- 3 rows, all Fair
     """
     started = time.monotonic()
-    options = parse(GenerateOptions, "generate", options_json)
+    given = parse(GenerateOptions, "generate", options_json)
+    options = given
+    if given.conditions:  # JSON conditions are one more pushed-down predicate
+        predicate = json_predicate(given.conditions)
+        combined = f"({given.filter}) AND ({predicate})" if given.filter else predicate
+        options = replace(given, filter=combined, conditions=None)
     loaded = load(con, spec)
     record = loaded.record
     seed = options.seed if options.seed is not None else _new_seed()
@@ -388,7 +393,7 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
     else:
         target = _target(con, generator, options)
         drawn, returned = _generate_target(generator, options, target, path, spec)
-    arguments = {k: v for k, v in asdict(options).items() if v is not None}
+    arguments = {k: v for k, v in asdict(given).items() if v is not None}
     catalog.log_generation(
         con,
         record.name,

@@ -42,6 +42,7 @@ class GenerateOptions:
     target: int | None = None
     magnitude: float | None = None
     filter: str | None = None
+    conditions: str | None = None  # JSON conditions (conditions.json_predicate), ANDed to filter
     seed: int | None = None
     temperature: float = 1.0
     top_p: float = 1.0

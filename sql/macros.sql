@@ -25,16 +25,17 @@ CREATE OR REPLACE MACRO recommend(source, session_key := NULL) AS TABLE
     FROM query(synth_recommend(source, to_json({'session_key': session_key})));
 
 -- generate('model' | 'model@version', ...) -> synthetic rows with the training columns' types.
+-- "conditions" takes PostAmplify's JSON conditions ('{"eq": {"fraud": 1}}', ...), ANDed to filter.
 -- "filter" is the pushed-down predicate (WHERE is a reserved word in DuckDB's parser; the
 -- quoted "where" is accepted as the same argument).
 CREATE OR REPLACE MACRO generate(
     model,
-    target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, seed := NULL,
-    temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL
+    target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
+    seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL
 ) AS TABLE FROM query(synth_generate(model, to_json({
     'target': target, 'magnitude': magnitude, 'filter': coalesce(filter, "where"),
-    'seed': seed, 'temperature': temperature, 'top_p': top_p, 'batch_size': batch_size,
-    'seed_rows': seed_rows
+    'conditions': CAST(conditions AS VARCHAR), 'seed': seed, 'temperature': temperature,
+    'top_p': top_p, 'batch_size': batch_size, 'seed_rows': seed_rows
 })));
 
 -- synth_sql('any duck_synth SQL') -> its result, with the rewrite (filter pushdown) applied.
