@@ -75,6 +75,7 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     >>> FROM train('d', 'diamonds', max_time => 60)
     -- model | version | method | rows | columns | epochs | seconds | ...
     """
+    started = time.monotonic()  # max_time counts reading and encoding too
     options = parse(TrainOptions, "train", options_json)
     if not isinstance(name, str) or not catalog.MODEL_NAME.match(name or ""):
         raise SynthError(f"train(): model name must be letters, digits, _ . -, got {name!r}")
@@ -135,7 +136,6 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         )
 
     run_id = catalog.start_run(con, name, method, source)
-    started = time.monotonic()
     try:
         metrics, tensors, params = {}, {}, {}
         for part in plan.parts:
