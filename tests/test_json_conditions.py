@@ -66,3 +66,33 @@ def test_json_conditions_combine_with_a_pushed_where(session):
 )
 def test_bad_json_conditions_are_one_line(session, refused, condition, message):
     refused(session, f"FROM generate('d', target => 5, conditions => '{condition}')", message)
+
+
+def test_several_conditions_each_with_its_own_target_union_all(session):
+    """The README's pattern: one pushed-down generate() per condition, saved as one table."""
+    session.sql(
+        """
+        CREATE TABLE scenario AS
+        SELECT * FROM generate('d', target => 120, seed => 5) WHERE cut = 'Fair'
+        UNION ALL
+        SELECT * FROM generate('d', target => 80, seed => 6) WHERE cut = 'Ideal' AND price > 5000
+        """
+    )
+    session.sql(
+        "INSERT INTO scenario SELECT * FROM generate('d', target => 30, seed => 7) "
+        "WHERE color = 'J'"
+    )
+    counts = session.sql(
+        """
+        SELECT count(*) FILTER (WHERE cut = 'Fair'),
+               count(*) FILTER (WHERE cut = 'Ideal' AND price > 5000),
+               count(*) FILTER (WHERE color = 'J'), count(*)
+        FROM scenario
+        """
+    ).fetchone()
+    assert counts[0] >= 120 and counts[1] >= 80 and counts[2] >= 30 and counts[3] == 230
+    targets = session.con.execute(
+        "SELECT rows_returned FROM synth.generations ORDER BY generation_id DESC LIMIT 3"
+    ).fetchall()
+    assert sorted(t for (t,) in targets) == [30, 80, 120]
+    session.sql("DROP TABLE scenario")
