@@ -24,7 +24,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Conditions, Deadline, FitConfig, GenerativeModel, Progress, SampleConfig
+from .base import (
+    Conditions,
+    Deadline,
+    FitConfig,
+    GenerativeModel,
+    Progress,
+    SampleConfig,
+    sample_logits,
+)
 
 CANONICAL_ORDER_SHARE = 0.5
 PEAK_LR = 3e-3
@@ -371,24 +379,3 @@ def single_thread():
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def sample_logits(
-    logits: torch.Tensor,
-    config: SampleConfig,
-    generator: torch.Generator,
-    allowed: np.ndarray | None,
-) -> torch.Tensor:
-    """Inverse-CDF sampling with temperature, nucleus (top-p) and an allowed-token mask."""
-    if config.temperature != 1.0:
-        logits = logits / max(config.temperature, 1e-6)
-    if allowed is not None:
-        logits = logits.masked_fill(~torch.as_tensor(allowed), -math.inf)
-    weights = torch.softmax(logits, dim=-1)
-    if config.top_p < 1.0:
-        sorted_w, sorted_idx = weights.sort(dim=-1, descending=True)
-        keep = sorted_w.cumsum(-1) - sorted_w < config.top_p
-        weights = torch.zeros_like(weights).scatter_(-1, sorted_idx, sorted_w * keep)
-    cdf = weights.cumsum_(-1)
-    u = torch.rand(len(cdf), 1, generator=generator) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(cdf.shape[1] - 1)

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .autoregressive import sample_logits
-from .base import SampleConfig
+from .base import SampleConfig, sample_logits
 
 CONTINUOUS_FROM = 16  # an ordered column with more non-NULL tokens than this is a number
 MAX_MODES = 10

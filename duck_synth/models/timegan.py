@@ -28,8 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .autoregressive import sample_logits
-from .base import Conditions, Deadline, FitConfig, Progress, SampleConfig
+from .base import Conditions, Deadline, FitConfig, Progress, SampleConfig, sample_logits
 from .gan import (
     CONTINUOUS_FROM,
     Layout,
