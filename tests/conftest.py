@@ -14,6 +14,14 @@ DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 DIAMONDS = DATA / "diamonds.parquet"
 
 DIAMONDS_TABLE = (DATA / "diamonds.sql").read_text().format(parquet=DIAMONDS)
+# plm's Males panel and SLID as tables (R's row index dropped)
+MALES_TABLE = (
+    f"CREATE TABLE males AS SELECT * EXCLUDE (column00) FROM read_csv('{DATA / 'Males.csv'}')"
+)
+SLID_TABLE = (
+    "CREATE TABLE slid AS SELECT * EXCLUDE (column0) "
+    f"FROM read_csv('{DATA / 'SLID.csv'}', nullstr = 'NA')"
+)
 
 
 @pytest.fixture(scope="session")

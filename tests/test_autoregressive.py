@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SLID_TABLE
 
 import duck_synth
 from duck_synth.encoding import Protection, analyze
@@ -20,9 +21,7 @@ SLID = Path(__file__).resolve().parent.parent / "examples" / "data" / "SLID.csv"
 def slid():
     """SLID (7,425 rows: wages, education, age, sex, language) and 7,425 synthetic rows."""
     session = duck_synth.connect()
-    session.con.execute(
-        f"CREATE TABLE slid AS SELECT * EXCLUDE (column0) FROM read_csv('{SLID}', nullstr = 'NA')"
-    )
+    session.con.execute(SLID_TABLE)
     summary = session.sql("FROM train('slid_model', 'slid', seed => 0)").df().iloc[0]
     session.sql("CREATE TABLE synthetic AS FROM generate('slid_model', seed => 1)")
     yield session, summary

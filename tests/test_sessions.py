@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
-from conftest import catalog_checksum
+from conftest import MALES_TABLE, catalog_checksum
 
 import duck_synth
 from duck_synth import SynthError
 
-MALES = Path(__file__).resolve().parent.parent / "examples" / "data" / "Males.csv"
 PANEL = "session_key => 'nr', order_by => 'year'"
 
 # within-person dynamics: wage persistence, experience growing a year a year, union persistence
@@ -30,9 +27,7 @@ SELECT corr(wage, previous_wage), avg((exper_step = 1)::INT), avg(union_kept::IN
 def panel(tmp_path_factory):
     path = tmp_path_factory.mktemp("males") / "males.duckdb"
     session = duck_synth.connect(str(path))
-    session.con.execute(
-        f"CREATE TABLE males AS SELECT * EXCLUDE (column00) FROM read_csv('{MALES}')"
-    )
+    session.con.execute(MALES_TABLE)
     summary = session.sql(f"FROM train('p', 'males', {PANEL}, epochs => 20, seed => 0)").df()
     yield session, summary.iloc[0]
     session.close()

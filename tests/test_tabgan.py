@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from conftest import SLID_TABLE
 
 import duck_synth
 from duck_synth import generate as generate_module
@@ -24,9 +25,7 @@ SLID = Path(__file__).resolve().parent.parent / "examples" / "data" / "SLID.csv"
 @pytest.fixture(scope="module")
 def slid():
     session = duck_synth.connect()
-    session.con.execute(
-        f"CREATE TABLE slid AS SELECT * EXCLUDE (column0) FROM read_csv('{SLID}', nullstr = 'NA')"
-    )
+    session.con.execute(SLID_TABLE)
     summary = session.train("gan", "slid", method="tabgan", epochs=40, seed=0)
     yield session, summary
     session.close()

@@ -3,13 +3,11 @@ lengths for both session methods on a seeded cut of it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import MALES_TABLE
 
 import duck_synth
 
-MALES = Path(__file__).resolve().parent.parent / "examples" / "data" / "Males.csv"
 PANEL = "session_key => 'nr', order_by => 'year'"
 WAGE_LAG = """
 SELECT corr(wage, previous) FROM (
@@ -29,9 +27,7 @@ LENGTHS = "SELECT count(*) AS n FROM {table} GROUP BY nr"
 @pytest.fixture(scope="module")
 def gan():
     session = duck_synth.connect()
-    session.con.execute(
-        f"CREATE TABLE males AS SELECT * EXCLUDE (column00) FROM read_csv('{MALES}')"
-    )
+    session.con.execute(MALES_TABLE)
     summary = session.sql(
         f"FROM train('g', 'males', method => 'timegan', {PANEL}, epochs => 150, seed => 0)"
     ).df()
@@ -108,9 +104,7 @@ def test_timegan_needs_sessions(gan, refused):
 )
 def test_variable_lengths_match_for_both_session_methods(method, budget):
     session = duck_synth.connect()
-    session.con.execute(
-        f"CREATE TABLE males AS SELECT * EXCLUDE (column00) FROM read_csv('{MALES}')"
-    )
+    session.con.execute(MALES_TABLE)
     session.con.execute(MALES_CUT)
     session.sql(
         f"FROM train('cut', 'males_cut', method => '{method}', {PANEL}, {budget}, seed => 0)"

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import MALES_TABLE
 
 import duck_synth
-
-MALES = Path(__file__).resolve().parent.parent / "examples" / "data" / "Males.csv"
 
 
 @pytest.fixture(scope="module")
 def males():
     session = duck_synth.connect()
-    session.con.execute(
-        f"CREATE TABLE males AS SELECT * EXCLUDE (column00) FROM read_csv('{MALES}')"
-    )
+    session.con.execute(MALES_TABLE)
     session.con.execute("CREATE TABLE people AS SELECT DISTINCT nr, school, ethn FROM males")
     yield session
     session.close()
