@@ -20,6 +20,7 @@ from .evaluate.report import report
 from .evaluate.validate import validate_sql
 from .generate import generate
 from .recommend import recommend
+from .replace import resample
 from .rewrite import rewrite_sql
 from .train import train
 
@@ -39,6 +40,9 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         if len(statements) != 1:
             raise SynthError("synth_sql(): give exactly one query")
         return statements[0]
+
+    def synth_resample(source, column, options):
+        return resample(con.cursor(), source, column, options)
 
     def synth_recommend(source, options):
         return spool.rows_sql("recommend", recommend(con.cursor(), source, json.loads(options)))
@@ -74,6 +78,7 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         ("synth_train", synth_train, ["VARCHAR", "VARCHAR", "VARCHAR"]),
         ("synth_generate", synth_generate, ["VARCHAR", "VARCHAR"]),
         ("synth_rewrite", synth_rewrite, ["VARCHAR"]),
+        ("synth_resample", synth_resample, ["VARCHAR", "VARCHAR", "VARCHAR"]),
         ("synth_recommend", synth_recommend, ["VARCHAR", "VARCHAR"]),
         ("synth_describe", synth_describe, ["VARCHAR"]),
         ("synth_drop", synth_drop, ["VARCHAR", "VARCHAR"]),

@@ -116,12 +116,12 @@ def _literal(op: str, value) -> exp.Expression:
     return exp.convert(value)
 
 
-def parse_predicate(text: str) -> exp.Expression:
+def parse_predicate(text: str, what: str = "filter") -> exp.Expression:
     try:
         return sqlglot.parse_one(f"SELECT 1 WHERE {text}", read=DUCKDB).args["where"].this
     except (sqlglot.errors.ParseError, KeyError, AttributeError) as error:
         raise SynthError(
-            f"filter {text!r} is not a valid SQL predicate: {str(error).splitlines()[0]}"
+            f"{what} {text!r} is not a valid SQL predicate: {str(error).splitlines()[0]}"
         ) from None
 
 

@@ -7,6 +7,7 @@ the batch number, so the same model, seed and arguments give the same rows.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -21,6 +22,7 @@ from safetensors.torch import load as load_tensors
 
 from . import catalog, sessions, spool
 from .conditions import CompiledFilter, compile_filter, json_predicate
+from .controls import Fairness, Quotas, UniqueValues, imputation_masks, limit_strings
 from .encoding import NULL_TOKEN, Encoder, from_json
 from .encoding.fixed import KeyEncoder
 from .errors import SynthError
@@ -124,6 +126,32 @@ class Generator:
         self.config = SampleConfig(temperature=options.temperature, top_p=options.top_p)
         self.filter_con = duckdb.connect() if compiled.sql else None
         self.keys_emitted = 0
+        encoders, modelled = loaded.encoders, loaded.modelled
+        known = [name for name, _ in loaded.column_types()]
+        self.impute = imputation_masks(encoders, modelled, options.impute or [], known)
+        self.fairness = Fairness.build(encoders, modelled, options.fairness)
+        facts = loaded.record.statistics.get("facts", {})
+        self.string_limits = (
+            {c: f["max_length"] for c, f in facts.items() if f.get("max_length") is not None}
+            if options.limit_strings
+            else {}
+        )
+        self.unique = UniqueValues(_unique_columns(loaded, options))
+        self.quotas: Quotas | None = None
+
+    def set_target(self, target: int) -> None:
+        """Shares (equalize / rebalance) are quotas of the target."""
+        options, loaded = self.options, self.loaded
+        column = options.equalize or _rebalance_column(options.rebalance)
+        restriction = self.compiled.restrictions.get(column) if column else None
+        self.quotas = Quotas.build(
+            loaded.encoders,
+            loaded.modelled,
+            options.equalize,
+            options.rebalance,
+            restriction.allowed if restriction is not None else None,
+            target,
+        )
 
     def conditions(self, n: int, fixed_values: dict[int, np.ndarray] | None = None) -> Conditions:
         loaded, conditions = self.loaded, Conditions()
@@ -140,6 +168,10 @@ class Generator:
                 conditions.allowed[pos] = allowed
             elif allowed is not None:
                 conditions.allowed[pos] = allowed
+            if pos in self.impute:
+                current = conditions.allowed.get(pos)
+                mask = self.impute[pos] if current is None else current & self.impute[pos]
+                conditions.allowed[pos] = mask if mask.any() else current
         for pos, tokens in (fixed_values or {}).items():
             conditions.fixed[pos] = tokens
             conditions.allowed.pop(pos, None)
@@ -185,6 +217,10 @@ class Generator:
                 name = loaded.encoders[i].name
                 if name in seed_table.column_names:
                     fixed[pos] = loaded.encoders[i].encode(seed_table.column(name).combine_chunks())
+        if self.quotas is not None and self.quotas.position not in fixed and batch < PILOT_BATCH:
+            fixed[self.quotas.position] = self.quotas.draw(
+                n, np.random.default_rng([self.seed, batch, 1])
+            )
         tokens = self.sample_tokens(n, self.conditions(n, fixed), torch_gen)
         columns = {}
         position = {i: pos for pos, i in enumerate(loaded.modelled)}
@@ -205,17 +241,33 @@ class Generator:
         return pa.table(columns), tokens
 
     def sample_tokens(self, n: int, conditions: Conditions, generator: torch.Generator):
-        return self.loaded.model.sample(n, conditions, self.config, generator)
+        model = self.loaded.model
+        tokens = model.sample(n, conditions, self.config, generator)
+        if self.fairness is None:
+            return tokens
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        fixed = self.fairness.fixed(tokens, rng) | conditions.fixed
+        allowed = {p: m for p, m in conditions.allowed.items() if p not in fixed}
+        return model.sample(n, Conditions(fixed, allowed, conditions.first), self.config, generator)
 
     def keep(self, table: pa.Table) -> pa.Table:
-        """The batch under the residual filter (rows typed as the output first)."""
-        if self.filter_con is None:
-            return table
-        self.filter_con.register("batch", table)
-        typed = spool.cast_sql("batch", self.loaded.column_types())
-        return self.filter_con.execute(
-            f"WITH typed AS ({typed}) {self.kept_sql()}"
-        ).to_arrow_table()
+        """What survives every step after drawing: strings cut, the residual filter (rows typed
+        as the output first), unique values, the shares' quotas."""
+        table = limit_strings(table, self.string_limits)
+        if self.filter_con is not None:
+            self.filter_con.register("batch", table)
+            typed = spool.cast_sql("batch", self.loaded.column_types())
+            table = self.filter_con.execute(
+                f"WITH typed AS ({typed}) {self.kept_sql()}"
+            ).to_arrow_table()
+        table = self.unique.admit(table)
+        if self.quotas is not None:
+            table = self.quotas.admit(table, self.unit_of_row(table))
+        return table
+
+    def unit_of_row(self, table: pa.Table) -> np.ndarray:
+        """Which unit (what target counts) each row belongs to: rows."""
+        return np.arange(table.num_rows)
 
     def kept_sql(self) -> str:
         """What the residual filter keeps of the typed batch: the rows satisfying it."""
@@ -250,9 +302,15 @@ class SessionGenerator(Generator):
 
     def step_allowed(self) -> dict[int, np.ndarray]:
         """What each modelled step column may emit unconditionally."""
-        modelled = [e for e in self.steps.encoders if e.n_tokens > 0]
-        masks = enumerate(e.sampling_mask() for e in modelled)
-        return {pos: mask for pos, mask in masks if mask is not None}
+        encoders = self.steps.encoders
+        modelled = [i for i, e in enumerate(encoders) if e.n_tokens > 0]
+        known = [name for name, _ in self.loaded.column_types()]
+        allowed = imputation_masks(encoders, modelled, self.options.impute or [], known)
+        for pos, i in enumerate(modelled):
+            mask = encoders[i].sampling_mask()
+            if mask is not None:
+                allowed[pos] = mask & allowed[pos] if pos in allowed else mask
+        return allowed
 
     def assemble(self, session_table, tokens, session_index, rng) -> pa.Table:
         """Rows of the source's shape from decoded sessions and their steps' tokens."""
@@ -275,6 +333,9 @@ class SessionGenerator(Generator):
 
     def units(self, table: pa.Table) -> int:
         return len(pc.unique(table.column(self.steps.layout.key)))
+
+    def unit_of_row(self, table: pa.Table) -> np.ndarray:
+        return np.asarray(table.column(self.steps.layout.key).cast(pa.int64()))
 
     def head(self, table: pa.Table, k: int) -> pa.Table:
         """The first ``k`` sessions, keyed on from the sessions returned before."""
@@ -362,13 +423,21 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
     """
     started = time.monotonic()
     given = parse(GenerateOptions, "generate", options_json)
-    options = given
-    if given.conditions:  # JSON conditions are one more pushed-down predicate
-        predicate = json_predicate(given.conditions)
-        combined = f"({given.filter}) AND ({predicate})" if given.filter else predicate
-        options = replace(given, filter=combined, conditions=None)
     loaded = load(con, spec)
     record = loaded.record
+    # JSON conditions and constraints (the model's and this call's) are more pushed-down
+    # predicates: single-column ones narrow sampling, the rest reject rows that break them
+    predicates = [
+        given.filter,
+        json_predicate(given.conditions) if given.conditions else None,
+        *(record.options.get("constraints") or []),
+        *(given.constraints or []),
+    ]
+    predicates = [p for p in predicates if p]
+    combined = " AND ".join(f"({p})" for p in predicates) if len(predicates) > 1 else None
+    options = replace(given, filter=combined or (predicates[0] if predicates else None))
+    if loaded.steps is not None and options.fairness is not None:
+        raise SynthError("generate(): fairness is for tabular models, not session models")
     seed = options.seed if options.seed is not None else _new_seed()
     if loaded.steps is None:
         compiled = compile_filter(options.filter, loaded.encoders, spec)
@@ -392,6 +461,7 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
         drawn, returned = _generate_seeded(con, generator, options, path)
     else:
         target = _target(con, generator, options)
+        generator.set_target(target)
         drawn, returned = _generate_target(generator, options, target, path, spec)
     arguments = {k: v for k, v in asdict(given).items() if v is not None}
     catalog.log_generation(
@@ -405,6 +475,36 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
         time.monotonic() - started,
     )
     return spool.select_sql(path, loaded.column_types())
+
+
+def _rebalance_column(rebalance: dict | str | None) -> str | None:
+    if isinstance(rebalance, str):
+        try:
+            rebalance = json.loads(rebalance)
+        except json.JSONDecodeError:
+            raise SynthError(f"generate(): rebalance is not JSON: {rebalance}") from None
+    return rebalance.get("column") if isinstance(rebalance, dict) else None
+
+
+def _unique_columns(loaded: LoadedModel, options: GenerateOptions) -> list[str]:
+    """Columns whose values may not repeat: those named, and with drop_unique_violation every
+    column that had no duplicate in training (keys included)."""
+    names = [name for name, _ in loaded.column_types()]
+    lower = {n.lower(): n for n in names}
+    columns = []
+    for name in options.unique_columns or []:
+        if name.lower() not in lower:
+            raise SynthError(
+                f"generate(): unique_columns: unknown column '{name}' (the model has: {', '.join(names)})"
+            )
+        columns.append(lower[name.lower()])
+    if options.drop_unique_violation:
+        facts = loaded.record.statistics.get("facts", {})
+        keys = [e.name for e in loaded.encoders if isinstance(e, KeyEncoder)]
+        if loaded.steps is not None:  # session keys are unique per session, not per row
+            keys = [k for k in keys if k != loaded.steps.layout.key]
+        columns += [c for c in names if facts.get(c, {}).get("unique") or c in keys]
+    return list(dict.fromkeys(columns))
 
 
 def _target(con, generator: Generator, options: GenerateOptions) -> int:
@@ -487,7 +587,18 @@ def _generate_seeded(
         raise SynthError("generate(): seed_rows gives one row per seed row; drop target/magnitude")
     if options.filter:
         raise SynthError(
-            "generate(): filter and seed_rows cannot be combined; filter the result with WHERE"
+            "generate(): filter, conditions and constraints cannot be combined with seed_rows "
+            "(one row per seed row); filter the result with WHERE"
+        )
+    combined = [
+        name
+        for name in ("equalize", "rebalance", "fairness", "unique_columns")
+        if getattr(options, name) is not None
+    ] + (["drop_unique_violation"] if options.drop_unique_violation else [])
+    if combined:
+        raise SynthError(
+            f"generate(): {', '.join(combined)} cannot be combined with seed_rows (the seed rows "
+            "give the values)"
         )
     seeds = con.execute(
         f"SELECT * FROM ({read_source(con, options.seed_rows, what='seed_rows')})"
@@ -510,7 +621,8 @@ def _generate_seeded(
     try:
         for batch, start in enumerate(range(0, seeds.num_rows, options.batch_size)):
             chunk = seeds.slice(start, options.batch_size)
-            writer.write_table(_draw_seeded(generator, chunk, batch, start).cast(schema))
+            rows = _draw_seeded(generator, chunk, batch, start)
+            writer.write_table(limit_strings(rows, generator.string_limits).cast(schema))
     except BaseException:
         writer.close()
         os.remove(path)

@@ -35,6 +35,8 @@ class TrainOptions:
     session_key: str | None = None
     order_by: str | None = None
     metadata: list[str] | None = None
+    # row rules every generation of the model keeps (SQL predicates over its columns)
+    constraints: list[str] | None = None
 
 
 @dataclass
@@ -48,6 +50,15 @@ class GenerateOptions:
     top_p: float = 1.0
     batch_size: int = 100_000
     seed_rows: str | None = None
+    # controls (controls.py): rules, shares, imputation, fairness, unique values, string lengths
+    constraints: list[str] | None = None
+    equalize: str | None = None
+    rebalance: dict | str | None = None
+    impute: list[str] | None = None
+    fairness: dict | str | None = None
+    drop_unique_violation: bool = False
+    unique_columns: list[str] | None = None
+    limit_strings: bool = False
 
 
 TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
@@ -72,8 +83,9 @@ def _check(function: str, name: str, value: Any, annotation: str) -> Any:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            what = "SQL predicates" if name == "constraints" else "column names"
             raise SynthError(
-                f"{function}(): {name} must be a list of column names, got {json.dumps(value)}"
+                f"{function}(): {name} must be a list of {what}, got {json.dumps(value)}"
             )
     elif base == "dict[str, str]" and (
         not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())

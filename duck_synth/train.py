@@ -18,9 +18,11 @@ import numpy as np
 import pyarrow as pa
 import torch
 from safetensors.torch import save as save_tensors
+from sqlglot import exp
 from tqdm import tqdm
 
 from . import catalog, sessions
+from .conditions import parse_predicate
 from .encoding import Encoder, Protection, analyze, is_numeric_type, read_type, unsupported_reason
 from .errors import SynthError
 from .models import choose_method, create_model, default_epochs
@@ -97,6 +99,8 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     source_rows = con.execute(f"SELECT count(*) FROM ({relation})").fetchone()[0]
     if source_rows == 0:
         raise SynthError(f"train(): the training data '{source}' is empty")
+    facts = column_facts(con, relation, columns)
+    violated = check_constraints(con, relation, [c for c, _ in columns], options.constraints)
     why = "chosen"
     if method == "auto":
         session_key = options.session_key if options.session_key in dict(columns) else None
@@ -160,7 +164,11 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
             prefix = f"{part.name}." if part.name else ""
             tensors |= {prefix + key: value for key, value in part_tensors.items()}
         main = metrics["model"]
-        statistics = {"encoders": [e.to_json() for e in plan.encoders], "model": params["model"]}
+        statistics = {
+            "encoders": [e.to_json() for e in plan.encoders],
+            "model": params["model"],
+            "facts": facts,
+        }
         if plan.sessions is not None:
             statistics["sessions"] = dict(plan.sessions)
             if "steps" in params:
@@ -179,6 +187,7 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
                 **({"steps": metrics["steps"]} if "steps" in metrics else {}),
                 "seconds": time.monotonic() - started,
                 "source_rows": source_rows,
+                **({"constraint_violations": violated} if violated else {}),
             },
             weights=save_tensors(tensors),
             training_rows=plan.training_rows,
@@ -238,6 +247,47 @@ class TrainingPlan:
     training_rows: int  # what target counts by default: rows, or sessions
     rows: int  # source rows read
     sessions: dict | None = None  # session layout, step encoders and step token space
+
+
+def column_facts(con, relation: str, columns: list[tuple[str, str]]) -> dict[str, dict]:
+    """Per column: whether the training values were all distinct (drop_unique_violation) and,
+    for strings, the longest length (limit_strings)."""
+    parts = []
+    for name, duck_type in columns:
+        q = quote_identifier(name)
+        parts.append(f"count(DISTINCT {q}) = count({q}) AND count({q}) >= 20")
+        parts.append(f"max(length({q})) " if duck_type == "VARCHAR" else "NULL")
+    values = con.execute(f"SELECT {', '.join(parts)} FROM ({relation})").fetchone()
+    return {
+        name: {"unique": bool(values[2 * i]), "max_length": values[2 * i + 1]}
+        for i, (name, _) in enumerate(columns)
+    }
+
+
+def check_constraints(
+    con, relation: str, names: list[str], constraints: list[str] | None
+) -> dict[str, int]:
+    """Each constraint must be a predicate over the model's columns; returns the training rows
+    breaking each (the model learns them too, generation never emits them)."""
+    violated = {}
+    for text in constraints or []:
+        predicate = parse_predicate(text, what="constraint")
+        unknown = [c.name for c in predicate.find_all(exp.Column) if c.name not in names]
+        if unknown:
+            raise SynthError(
+                f"train(): constraint {text!r}: unknown column '{unknown[0]}' "
+                f"(the model has: {', '.join(names)})"
+            )
+        try:
+            count = con.execute(
+                f"SELECT count(*) FILTER (WHERE NOT ({text})) FROM ({relation})"
+            ).fetchone()[0]
+        except duckdb.Error as error:
+            first = str(error).splitlines()[0]
+            raise SynthError(f"train(): constraint {text!r} cannot be checked: {first}") from None
+        if count:
+            violated[text] = int(count)
+    return violated
 
 
 def _tokens(encoders: list[Encoder], table: pa.Table) -> np.ndarray:

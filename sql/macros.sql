@@ -10,13 +10,14 @@ CREATE OR REPLACE MACRO train(
     epochs := NULL, max_time := NULL, batch_size := NULL, validation_share := NULL,
     nrows := NULL, strip_strings := NULL, empty_strings_as_null := NULL,
     rare_threshold := NULL, device := NULL,
-    session_key := NULL, order_by := NULL, metadata := NULL
+    session_key := NULL, order_by := NULL, metadata := NULL, constraints := NULL
 ) AS TABLE FROM query(synth_train(name, source, to_json({
     'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding,
     'seed': seed, 'epochs': epochs, 'max_time': max_time, 'batch_size': batch_size,
     'validation_share': validation_share, 'nrows': nrows, 'strip_strings': strip_strings,
     'empty_strings_as_null': empty_strings_as_null, 'rare_threshold': rare_threshold,
-    'device': device, 'session_key': session_key, 'order_by': order_by, 'metadata': metadata
+    'device': device, 'session_key': session_key, 'order_by': order_by, 'metadata': metadata,
+    'constraints': constraints
 })));
 
 -- recommend('table or query' [, session_key]) -> the methods ranked for the data's shape: rank,
@@ -27,15 +28,44 @@ CREATE OR REPLACE MACRO recommend(source, session_key := NULL) AS TABLE
 -- generate('model' | 'model@version', ...) -> synthetic rows with the training columns' types.
 -- "conditions" takes PostAmplify's JSON conditions ('{"eq": {"fraud": 1}}', ...), ANDed to filter.
 -- "filter" is the pushed-down predicate (WHERE is a reserved word in DuckDB's parser; the
--- quoted "where" is accepted as the same argument).
+-- quoted "where" is accepted as the same argument). Controls (duck_synth/controls.py):
+-- constraints (row rules, ANDed to the model's own), equalize => 'column', rebalance =>
+-- {'column': .., 'probabilities': {value: share}}, impute => [columns], fairness =>
+-- {'target_column': .., 'sensitive_columns': [..]}, drop_unique_violation, unique_columns => [..],
+-- limit_strings. target counts the rows (sessions) that survive all of them.
 CREATE OR REPLACE MACRO generate(
     model,
     target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
-    seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL
+    seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,
+    constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
+    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
 ) AS TABLE FROM query(synth_generate(model, to_json({
     'target': target, 'magnitude': magnitude, 'filter': coalesce(filter, "where"),
     'conditions': CAST(conditions AS VARCHAR), 'seed': seed, 'temperature': temperature,
-    'top_p': top_p, 'batch_size': batch_size, 'seed_rows': seed_rows
+    'top_p': top_p, 'batch_size': batch_size, 'seed_rows': seed_rows,
+    'constraints': constraints, 'equalize': equalize, 'rebalance': rebalance, 'impute': impute,
+    'fairness': fairness, 'drop_unique_violation': drop_unique_violation, 'unique_columns': unique_columns,
+    'limit_strings': limit_strings
+})));
+
+-- generations() -> the generation log: what was asked, rows drawn and returned, and the
+-- acceptance rate (returned / drawn: the share of drawn rows that survived filters,
+-- constraints, unique values and quotas).
+CREATE OR REPLACE MACRO generations() AS TABLE
+    SELECT generation_id, model, version, arguments, seed, rows_drawn, rows_returned,
+           rows_returned / nullif(rows_drawn, 0) AS acceptance, seconds, created
+    FROM synth.generations ORDER BY generation_id;
+
+-- resample('table or query', 'column', condition => 'SQL', replace_values => [..] | model => 'm')
+-- -> the rows with the column replaced where condition holds (all rows without one): by values
+-- drawn from the list, or by the model given each row's other columns. A condition reading the
+-- column is drawn again until it no longer holds (duck_synth/replace.py).
+CREATE OR REPLACE MACRO resample(
+    source, field, condition := NULL, replace_values := NULL, model := NULL, seed := NULL,
+    temperature := NULL
+) AS TABLE FROM query(synth_resample(source, field, to_json({
+    'condition': condition, 'replace_values': replace_values, 'model': model, 'seed': seed,
+    'temperature': temperature
 })));
 
 -- synth_sql('any duck_synth SQL') -> its result, with the rewrite (filter pushdown) applied.

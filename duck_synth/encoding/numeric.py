@@ -78,6 +78,7 @@ class NumericEncoder(Encoder):
             "low": low,
             "high": high,
             "points": points.tolist(),
+            "point_counts": counts[frequent].tolist(),
             "edges": edges.tolist(),
             "quantiles": np.quantile(xs, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist(),
         }
