@@ -14,6 +14,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from . import catalog, sessions, spool
+from .batches import generate_into
 from .errors import SynthError
 from .evaluate import evaluate_sql
 from .evaluate.report import report
@@ -40,6 +41,11 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         if len(statements) != 1:
             raise SynthError("synth_sql(): give exactly one query")
         return statements[0]
+
+    def synth_generate_into(table, model, options):
+        return spool.summary_sql(
+            "generate_into", generate_into(con.cursor(), table, model, options)
+        )
 
     def synth_resample(source, column, options):
         return resample(con.cursor(), source, column, options)
@@ -78,6 +84,7 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         ("synth_train", synth_train, ["VARCHAR", "VARCHAR", "VARCHAR"]),
         ("synth_generate", synth_generate, ["VARCHAR", "VARCHAR"]),
         ("synth_rewrite", synth_rewrite, ["VARCHAR"]),
+        ("synth_generate_into", synth_generate_into, ["VARCHAR", "VARCHAR", "VARCHAR"]),
         ("synth_resample", synth_resample, ["VARCHAR", "VARCHAR", "VARCHAR"]),
         ("synth_recommend", synth_recommend, ["VARCHAR", "VARCHAR"]),
         ("synth_describe", synth_describe, ["VARCHAR"]),

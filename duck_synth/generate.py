@@ -269,6 +269,28 @@ class Generator:
         """Which unit (what target counts) each row belongs to: rows."""
         return np.arange(table.num_rows)
 
+    def rejects(self) -> bool:
+        """Whether steps after drawing may drop units (beyond the residual filter)."""
+        return bool(self.unique.columns) or self.quotas is not None
+
+    def state(self) -> dict:
+        """What a resumed run needs to draw the same rows as one that was never stopped
+        (unique values are read back from the rows written)."""
+        quotas = self.quotas
+        return {
+            "keys_emitted": self.keys_emitted,
+            "sessions_returned": getattr(self, "sessions_returned", 0),
+            "quotas": None if quotas is None else [quotas.kept.tolist(), quotas.drawn.tolist()],
+        }
+
+    def restore(self, state: dict) -> None:
+        self.keys_emitted = state["keys_emitted"]
+        if hasattr(self, "sessions_returned"):
+            self.sessions_returned = state["sessions_returned"]
+        if self.quotas is not None and state.get("quotas"):
+            self.quotas.kept = np.asarray(state["quotas"][0], dtype=np.int64)
+            self.quotas.drawn = np.asarray(state["quotas"][1], dtype=np.int64)
+
     def kept_sql(self) -> str:
         """What the residual filter keeps of the typed batch: the rows satisfying it."""
         return f"SELECT * FROM typed WHERE {self.compiled.sql}"
@@ -416,13 +438,10 @@ class JointSessionGenerator(SessionGenerator):
         return self.assemble(session_table, steps[session_index, step_index], session_index, rng)
 
 
-def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> str:
-    """Generate rows and return the SQL that reads them.
-
-    >>> FROM generate('diamonds', target => 3) WHERE cut = 'Fair'   -- 3 rows, all Fair
-    """
-    started = time.monotonic()
-    given = parse(GenerateOptions, "generate", options_json)
+def prepare(
+    con: duckdb.DuckDBPyConnection, spec: str, given: GenerateOptions, seed: int | None = None
+) -> Generator:
+    """The generator for a call's options: predicates compiled, controls built."""
     loaded = load(con, spec)
     record = loaded.record
     # JSON conditions and constraints (the model's and this call's) are more pushed-down
@@ -438,43 +457,52 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
     options = replace(given, filter=combined or (predicates[0] if predicates else None))
     if loaded.steps is not None and options.fairness is not None:
         raise SynthError("generate(): fairness is for tabular models, not session models")
-    seed = options.seed if options.seed is not None else _new_seed()
-    if loaded.steps is None:
-        compiled = compile_filter(options.filter, loaded.encoders, spec)
-        generator = Generator(loaded, options, compiled, seed)
-    else:
-        metadata = [e for e in loaded.encoders if e.name in loaded.steps.layout.metadata]
-        others = [name for name, _ in loaded.column_types()]
-        compiled = compile_filter(options.filter, metadata, spec, others)
-        joint = loaded.steps.model is None
-        generator = (JointSessionGenerator if joint else SessionGenerator)(
-            loaded, options, compiled, seed
-        )
+    if seed is None:
+        seed = options.seed if options.seed is not None else _new_seed()
     if options.batch_size < 1:
         raise SynthError(f"generate(): batch_size must be positive, got {options.batch_size}")
     if not 0 < options.top_p <= 1:
         raise SynthError(f"generate(): top_p must be in (0, 1], got {options.top_p}")
     if options.temperature <= 0:
         raise SynthError(f"generate(): temperature must be positive, got {options.temperature}")
+    if loaded.steps is None:
+        compiled = compile_filter(options.filter, loaded.encoders, spec)
+        return Generator(loaded, options, compiled, seed)
+    metadata = [e for e in loaded.encoders if e.name in loaded.steps.layout.metadata]
+    others = [name for name, _ in loaded.column_types()]
+    compiled = compile_filter(options.filter, metadata, spec, others)
+    joint = loaded.steps.model is None
+    return (JointSessionGenerator if joint else SessionGenerator)(loaded, options, compiled, seed)
+
+
+def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> str:
+    """Generate rows and return the SQL that reads them.
+
+    >>> FROM generate('diamonds', target => 3) WHERE cut = 'Fair'   -- 3 rows, all Fair
+    """
+    started = time.monotonic()
+    given = parse(GenerateOptions, "generate", options_json)
+    generator = prepare(con, spec, given)
+    options, record = generator.options, generator.loaded.record
     path = spool.new_path("generate")
     if options.seed_rows is not None:
         drawn, returned = _generate_seeded(con, generator, options, path)
     else:
         target = _target(con, generator, options)
         generator.set_target(target)
-        drawn, returned = _generate_target(generator, options, target, path, spec)
+        drawn, returned = _generate_target(generator, target, path, spec)
     arguments = {k: v for k, v in asdict(given).items() if v is not None}
     catalog.log_generation(
         con,
         record.name,
         record.version,
         arguments,
-        seed,
+        generator.seed,
         drawn,
         returned,
         time.monotonic() - started,
     )
-    return spool.select_sql(path, loaded.column_types())
+    return spool.select_sql(path, generator.loaded.column_types())
 
 
 def _rebalance_column(rebalance: dict | str | None) -> str | None:
@@ -548,36 +576,51 @@ def _matching_training_rows(con, generator: Generator) -> int:
         return int(round(pilot.keep(sample).num_rows / 20_000 * record.training_rows))
 
 
-def _generate_target(
-    generator: Generator, options: GenerateOptions, target: int, path: str, spec: str
-) -> tuple[int, int]:
+@dataclass
+class Progress:
+    """Where a run stands: batches drawn, rows (units) drawn and returned."""
+
+    batch: int = 0
+    drawn: int = 0
+    returned: int = 0
+
+
+def batches(generator: Generator, target: int, spec: str, progress: Progress):
+    """Batches of surviving rows until ``target`` units; ``progress`` moves as they come (a
+    resumed run passes the progress and generator state it stopped at)."""
+    effort = max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
+    while progress.returned < target:
+        if progress.drawn >= effort:
+            raise SynthError(
+                f"generate('{spec}'): found {progress.returned:,} of {target:,} rows satisfying "
+                f"{generator.compiled.sql} after drawing {progress.drawn:,}; the filter may be "
+                "unsatisfiable for this model"
+            )
+        want = target - progress.returned
+        if generator.compiled.filtered or generator.rejects():  # draw a little more
+            acceptance = progress.returned / progress.drawn if progress.drawn else 1.0
+            want = max(int(want / max(acceptance, 1e-3) * 1.2) + 16, 1024)
+        n = generator.batch_units(want)
+        table = generator.keep(generator.draw(n, progress.batch))
+        progress.drawn, progress.batch = progress.drawn + n, progress.batch + 1
+        kept = min(generator.units(table), target - progress.returned)
+        progress.returned += kept
+        yield generator.head(table, kept)
+
+
+def _generate_target(generator: Generator, target: int, path: str, spec: str) -> tuple[int, int]:
     schema = generator.draw(1, batch=SCHEMA_BATCH).schema
     writer = pq.ParquetWriter(path, schema, compression="snappy")
-    drawn = returned = batch = 0
-    effort = max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
+    progress = Progress()
     try:
-        while returned < target:
-            if drawn >= effort:
-                raise SynthError(
-                    f"generate('{spec}'): found {returned:,} of {target:,} rows satisfying "
-                    f"{generator.compiled.sql} after drawing {drawn:,}; the filter may be unsatisfiable for this model"
-                )
-            want = target - returned
-            if generator.compiled.filtered:  # some rows will be rejected: draw a little more
-                acceptance = returned / drawn if drawn else 1.0
-                want = max(int(want / max(acceptance, 1e-3) * 1.2) + 16, 1024)
-            n = generator.batch_units(want)
-            table = generator.keep(generator.draw(n, batch))
-            drawn, batch = drawn + n, batch + 1
-            kept = min(generator.units(table), target - returned)
-            writer.write_table(generator.head(table, kept).cast(schema))
-            returned += kept
+        for table in batches(generator, target, spec, progress):
+            writer.write_table(table.cast(schema))
     except BaseException:
         writer.close()
         os.remove(path)
         raise
     writer.close()
-    return drawn, returned
+    return progress.drawn, progress.returned
 
 
 def _generate_seeded(

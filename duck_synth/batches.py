@@ -1,0 +1,182 @@
+"""generate_into(): generation appended to a table batch by batch, resumable.
+
+Each batch is one transaction: its rows and the run's progress (batch number, counts, the
+generator's state) are committed together, so a run stopped at any moment (Ctrl-C, a killed
+process) leaves whole batches and the progress that matches them. Calling again with the same
+arguments resumes at the next batch; every batch draws from its own seed, so the rows are the
+ones an uninterrupted run writes: no duplicate, no gap. This append is the one exception to
+all-or-nothing: the batches committed before an interruption stay.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+
+import duckdb
+
+from . import catalog, spool
+from .errors import SynthError
+from .generate import Progress, _target, batches, prepare
+from .options import GenerateOptions, parse
+from .sources import read_source
+
+BATCH_VIEW = "__duck_synth_batch"
+
+
+def _table_sql(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, bool]:
+    """(quoted name, whether it exists) of a table name, optionally schema-qualified."""
+    parts = [p.strip('"') for p in name.strip().split(".")]
+    if not name.strip() or len(parts) > 3 or not all(parts):
+        raise SynthError(f"generate_into(): '{name}' is not a table name")
+    quoted = ".".join(spool.quote_identifier(p) for p in parts)
+    try:
+        read_source(con, name, what="generate_into()")
+        return quoted, True
+    except SynthError:
+        return quoted, False
+
+
+def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options_json: str) -> dict:
+    """Append generated rows to ``table`` (created with the model's column types if missing).
+
+    >>> FROM generate_into('big', 'diamonds', target => 50000000)
+    -- table | model | version | target | rows | batches | resumed_from | seconds | rows_per_second
+    """
+    started = time.monotonic()
+    given = parse(GenerateOptions, "generate_into", options_json)
+    if given.seed_rows is not None:
+        raise SynthError(
+            "generate_into(): seed_rows is not supported; use INSERT INTO ... generate()"
+        )
+    quoted, exists = _table_sql(con, table)
+    name, version = catalog.resolve_version(con, spec)
+    arguments = {k: v for k, v in asdict(given).items() if v is not None and k != "seed"}
+    run = con.execute(
+        "SELECT model, version, arguments, seed, target, state FROM synth.batch_runs "
+        "WHERE table_name = ? AND status = 'running'",
+        [quoted],
+    ).fetchone()
+    if run is not None:
+        same = (run[0], run[1], json.loads(run[2])) == (name, version, arguments)
+        if not same or (given.seed is not None and given.seed != run[3]):
+            raise SynthError(
+                f"generate_into(): table {quoted} has an unfinished run of {run[0]}@{run[1]} with "
+                f"other arguments ({run[2]}, seed {run[3]}); call it with those to resume, or "
+                "DROP the table"
+            )
+    generator = prepare(con, f"{name}@{version}", given, seed=run[3] if run else None)
+    types = generator.loaded.column_types()
+    if exists:
+        _check_columns(con, quoted, types)
+    if run is None:
+        target = _target(con, generator, generator.options)
+        generator.set_target(target)
+        progress = Progress()
+        with _transaction(con):
+            if not exists:
+                columns = ", ".join(f"{spool.quote_identifier(n)} {t}" for n, t in types)
+                con.execute(f"CREATE TABLE {quoted} ({columns})")
+            con.execute("DELETE FROM synth.batch_runs WHERE table_name = ?", [quoted])
+            con.execute(
+                "INSERT INTO synth.batch_runs VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                [
+                    quoted,
+                    name,
+                    version,
+                    json.dumps(arguments),
+                    generator.seed,
+                    target,
+                    json.dumps(_state(generator, progress)),
+                    catalog.utc_now(),
+                    catalog.utc_now(),
+                ],
+            )
+        resumed_from = 0
+    else:
+        target = run[4]
+        generator.set_target(target)
+        state = json.loads(run[5])
+        progress = Progress(state["batch"], state["drawn"], state["returned"])
+        generator.restore(state["generator"])
+        _remember_unique(con, quoted, generator)
+        resumed_from = progress.returned
+    select = spool.cast_sql(BATCH_VIEW, types)
+    for rows in batches(generator, target, spec, progress):
+        with _transaction(con):
+            con.register(BATCH_VIEW, rows)
+            try:
+                con.execute(f"INSERT INTO {quoted} {select}")
+            finally:
+                con.unregister(BATCH_VIEW)
+            done = progress.returned >= target
+            con.execute(
+                "UPDATE synth.batch_runs SET state = ?, status = ?, updated = ? "
+                "WHERE table_name = ?",
+                [
+                    json.dumps(_state(generator, progress)),
+                    "done" if done else "running",
+                    catalog.utc_now(),
+                    quoted,
+                ],
+            )
+    if target == 0:
+        con.execute("UPDATE synth.batch_runs SET status = 'done' WHERE table_name = ?", [quoted])
+    seconds = time.monotonic() - started
+    catalog.log_generation(
+        con,
+        name,
+        version,
+        {**arguments, "into": quoted},
+        generator.seed,
+        progress.drawn,
+        progress.returned,
+        seconds,
+    )
+    written = progress.returned - resumed_from
+    return {
+        "table": quoted,
+        "model": name,
+        "version": version,
+        "target": target,
+        "rows": written,
+        "batches": progress.batch,
+        "resumed_from": resumed_from,
+        "seconds": seconds,
+        "rows_per_second": written / seconds if seconds > 0 else None,
+    }
+
+
+def _state(generator, progress: Progress) -> dict:
+    return {**asdict(progress), "generator": generator.state()}
+
+
+class _transaction:
+    def __init__(self, con):
+        self.con = con
+
+    def __enter__(self):
+        self.con.execute("BEGIN TRANSACTION")
+
+    def __exit__(self, kind, error, trace):
+        self.con.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
+
+
+def _check_columns(con, quoted: str, types: list[tuple[str, str]]) -> None:
+    have = [r[0] for r in con.execute(f"DESCRIBE {quoted}").fetchall()]
+    want = [n for n, _ in types]
+    if have != want:
+        raise SynthError(
+            f"generate_into(): table {quoted} has columns ({', '.join(have)}), the model "
+            f"generates ({', '.join(want)})"
+        )
+
+
+def _remember_unique(con, quoted: str, generator) -> None:
+    """A resumed run's unique columns start from the values already written."""
+    for column in generator.unique.columns:
+        q = spool.quote_identifier(column)
+        rows = con.execute(f"SELECT DISTINCT {q} FROM {quoted} WHERE {q} IS NOT NULL").fetchall()
+        generator.unique.seen[column] = {r[0] for r in rows}
