@@ -24,6 +24,7 @@ from .recommend import recommend
 from .replace import resample
 from .rewrite import rewrite_sql
 from .train import train
+from .workflows import create_workflow, drop_workflow, run_sql
 
 
 def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
@@ -46,6 +47,20 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         return spool.summary_sql(
             "generate_into", generate_into(con.cursor(), table, model, options)
         )
+
+    def synth_create_workflow(name, sql_text, options):
+        parameters = json.loads(options).get("parameters")
+        if isinstance(parameters, str):
+            parameters = json.loads(parameters)
+        return spool.summary_sql(
+            "workflow", create_workflow(con.cursor(), name, sql_text, parameters)
+        )
+
+    def synth_workflow(name, arguments, _hidden):
+        return run_sql(con.cursor(), name, arguments)
+
+    def synth_drop_workflow(name):
+        return spool.summary_sql("workflow", drop_workflow(con.cursor(), name))
 
     def synth_resample(source, column, options):
         return resample(con.cursor(), source, column, options)
@@ -85,6 +100,9 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         ("synth_generate", synth_generate, ["VARCHAR", "VARCHAR"]),
         ("synth_rewrite", synth_rewrite, ["VARCHAR"]),
         ("synth_generate_into", synth_generate_into, ["VARCHAR", "VARCHAR", "VARCHAR"]),
+        ("synth_create_workflow", synth_create_workflow, ["VARCHAR", "VARCHAR", "VARCHAR"]),
+        ("synth_drop_workflow", synth_drop_workflow, ["VARCHAR"]),
+        ("synth_workflow", synth_workflow, ["VARCHAR", "VARCHAR", "VARCHAR"]),
         ("synth_resample", synth_resample, ["VARCHAR", "VARCHAR", "VARCHAR"]),
         ("synth_recommend", synth_recommend, ["VARCHAR", "VARCHAR"]),
         ("synth_describe", synth_describe, ["VARCHAR"]),

@@ -20,11 +20,13 @@ from . import catalog, spool
 from .errors import SynthError
 from .rewrite import rewrite_sql
 from .statements import script_statements
+from .workflows import workflow_queries
 
 _udf_errors = threading.local()
 # Table functions that do their work while a statement is bound (so also under DuckDB's EXPLAIN).
 ACTING_FUNCTIONS = re.compile(
-    r"\b(train|generate|recommend|describe_model|drop_model|export_model|import_model|evaluate|report|validate|synth_sql|synth_\w+)\s*\(",
+    r"\b(train|generate|generate_into|resample|recommend|describe_model|drop_model|export_model|"
+    r"import_model|evaluate|report|validate|create_workflow|drop_workflow|synth_sql|synth_\w+)\s*\(",
     re.I,
 )
 
@@ -94,8 +96,18 @@ class Session:
         """Where each predicate went, and the SQL that runs."""
         query = re.sub(r"^\s*explain\s+", "", query, flags=re.I)
         statements, notes = self.rewrite(query)
+        for name, runs_as in workflow_queries(self.con.cursor()).items():
+            if re.search(rf"\b{re.escape(name)}\s*\(", query, flags=re.I):
+                notes.append(f"{name}() is a workflow; it runs: {runs_as}")
         lines = notes or ["nothing to rewrite"]
         return "\n".join([*lines, "-- runs as:", *statements])
+
+    def _acts(self, statement: str) -> bool:
+        """Whether binding the statement would run something (a generation, a training...)."""
+        if ACTING_FUNCTIONS.search(statement):
+            return True
+        names = workflow_queries(self.con.cursor())
+        return any(re.search(rf"\b{re.escape(n)}\s*\(", statement, flags=re.I) for n in names)
 
     def sql(self, query: str) -> Result:
         """Run duck_synth SQL (rewrite included); returns the last statement's result.
@@ -109,7 +121,7 @@ class Session:
         return Result(result)
 
     def _run(self, statement: str) -> pa.Table | None:
-        if re.match(r"^\s*explain\s", statement, flags=re.I) and ACTING_FUNCTIONS.search(statement):
+        if re.match(r"^\s*explain\s", statement, flags=re.I) and self._acts(statement):
             # DuckDB's EXPLAIN would bind, and so run, train()/generate()/drop_model()...
             return pa.table({"explain": self.explain(statement).splitlines()})
         rewritten, _ = self.rewrite(statement)

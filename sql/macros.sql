@@ -90,11 +90,24 @@ CREATE OR REPLACE MACRO resample(
 -- synth_sql('any duck_synth SQL') -> its result, with the rewrite (filter pushdown) applied.
 CREATE OR REPLACE MACRO synth_sql(sql_text) AS TABLE FROM query(synth_rewrite(sql_text));
 
--- models() -> the trained model versions (weights left out).
+-- models() -> the trained model versions (weights left out), with the workflows that use them.
 CREATE OR REPLACE MACRO models() AS TABLE
-    SELECT name, version, method, source, created, training_rows,
-           json_array_length(columns) AS n_columns, options, metrics, format_version
-    FROM synth.models ORDER BY name, version;
+    SELECT m.name, m.version, m.method, m.source, m.created, m.training_rows,
+           json_array_length(m.columns) AS n_columns, m.options, m.metrics, m.format_version,
+           coalesce((SELECT list(w.name ORDER BY w.name) FROM synth.workflows w
+                     WHERE list_contains(CAST(w.models AS VARCHAR[]), m.name)), [])
+               AS workflows
+    FROM synth.models m ORDER BY m.name, m.version;
+
+-- create_workflow('name', 'query' [, parameters => {'n': 1000}]) -> one row. Saves the query
+-- (rewrite applied) as table macro name(n := 1000): FROM name() runs it, FROM name(n := 5)
+-- with other arguments. drop_workflow('name'); workflows() lists them (never running one).
+CREATE OR REPLACE MACRO create_workflow(name, sql_text, parameters := NULL) AS TABLE
+    FROM query(synth_create_workflow(name, sql_text, to_json({'parameters': parameters})));
+CREATE OR REPLACE MACRO drop_workflow(name) AS TABLE FROM query(synth_drop_workflow(name));
+CREATE OR REPLACE MACRO workflows() AS TABLE
+    SELECT name, CAST(models AS VARCHAR[]) AS models, parameters, sql, runs_as, created
+    FROM synth.workflows ORDER BY name;
 
 -- describe_model('model[@version]') -> one row per column: kind, type, protected statistics.
 CREATE OR REPLACE MACRO describe_model(model) AS TABLE FROM query(synth_describe(model));

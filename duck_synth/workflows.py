@@ -1,0 +1,162 @@
+"""Workflows: named, saved, re-runnable pipelines of duck_synth SQL.
+
+A workflow is a table macro in the database (``FROM fraud_drill()`` runs it), so listing the
+tables never runs a generation, as a view would. The query is stored after the rewrite (filter
+pushdown applied) in ``synth.workflows`` with its parameters and the models it reads; the macro
+hands its arguments to ``run_sql``, which returns the stored query with them filled in. (The
+macro body reads a macro parameter so that DuckDB, which binds a constant body when the macro is
+created, does not run the generation then.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from . import catalog, spool
+from .errors import SynthError
+from .rewrite import DUCKDB, kwargs, model_name, rewrite_sql
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HIDDEN = "_workflow"
+
+
+def create_workflow(
+    con: duckdb.DuckDBPyConnection, name: str, sql: str, parameters: dict | None
+) -> dict:
+    """Save ``sql`` as table macro ``name(parameters...)``.
+
+    >>> FROM create_workflow('fraud_drill', 'FROM generate(''fraud'', target => n) WHERE fraud = 1',
+    ...                      parameters => {'n': 1000})
+    """
+    if not isinstance(name, str) or not NAME.match(name):
+        raise SynthError(f"create_workflow(): name must be an identifier, got {name!r}")
+    parameters = parameters or {}
+    bad = [p for p in parameters if not NAME.match(p)]
+    if bad:
+        raise SynthError(f"create_workflow(): parameter name {bad[0]!r} is not an identifier")
+    _check_free(con, name)
+    statements, notes = rewrite_sql(sql, *catalog.column_lookups(con))
+    if len(statements) != 1:
+        raise SynthError("create_workflow(): give exactly one query")
+    runs_as = statements[0].strip().rstrip(";")
+    try:
+        tree = sqlglot.parse_one(runs_as, read=DUCKDB)
+    except sqlglot.errors.ParseError as error:
+        raise SynthError(f"create_workflow(): {str(error).splitlines()[0]}") from None
+    if not isinstance(tree, exp.Query):
+        raise SynthError("create_workflow(): the workflow must be a query (SELECT / FROM ...)")
+    models = sorted(_models_read(tree))
+    for model in models:
+        catalog.resolve_version(con, model)  # an unknown model fails now, not when run
+    arguments = [f"{p} := {_literal(v)}" for p, v in parameters.items()]
+    given = ", ".join(f"{spool.quote_literal(p)}: {p}" for p in parameters)
+    body = f"FROM query(synth_workflow({spool.quote_literal(name)}, to_json({{{given}}}), coalesce(CAST({HIDDEN} AS VARCHAR), '')))"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        signature = ", ".join([*arguments, f"{HIDDEN} := NULL"])
+        con.execute(f"CREATE OR REPLACE MACRO {name}({signature}) AS TABLE {body}")
+        con.execute("DELETE FROM synth.workflows WHERE name = ?", [name])
+        con.execute(
+            "INSERT INTO synth.workflows VALUES (?, ?, ?, ?, ?, ?)",
+            [name, sql, runs_as, json.dumps(parameters), json.dumps(models), catalog.utc_now()],
+        )
+        con.execute("COMMIT")
+    except duckdb.Error as error:
+        con.execute("ROLLBACK")
+        raise SynthError(f"create_workflow(): {str(error).splitlines()[0]}") from None
+    return {"workflow": name, "models": models, "rewrite": notes.lines, "runs_as": runs_as}
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, name: str, arguments_json: str) -> str:
+    """The stored query of workflow ``name`` with the macro's arguments filled in."""
+    row = con.execute(
+        "SELECT runs_as, parameters FROM synth.workflows WHERE name = ?", [name]
+    ).fetchone()
+    if row is None:
+        raise SynthError(f"workflow '{name}' is not in synth.workflows (dropped?)")
+    values = json.loads(arguments_json or "{}") or {}
+    parameters = set(json.loads(row[1]))
+    tree = sqlglot.parse_one(row[0], read=DUCKDB)
+
+    def fill(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table and node.name in parameters:
+            return exp.convert(values.get(node.name))
+        return node
+
+    return tree.transform(fill).sql(DUCKDB)
+
+
+def drop_workflow(con: duckdb.DuckDBPyConnection, name: str) -> dict:
+    if not con.execute("SELECT count(*) FROM synth.workflows WHERE name = ?", [name]).fetchone()[0]:
+        raise SynthError(f"drop_workflow(): unknown workflow '{name}'")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DROP MACRO TABLE IF EXISTS {spool.quote_identifier(name)}")
+        con.execute("DELETE FROM synth.workflows WHERE name = ?", [name])
+        con.execute("COMMIT")
+    except duckdb.Error:
+        con.execute("ROLLBACK")
+        raise
+    return {"workflow": name, "dropped": True}
+
+
+def workflow_queries(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Each workflow's name and the query it runs."""
+    try:
+        rows = con.execute("SELECT name, runs_as FROM synth.workflows").fetchall()
+    except duckdb.Error:  # a catalog from before workflows
+        return {}
+    return dict(rows)
+
+
+def _check_free(con, name: str) -> None:
+    """A workflow may replace a workflow, never a table, view or another function."""
+    if name in workflow_queries(con):
+        return
+    taken = (
+        con.execute(
+            "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) = lower(?)", [name]
+        ).fetchone()[0]
+        + con.execute(
+            "SELECT count(*) FROM (SELECT table_name AS n FROM duckdb_tables() UNION ALL "
+            "SELECT view_name FROM duckdb_views()) WHERE lower(n) = lower(?)",
+            [name],
+        ).fetchone()[0]
+    )
+    if taken:
+        raise SynthError(f"create_workflow(): '{name}' is already a function, table or view")
+
+
+def _models_read(tree: exp.Expression) -> set[str]:
+    """Models named by literals in generate('m'), generate_into('t', 'm') and model => 'm'."""
+    found = set()
+    for call in tree.find_all(exp.Anonymous):
+        function = call.name.lower()
+        names = []
+        if function == "generate":
+            names.append(model_name(call))
+        elif function == "generate_into" and len(call.expressions) > 1:
+            second = call.expressions[1]
+            names.append(second.this if isinstance(second, exp.Literal) else None)
+        if "model" in kwargs(call):
+            value = kwargs(call)["model"].expression
+            names.append(value.this if isinstance(value, exp.Literal) else None)
+        found |= {n.split("@", 1)[0] for n in names if n}
+    return found
+
+
+def _literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return spool.quote_literal(value)
+    return f"CAST({spool.quote_literal(json.dumps(value))} AS JSON)"
