@@ -19,8 +19,15 @@ from .encoding import Encoder, Restriction
 from .errors import SynthError
 from .rewrite import DUCKDB
 
-COMPARISONS = {exp.EQ: "eq", exp.GT: "gt", exp.GTE: "ge", exp.LT: "lt", exp.LTE: "le"}
-FLIPPED = {"eq": "eq", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
+COMPARISONS = {
+    exp.EQ: "eq",
+    exp.NEQ: "ne",
+    exp.GT: "gt",
+    exp.GTE: "ge",
+    exp.LT: "lt",
+    exp.LTE: "le",
+}
+FLIPPED = {"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
 
 
 @dataclass
@@ -168,6 +175,9 @@ def _simple(node: exp.Expression) -> tuple[str, str, object] | None:
             and isinstance(node.expression, exp.Null)
         ):
             return node.this.name, "is_null", None
+        if isinstance(node, exp.Not) and isinstance(node.this, exp.In):
+            inner = _simple(node.this)
+            return (inner[0], "not_in", inner[2]) if inner else None
         if isinstance(node, exp.Not) and isinstance(node.this, exp.Is):
             inner = _simple(node.this)
             return (inner[0], "is_not_null", None) if inner and inner[1] == "is_null" else None

@@ -110,9 +110,9 @@ class Quotas:
             open_ = self.wanted.astype(float)
         acceptance = (self.kept + 1) / (self.drawn + 1)
         weights = open_ / np.maximum(acceptance, 1e-3)
-        choice = rng.choice(len(self.values), size=n, p=weights / weights.sum())
-        np.add.at(self.drawn, choice, 1)
-        return self.tokens[choice]
+        counts = _apportion(weights / weights.sum(), n)  # exact counts: no value overshoots
+        self.drawn += counts
+        return rng.permutation(np.repeat(self.tokens, counts))
 
     def admit(self, table: pa.Table, unit_of_row: np.ndarray) -> pa.Table:
         """The units (rows, or a session's rows) whose value's quota is still open."""

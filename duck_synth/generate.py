@@ -270,8 +270,9 @@ class Generator:
         return np.arange(table.num_rows)
 
     def rejects(self) -> bool:
-        """Whether steps after drawing may drop units (beyond the residual filter)."""
-        return bool(self.unique.columns) or self.quotas is not None
+        """Whether steps after drawing may drop units (beyond the residual filter; quotas
+        draw each value's open count, so they drop units only when a filter does)."""
+        return bool(self.unique.columns)
 
     def state(self) -> dict:
         """What a resumed run needs to draw the same rows as one that was never stopped
@@ -593,8 +594,8 @@ def batches(generator: Generator, target: int, spec: str, progress: Progress):
         if progress.drawn >= effort:
             raise SynthError(
                 f"generate('{spec}'): found {progress.returned:,} of {target:,} rows satisfying "
-                f"{generator.compiled.sql} after drawing {progress.drawn:,}; the filter may be "
-                "unsatisfiable for this model"
+                f"{generator.compiled.sql or 'the unique columns'} after drawing "
+                f"{progress.drawn:,}; the filter may be unsatisfiable for this model"
             )
         want = target - progress.returned
         if generator.compiled.filtered or generator.rejects():  # draw a little more

@@ -89,6 +89,15 @@ class CategoricalEncoder(Encoder):
     def restrict(self, op: str, value) -> Restriction | None:
         if (nulls := self.null_restriction(op)) is not None:
             return nulls
+        if op in ("ne", "not_in"):  # every category but these (never NULL: NULL <> x is NULL)
+            unwanted = {self._coerce(v) for v in (value if op == "not_in" else [value])}
+            allowed = np.ones(self.n_tokens, dtype=bool)
+            allowed[NULL_TOKEN] = False
+            for i, c in enumerate(self.categories):
+                allowed[i + 2] = c not in unwanted
+            if RARE_VALUE in unwanted or not self._emits_rare_placeholder():
+                allowed[RARE_TOKEN] = False
+            return Restriction(allowed=allowed)
         allowed = np.zeros(self.n_tokens, dtype=bool)
         if op not in ("eq", "in"):
             return None
