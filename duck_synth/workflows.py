@@ -1,9 +1,10 @@
 """Workflows: named, saved, re-runnable pipelines of duck_synth SQL.
 
 A workflow is a table macro in the database (``FROM fraud_drill()`` runs it), so listing the
-tables never runs a generation, as a view would. The query is stored after the rewrite (filter
-pushdown applied) in ``synth.workflows`` with its parameters and the models it reads; the macro
-hands its arguments to ``run_sql``, which returns the stored query with them filled in. (The
+tables never runs a generation, as a view would. ``synth.workflows`` keeps the query as given,
+its parameters, the models it reads and what it runs with the default arguments (after the
+rewrite); the macro hands its arguments to ``run_sql``, which fills them into the saved query
+and rewrites it (filter pushdown), so a parameter may sit in a pushed-down predicate. (The
 macro body reads a macro parameter so that DuckDB, which binds a constant body when the macro is
 created, does not run the generation then.)
 """
@@ -40,7 +41,7 @@ def create_workflow(
     if bad:
         raise SynthError(f"create_workflow(): parameter name {bad[0]!r} is not an identifier")
     _check_free(con, name)
-    statements, notes = rewrite_sql(sql, *catalog.column_lookups(con))
+    statements, notes = rewrite_sql(_filled(sql, parameters), *catalog.column_lookups(con))
     if len(statements) != 1:
         raise SynthError("create_workflow(): give exactly one query")
     runs_as = statements[0].strip().rstrip(";")
@@ -73,19 +74,26 @@ def create_workflow(
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, name: str, arguments_json: str) -> str:
-    """The stored query of workflow ``name`` with the macro's arguments filled in."""
-    row = con.execute(
-        "SELECT runs_as, parameters FROM synth.workflows WHERE name = ?", [name]
-    ).fetchone()
+    """Workflow ``name``'s query with the macro's arguments filled in, then rewritten (so a
+    parameter inside a pushed-down predicate is filled in before the predicate moves)."""
+    row = con.execute("SELECT sql FROM synth.workflows WHERE name = ?", [name]).fetchone()
     if row is None:
         raise SynthError(f"workflow '{name}' is not in synth.workflows (dropped?)")
-    values = json.loads(arguments_json or "{}") or {}
-    parameters = set(json.loads(row[1]))
-    tree = sqlglot.parse_one(row[0], read=DUCKDB)
+    filled = _filled(row[0], json.loads(arguments_json or "{}") or {})
+    statements, _ = rewrite_sql(filled, *catalog.column_lookups(con))
+    return statements[0]
+
+
+def _filled(sql: str, values: dict) -> str:
+    """``sql`` with each bare column reference named as a parameter replaced by its value."""
+    try:
+        tree = sqlglot.parse_one(sql, read=DUCKDB)
+    except sqlglot.errors.ParseError as error:
+        raise SynthError(f"create_workflow(): {str(error).splitlines()[0]}") from None
 
     def fill(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and not node.table and node.name in parameters:
-            return exp.convert(values.get(node.name))
+        if isinstance(node, exp.Column) and not node.table and node.name in values:
+            return exp.convert(values[node.name])
         return node
 
     return tree.transform(fill).sql(DUCKDB)
