@@ -42,6 +42,18 @@ def session(diamonds_path):
     s.close()
 
 
+@pytest.fixture(scope="session")
+def careers(session) -> str:
+    """Model 'careers_small' in the shared database: Males' careers as sessions (a quick fit,
+    for behaviour rather than quality)."""
+    session.sql(MALES_TABLE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+    session.sql(
+        "FROM train('careers_small', 'males', session_key => 'nr', order_by => 'year', "
+        "epochs => 4, seed => 1)"
+    )
+    return "careers_small"
+
+
 @pytest.fixture
 def refused():
     """``refused(session, sql, message)``: the statement fails with one line matching
