@@ -14,7 +14,10 @@ volume: generate_into() of ``--rows`` rows into a table, killed with SIGKILL aft
 ``--kill-after`` seconds and resumed (each part in its own process, peak RSS read from
 /proc/<pid>/status while it runs); then the same rows written to a Parquet file with
 COPY (FROM generate(...)) TO. Reports rows/s of both, the peak RSS of each process, and checks
-the table holds exactly the rows asked, each key once.
+the table holds exactly the rows asked, each key once. ``--memory-limit 1GB`` sets DuckDB's
+memory_limit in those processes: appended rows stay in DuckDB's buffer pool until a checkpoint,
+which cannot run while the statement that appends is open, so by default the pool grows toward
+DuckDB's default limit (80% of RAM) before it spills to disk.
 
 Results: benchmarks/results/postprocess-<part>.json, printed as a table.
 """
@@ -146,7 +149,7 @@ def equalize_code(path: Path, max_time: float) -> str:
     """
 
 
-def volume(rows: int, kill_after: float, batch_size: int) -> dict:
+def volume(rows: int, kill_after: float, batch_size: int, memory_limit: str | None) -> dict:
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / "volume.duckdb"
     parquet = WORK / "volume.parquet"
@@ -161,9 +164,11 @@ def volume(rows: int, kill_after: float, batch_size: int) -> dict:
         print('{{}}')
     """
     run_python(setup)
+    limit = f"s.sql(\"SET memory_limit = '{memory_limit}'\")" if memory_limit else ""
     into = f"""
         import json, duck_synth
         s = duck_synth.connect({str(path)!r})
+        {limit}
         r = s.sql("FROM generate_into('big', 'keyed', target => {rows}, batch_size => {batch_size}, seed => 7)").df()
         print(json.dumps({{k: (v.item() if hasattr(v, 'item') else v) for k, v in r.iloc[0].items()}}))
     """
@@ -180,6 +185,7 @@ def volume(rows: int, kill_after: float, batch_size: int) -> dict:
     to_parquet = f"""
         import json, duck_synth
         s = duck_synth.connect({str(path)!r})
+        {limit}
         s.sql("COPY (FROM generate('keyed', target => {rows}, batch_size => {batch_size}, seed => 7)) TO '{parquet}' (FORMAT parquet)")
         print(json.dumps({{"bytes": {str(parquet)!r} and __import__('os').path.getsize({str(parquet)!r})}}))
     """
@@ -188,6 +194,7 @@ def volume(rows: int, kill_after: float, batch_size: int) -> dict:
     result = {
         "rows": rows,
         "batch_size": batch_size,
+        "duckdb_memory_limit": memory_limit or "default (80% of RAM)",
         "killed_after_seconds": first["seconds"] if first["killed"] else None,
         "rows_at_kill": after_kill["rows"],
         "resumed": second["result"],
@@ -221,13 +228,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000_000)
     parser.add_argument("--kill-after", type=float, default=150.0)
     parser.add_argument("--batch-size", type=int, default=100_000)
+    parser.add_argument(
+        "--memory-limit", default=None, help="DuckDB's memory_limit for the volume processes"
+    )
     args = parser.parse_args()
     if args.part == "equalize":
         result = equalize(args.max_time)
     else:
-        result = volume(args.rows, args.kill_after, args.batch_size)
+        result = volume(args.rows, args.kill_after, args.batch_size, args.memory_limit)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"postprocess-{args.part}.json"
+    suffix = f"-{args.memory_limit}" if args.part == "volume" and args.memory_limit else ""
+    out = RESULTS / f"postprocess-{args.part}{suffix}.json"
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

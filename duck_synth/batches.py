@@ -18,7 +18,7 @@ import duckdb
 
 from . import catalog, spool
 from .errors import SynthError
-from .generate import Progress, _target, batches, prepare
+from .generate import Progress, batches, prepare, target_units
 from .options import GenerateOptions, parse
 from .sources import read_source
 
@@ -71,10 +71,10 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
     if exists:
         _check_columns(con, quoted, types)
     if run is None:
-        target = _target(con, generator, generator.options)
+        target = target_units(con, generator, generator.options)
         generator.set_target(target)
         progress = Progress()
-        with _transaction(con):
+        with catalog.transaction(con):
             if not exists:
                 columns = ", ".join(f"{spool.quote_identifier(n)} {t}" for n, t in types)
                 con.execute(f"CREATE TABLE {quoted} ({columns})")
@@ -98,29 +98,19 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
         target = run[4]
         generator.set_target(target)
         state = json.loads(run[5])
-        progress = Progress(state["batch"], state["drawn"], state["returned"])
+        progress = Progress(**{k: v for k, v in state.items() if k != "generator"})
         generator.restore(state["generator"])
         _remember_unique(con, quoted, generator)
         resumed_from = progress.returned
-    select = spool.cast_sql(BATCH_VIEW, types)
-    for rows in batches(generator, target, spec, progress):
-        with _transaction(con):
-            con.register(BATCH_VIEW, rows)
-            try:
-                con.execute(f"INSERT INTO {quoted} {select}")
-            finally:
-                con.unregister(BATCH_VIEW)
-            done = progress.returned >= target
-            con.execute(
-                "UPDATE synth.batch_runs SET state = ?, status = ?, updated = ? "
-                "WHERE table_name = ?",
-                [
-                    json.dumps(_state(generator, progress)),
-                    "done" if done else "running",
-                    catalog.utc_now(),
-                    quoted,
-                ],
-            )
+    try:
+        _append(con, quoted, types, generator, target, spec, progress)
+    except SynthError:
+        if progress.returned == 0:  # nothing written: leave the database as it was
+            with catalog.transaction(con):
+                con.execute("DELETE FROM synth.batch_runs WHERE table_name = ?", [quoted])
+                if not exists:
+                    con.execute(f"DROP TABLE {quoted}")
+        raise
     if target == 0:
         con.execute("UPDATE synth.batch_runs SET status = 'done' WHERE table_name = ?", [quoted])
     seconds = time.monotonic() - started
@@ -133,6 +123,7 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
         progress.drawn,
         progress.returned,
         seconds,
+        progress.passed,
     )
     written = progress.returned - resumed_from
     return {
@@ -148,20 +139,30 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
     }
 
 
+def _append(con, quoted: str, types, generator, target: int, spec: str, progress) -> None:
+    """Each batch's rows and the run's progress, committed together."""
+    select = spool.cast_sql(BATCH_VIEW, types)
+    for rows in batches(generator, target, spec, progress):
+        with catalog.transaction(con):
+            con.register(BATCH_VIEW, rows)
+            try:
+                con.execute(f"INSERT INTO {quoted} {select}")
+            finally:
+                con.unregister(BATCH_VIEW)
+            con.execute(
+                "UPDATE synth.batch_runs SET state = ?, status = ?, updated = ? "
+                "WHERE table_name = ?",
+                [
+                    json.dumps(_state(generator, progress)),
+                    "done" if progress.returned >= target else "running",
+                    catalog.utc_now(),
+                    quoted,
+                ],
+            )
+
+
 def _state(generator, progress: Progress) -> dict:
     return {**asdict(progress), "generator": generator.state()}
-
-
-class _transaction:
-    def __init__(self, con):
-        self.con = con
-
-    def __enter__(self):
-        self.con.execute("BEGIN TRANSACTION")
-
-    def __exit__(self, kind, error, trace):
-        self.con.execute("COMMIT" if kind is None else "ROLLBACK")
-        return False
 
 
 def _check_columns(con, quoted: str, types: list[tuple[str, str]]) -> None:

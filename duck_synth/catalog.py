@@ -7,6 +7,7 @@ version a model or a run of that name ever had.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -48,6 +49,19 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection):
+    """One transaction: committed when the block ends, rolled back if it raises (anything,
+    KeyboardInterrupt included)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def install(con: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
     """Create or migrate the catalog and (re)create the table macros. Returns the schema version."""
     current = schema_version(con)
@@ -55,17 +69,12 @@ def install(con: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
     if read_only:
         return current
     if pending:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             for version, sql in pending:
                 con.execute(sql)
                 con.execute(
                     "INSERT OR REPLACE INTO synth.meta VALUES ('schema_version', ?)", [str(version)]
                 )
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         current = pending[-1][0]
     con.execute(_sql_file("macros.sql"))
     mark_interrupted_runs(con)
@@ -179,8 +188,7 @@ def next_version(con: duckdb.DuckDBPyConnection, name: str) -> int:
 
 def insert_model(con: duckdb.DuckDBPyConnection, record: ModelRecord, run_id: int | None) -> int:
     """Add the model in one transaction with its run's success; returns the version."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         version = next_version(con, record.name)
         con.execute(
             f"INSERT INTO synth.models ({MODEL_COLUMNS}, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -206,10 +214,6 @@ def insert_model(con: duckdb.DuckDBPyConnection, record: ModelRecord, run_id: in
                 "WHERE run_id = ?",
                 [version, run_id],
             )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return version
 
 
@@ -270,10 +274,25 @@ def log_generation(
     drawn: int,
     returned: int,
     seconds: float,
+    passed: int | None = None,
 ) -> None:
+    """``passed``: units that survived every step (``returned`` may stop short of them when the
+    last batch brought more than target needed); None: all that were returned."""
     con.execute(
-        "INSERT INTO synth.generations VALUES (nextval('synth.generation_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?)",
-        [model, version, json.dumps(arguments), seed, drawn, returned, seconds, utc_now()],
+        "INSERT INTO synth.generations (generation_id, model, version, arguments, seed, "
+        "rows_drawn, rows_returned, seconds, created, rows_passed) "
+        "VALUES (nextval('synth.generation_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            model,
+            version,
+            json.dumps(arguments),
+            seed,
+            drawn,
+            returned,
+            seconds,
+            utc_now(),
+            returned if passed is None else passed,
+        ],
     )
 
 

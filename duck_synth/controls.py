@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .encoding import NULL_TOKEN, Encoder
+from .encoding.base import Restriction
 from .encoding.categorical import CategoricalEncoder
 from .encoding.numeric import NumericEncoder
 from .errors import SynthError
@@ -78,7 +79,7 @@ class Quotas:
         modelled: list[int],
         equalize: str | None,
         rebalance: dict | str | None,
-        allowed: np.ndarray | None,
+        restrictions: dict[str, Restriction],
         target: int,
     ) -> Quotas | None:
         if equalize is None and rebalance is None:
@@ -94,8 +95,10 @@ class Quotas:
             pos, encoder = _lookup(encoders, modelled, column, "rebalance")
             values, tokens, counts = _value_tokens(encoder, "rebalance")
             shares = _rebalanced(encoder, values, counts, probabilities)
-        if allowed is not None:  # a filter on the same column: share among what it allows
-            shares = shares * allowed[tokens]
+        restriction = restrictions.get(encoder.name)
+        if restriction is not None and restriction.allowed is not None:
+            # a filter on the same column: share among what it allows
+            shares = shares * restriction.allowed[tokens]
             if not shares.any():
                 raise SynthError(f"generate(): the filter allows no value of '{encoder.name}'")
         keep = shares > 0
@@ -134,8 +137,16 @@ class Quotas:
         return table.filter(pa.array(admitted[np.cumsum(first) - 1]))
 
 
+def _spec(value: dict | str, name: str):
+    """A control given as a struct (JSON object) or as JSON text."""
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        raise SynthError(f"generate(): {name} is not JSON: {value}") from None
+
+
 def _rebalance_spec(rebalance: dict | str) -> tuple[str, dict]:
-    spec = json.loads(rebalance) if isinstance(rebalance, str) else rebalance
+    spec = _spec(rebalance, "rebalance")
     if (
         not isinstance(spec, dict)
         or not isinstance(spec.get("column"), str)
@@ -221,7 +232,7 @@ class Fairness:
     def build(cls, encoders, modelled, spec: dict | str | None) -> Fairness | None:
         if spec is None:
             return None
-        spec = json.loads(spec) if isinstance(spec, str) else spec
+        spec = _spec(spec, "fairness")
         sensitive = spec.get("sensitive_columns") if isinstance(spec, dict) else None
         if (
             not isinstance(spec.get("target_column"), str)

@@ -7,7 +7,6 @@ the batch number, so the same model, seed and arguments give the same rows.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -105,7 +104,7 @@ def bundle(record: catalog.ModelRecord) -> LoadedModel:
     return loaded
 
 
-def _new_seed() -> int:
+def new_seed() -> int:
     return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
 
 
@@ -142,14 +141,12 @@ class Generator:
     def set_target(self, target: int) -> None:
         """Shares (equalize / rebalance) are quotas of the target."""
         options, loaded = self.options, self.loaded
-        column = options.equalize or _rebalance_column(options.rebalance)
-        restriction = self.compiled.restrictions.get(column) if column else None
         self.quotas = Quotas.build(
             loaded.encoders,
             loaded.modelled,
             options.equalize,
             options.rebalance,
-            restriction.allowed if restriction is not None else None,
+            self.compiled.restrictions,
             target,
         )
 
@@ -459,7 +456,7 @@ def prepare(
     if loaded.steps is not None and options.fairness is not None:
         raise SynthError("generate(): fairness is for tabular models, not session models")
     if seed is None:
-        seed = options.seed if options.seed is not None else _new_seed()
+        seed = options.seed if options.seed is not None else new_seed()
     if options.batch_size < 1:
         raise SynthError(f"generate(): batch_size must be positive, got {options.batch_size}")
     if not 0 < options.top_p <= 1:
@@ -488,10 +485,11 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
     path = spool.new_path("generate")
     if options.seed_rows is not None:
         drawn, returned = _generate_seeded(con, generator, options, path)
+        progress = Progress(drawn=drawn, returned=returned, passed=returned)
     else:
-        target = _target(con, generator, options)
+        target = target_units(con, generator, options)
         generator.set_target(target)
-        drawn, returned = _generate_target(generator, target, path, spec)
+        progress = _generate_target(generator, target, path, spec)
     arguments = {k: v for k, v in asdict(given).items() if v is not None}
     catalog.log_generation(
         con,
@@ -499,20 +497,12 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
         record.version,
         arguments,
         generator.seed,
-        drawn,
-        returned,
+        progress.drawn,
+        progress.returned,
         time.monotonic() - started,
+        progress.passed,
     )
     return spool.select_sql(path, generator.loaded.column_types())
-
-
-def _rebalance_column(rebalance: dict | str | None) -> str | None:
-    if isinstance(rebalance, str):
-        try:
-            rebalance = json.loads(rebalance)
-        except json.JSONDecodeError:
-            raise SynthError(f"generate(): rebalance is not JSON: {rebalance}") from None
-    return rebalance.get("column") if isinstance(rebalance, dict) else None
 
 
 def _unique_columns(loaded: LoadedModel, options: GenerateOptions) -> list[str]:
@@ -536,7 +526,8 @@ def _unique_columns(loaded: LoadedModel, options: GenerateOptions) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-def _target(con, generator: Generator, options: GenerateOptions) -> int:
+def target_units(con, generator: Generator, options: GenerateOptions) -> int:
+    """How many rows (sessions) to return: target, magnitude, or the training data's."""
     record = generator.loaded.record
     if options.target is not None and options.magnitude is not None:
         raise SynthError("generate(): give either target or magnitude, not both")
@@ -584,6 +575,7 @@ class Progress:
     batch: int = 0
     drawn: int = 0
     returned: int = 0
+    passed: int = 0  # units that survived every step (the last batch may bring more than needed)
 
 
 def batches(generator: Generator, target: int, spec: str, progress: Progress):
@@ -604,12 +596,14 @@ def batches(generator: Generator, target: int, spec: str, progress: Progress):
         n = generator.batch_units(want)
         table = generator.keep(generator.draw(n, progress.batch))
         progress.drawn, progress.batch = progress.drawn + n, progress.batch + 1
-        kept = min(generator.units(table), target - progress.returned)
+        survived = generator.units(table)
+        progress.passed += survived
+        kept = min(survived, target - progress.returned)
         progress.returned += kept
         yield generator.head(table, kept)
 
 
-def _generate_target(generator: Generator, target: int, path: str, spec: str) -> tuple[int, int]:
+def _generate_target(generator: Generator, target: int, path: str, spec: str) -> Progress:
     schema = generator.draw(1, batch=SCHEMA_BATCH).schema
     writer = pq.ParquetWriter(path, schema, compression="snappy")
     progress = Progress()
@@ -621,7 +615,7 @@ def _generate_target(generator: Generator, target: int, path: str, spec: str) ->
         os.remove(path)
         raise
     writer.close()
-    return progress.drawn, progress.returned
+    return progress
 
 
 def _generate_seeded(

@@ -22,7 +22,7 @@ from .encoding.base import Restriction
 from .encoding.categorical import CategoricalEncoder
 from .encoding.numeric import NumericEncoder
 from .errors import SynthError
-from .generate import Generator, load
+from .generate import Generator, load, new_seed
 from .options import GenerateOptions, parse
 from .sources import describe, read_source
 
@@ -66,13 +66,13 @@ def resample(con: duckdb.DuckDBPyConnection, source: str, column: str, options_j
         raise SynthError(f"resample(): condition {condition!r}: {first}") from None
     mask = np.asarray(rows.column(MASK).to_numpy(zero_copy_only=False), dtype=bool)
     rows = rows.drop_columns([MASK])
-    seed = (
-        options.seed if options.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-    )
+    seed = options.seed if options.seed is not None else new_seed()
     duck_type = dict(types)[column]
     if options.replace_values is not None:
-        if not options.replace_values:
-            raise SynthError("resample(): replace_values is empty")
+        if not isinstance(options.replace_values, list) or not options.replace_values:
+            raise SynthError(
+                f"resample(): replace_values must be a non-empty list, got {options.replace_values!r}"
+            )
         rng = np.random.default_rng(seed)
         picked = rng.choice(len(options.replace_values), size=int(mask.sum()))
         new = _typed(con, [options.replace_values[i] for i in picked], duck_type, column)

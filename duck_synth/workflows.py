@@ -57,18 +57,16 @@ def create_workflow(
     arguments = [f"{p} := {_literal(v)}" for p, v in parameters.items()]
     given = ", ".join(f"{spool.quote_literal(p)}: {p}" for p in parameters)
     body = f"FROM query(synth_workflow({spool.quote_literal(name)}, to_json({{{given}}}), coalesce(CAST({HIDDEN} AS VARCHAR), '')))"
-    con.execute("BEGIN TRANSACTION")
+    signature = ", ".join([*arguments, f"{HIDDEN} := NULL"])
     try:
-        signature = ", ".join([*arguments, f"{HIDDEN} := NULL"])
-        con.execute(f"CREATE OR REPLACE MACRO {name}({signature}) AS TABLE {body}")
-        con.execute("DELETE FROM synth.workflows WHERE name = ?", [name])
-        con.execute(
-            "INSERT INTO synth.workflows VALUES (?, ?, ?, ?, ?, ?)",
-            [name, sql, runs_as, json.dumps(parameters), json.dumps(models), catalog.utc_now()],
-        )
-        con.execute("COMMIT")
+        with catalog.transaction(con):
+            con.execute(f"CREATE OR REPLACE MACRO {name}({signature}) AS TABLE {body}")
+            con.execute("DELETE FROM synth.workflows WHERE name = ?", [name])
+            con.execute(
+                "INSERT INTO synth.workflows VALUES (?, ?, ?, ?, ?, ?)",
+                [name, sql, runs_as, json.dumps(parameters), json.dumps(models), catalog.utc_now()],
+            )
     except duckdb.Error as error:
-        con.execute("ROLLBACK")
         raise SynthError(f"create_workflow(): {str(error).splitlines()[0]}") from None
     return {"workflow": name, "models": models, "rewrite": notes.lines, "runs_as": runs_as}
 
@@ -102,14 +100,9 @@ def _filled(sql: str, values: dict) -> str:
 def drop_workflow(con: duckdb.DuckDBPyConnection, name: str) -> dict:
     if not con.execute("SELECT count(*) FROM synth.workflows WHERE name = ?", [name]).fetchone()[0]:
         raise SynthError(f"drop_workflow(): unknown workflow '{name}'")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with catalog.transaction(con):
         con.execute(f"DROP MACRO TABLE IF EXISTS {spool.quote_identifier(name)}")
         con.execute("DELETE FROM synth.workflows WHERE name = ?", [name])
-        con.execute("COMMIT")
-    except duckdb.Error:
-        con.execute("ROLLBACK")
-        raise
     return {"workflow": name, "dropped": True}
 
 

@@ -67,12 +67,13 @@ CREATE OR REPLACE MACRO generate_into(
     'unique_columns': unique_columns, 'limit_strings': limit_strings
 })));
 
--- generations() -> the generation log: what was asked, rows drawn and returned, and the
--- acceptance rate (returned / drawn: the share of drawn rows that survived filters,
--- constraints, unique values and quotas).
+-- generations() -> the generation log: what was asked, rows (sessions) drawn, passed and
+-- returned, and the acceptance rate (passed / drawn: the share of drawn rows that survived
+-- filters, constraints, unique values and quotas).
 CREATE OR REPLACE MACRO generations() AS TABLE
-    SELECT generation_id, model, version, arguments, seed, rows_drawn, rows_returned,
-           rows_returned / nullif(rows_drawn, 0) AS acceptance, seconds, created
+    SELECT generation_id, model, version, arguments, seed, rows_drawn, rows_passed,
+           rows_returned, coalesce(rows_passed, rows_returned) / nullif(rows_drawn, 0)
+               AS acceptance, seconds, created
     FROM synth.generations ORDER BY generation_id;
 
 -- resample('table or query', 'column', condition => 'SQL', replace_values => [..] | model => 'm')

@@ -115,7 +115,7 @@ def test_constraints_hold_and_the_acceptance_rate_is_logged(session):
     assert len(rows) == 800
     assert (rows.price > 2500 * rows.carat).all() and (rows.x <= rows.y).all()
     drawn, returned, acceptance = last_generation(session)
-    assert returned == 800 and drawn > 800 and acceptance == pytest.approx(800 / drawn)
+    assert returned == 800 and drawn > 800 and 800 / drawn <= acceptance < 1
 
 
 def test_constraints_declared_at_training_bind_every_generation(session):

@@ -152,3 +152,25 @@ def test_a_table_of_other_columns_is_refused(database, refused):
         assert s.sql("SELECT count(*) FROM other").fetchone()[0] == 0
     finally:
         s.close()
+
+
+def test_a_run_that_fails_before_any_batch_leaves_nothing(database, refused):
+    s = duck_synth.connect(str(database))
+    try:
+        refused(
+            s,
+            "FROM generate_into('never', 'small', target => 10, filter => 'price * 0 = 1')",
+            "found 0 of 10 rows satisfying",
+        )
+        assert (
+            s.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'never'").fetchone()[0]
+            == 0
+        )
+        assert (
+            s.sql(
+                "SELECT count(*) FROM synth.batch_runs WHERE table_name = '\"never\"'"
+            ).fetchone()[0]
+            == 0
+        )
+    finally:
+        s.close()

@@ -83,7 +83,8 @@ def test_replace_by_model_with_a_numeric_rule_draws_until_it_no_longer_holds(ses
         ("'drawn', 'color', condition => 'colr = 1', replace_values => ['D']", "condition"),
         ("'drawn', 'price', replace_values => ['cheap']", "do not fit column 'price'"),
         ("'drawn', 'color', model => 'nope'", "nope"),
-        ("'drawn', 'color', replace_values => []", "replace_values is empty"),
+        ("'drawn', 'color', replace_values => []", "replace_values must be a non-empty list"),
+        ("'drawn', 'color', replace_values => 'D'", "replace_values must be a non-empty list"),
     ],
 )
 def test_bad_resample_fails_in_one_line_and_changes_nothing(
