@@ -53,6 +53,35 @@ def generate_call(node: exp.Expression) -> exp.Anonymous | None:
     return None
 
 
+def standalone_call(sql: str, name: str) -> exp.Anonymous | None:
+    """The call when ``sql`` is nothing but ``[SELECT * ]FROM name(...)``."""
+    quiet = logging.getLogger("sqlglot")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        tree = sqlglot.parse_one(sql, read=DUCKDB)
+    except sqlglot.errors.SqlglotError:
+        return None
+    finally:
+        quiet.setLevel(level)
+    if not isinstance(tree, exp.Select):
+        return None
+    others = {k for k, v in tree.args.items() if v and k not in ("from_", "from", "expressions")}
+    from_ = tree.args.get("from_") or tree.args.get("from")
+    stars = [isinstance(e, exp.Star) for e in tree.expressions]
+    if others or from_ is None or stars != [True]:
+        return None
+    source = from_.this
+    if (
+        isinstance(source, exp.Table)
+        and isinstance(source.this, exp.Anonymous)
+        and source.this.name.lower() == name
+        and not source.alias
+    ):
+        return source.this
+    return None
+
+
 def kwargs(call: exp.Anonymous) -> dict[str, exp.Kwarg]:
     return {k.this.name.lower(): k for k in call.expressions if isinstance(k, exp.Kwarg)}
 

@@ -15,10 +15,12 @@ import threading
 import duckdb
 import pandas  # noqa: F401  DuckDB imports it at the first parameterized query: pay it here, once
 import pyarrow as pa
+from sqlglot import exp
 
 from . import catalog, spool
+from .batches import generate_into
 from .errors import SynthError
-from .rewrite import rewrite_sql
+from .rewrite import DUCKDB, rewrite_sql, standalone_call
 from .statements import script_statements
 from .workflows import workflow_queries
 
@@ -124,6 +126,9 @@ class Session:
         if re.match(r"^\s*explain\s", statement, flags=re.I) and self._acts(statement):
             # DuckDB's EXPLAIN would bind, and so run, train()/generate()/drop_model()...
             return pa.table({"explain": self.explain(statement).splitlines()})
+        appended = self._standalone_append(statement)
+        if appended is not None:
+            return appended
         rewritten, _ = self.rewrite(statement)
         before = spool.files()
         _udf_errors.last = None
@@ -137,6 +142,28 @@ class Session:
             raise _clean_error(error) from None
         finally:
             spool.remove(spool.files() - before)
+
+    def _standalone_append(self, statement: str) -> pa.Table | None:
+        """``FROM generate_into(...)`` alone runs here, outside any statement: inside one (as a
+        table function), DuckDB can neither checkpoint nor clean up row versions until the
+        statement ends, so a long append would hold every row it wrote in memory."""
+        call = standalone_call(statement, "generate_into")
+        if call is None:
+            return None
+        positional = [e for e in call.expressions if not isinstance(e, exp.Kwarg)]
+        named = [e for e in call.expressions if isinstance(e, exp.Kwarg)]
+        if len(positional) != 2:
+            return None  # DuckDB's own error for a wrong call
+        items = ", ".join(e.sql(DUCKDB) for e in positional)
+        options = ", ".join(e.sql(DUCKDB) for e in named)
+        try:
+            table, model, options_json = self.con.execute(
+                f"SELECT {items}, generate_into_options({options})"
+            ).fetchone()
+        except duckdb.Error as error:
+            raise _clean_error(error) from None
+        summary = generate_into(self.con.cursor(), table, model, options_json)
+        return pa.Table.from_pylist([summary])
 
     def execute(self, query: str) -> Result:
         return self.sql(query)

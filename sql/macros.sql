@@ -51,21 +51,35 @@ CREATE OR REPLACE MACRO generate(
 -- generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends batch
 -- by batch (batch_size rows, one transaction each) to the table, created with the model's
 -- types if missing; called again after an interruption with the same arguments, it resumes
--- at the next batch (same rows as an uninterrupted run: no duplicate, no gap).
-CREATE OR REPLACE MACRO generate_into(
-    table_name, model,
+-- at the next batch (same rows as an uninterrupted run: no duplicate, no gap). A statement that
+-- is only this call, run through duck_synth (session.sql, the CLI), runs outside the statement
+-- (see Session.sql) so DuckDB checkpoints between batches.
+CREATE OR REPLACE MACRO generate_into_options(
     target := NULL, magnitude := NULL, filter := NULL, conditions := NULL,
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL,
     constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
     drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
-) AS TABLE FROM query(synth_generate_into(table_name, model, to_json({
+) AS to_json({
     'target': target, 'magnitude': magnitude, 'filter': filter,
     'conditions': CAST(conditions AS VARCHAR), 'seed': seed, 'temperature': temperature,
     'top_p': top_p, 'batch_size': batch_size,
     'constraints': constraints, 'equalize': equalize, 'rebalance': rebalance, 'impute': impute,
     'fairness': fairness, 'drop_unique_violation': drop_unique_violation,
     'unique_columns': unique_columns, 'limit_strings': limit_strings
-})));
+});
+CREATE OR REPLACE MACRO generate_into(
+    table_name, model,
+    target := NULL, magnitude := NULL, filter := NULL, conditions := NULL,
+    seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL,
+    constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
+    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
+) AS TABLE FROM query(synth_generate_into(table_name, model, generate_into_options(
+    target := target, magnitude := magnitude, filter := filter, conditions := conditions,
+    seed := seed, temperature := temperature, top_p := top_p, batch_size := batch_size,
+    constraints := constraints, equalize := equalize, rebalance := rebalance, impute := impute,
+    fairness := fairness, drop_unique_violation := drop_unique_violation,
+    unique_columns := unique_columns, limit_strings := limit_strings
+)));
 
 -- generations() -> the generation log: what was asked, rows (sessions) drawn, passed and
 -- returned, and the acceptance rate (passed / drawn: the share of drawn rows that survived

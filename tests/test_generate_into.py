@@ -126,9 +126,11 @@ def test_a_finished_table_gets_a_new_run_appended(database):
 
 
 def test_generate_into_honours_pushed_conditions(database):
+    """Also through a plain DuckDB connection of the session (the table macro, inside a
+    statement) rather than session.sql (which runs a lone generate_into outside one)."""
     s = duck_synth.connect(str(database))
     try:
-        s.sql(
+        s.con.execute(
             "FROM generate_into('fair_only', 'small', target => 5000, batch_size => 1000, "
             "filter => 'cut = ''Fair'' AND price > 1000', seed => 3)"
         )
