@@ -1,7 +1,4 @@
--- duck_synth catalog, version 2: resumable batch generation into tables, saved workflows, and
--- the rows that passed every step of a generation (its acceptance rate: passed / drawn).
-
-ALTER TABLE synth.generations ADD COLUMN IF NOT EXISTS rows_passed BIGINT;
+-- duck_synth catalog, version 2: resumable batch generation into tables, saved workflows.
 
 -- One row per table that generate_into() appends to: the arguments of its latest run and how
 -- far it got (committed with each batch, so a stopped run resumes where it stopped).
