@@ -157,9 +157,10 @@ class Session:
         items = ", ".join(e.sql(DUCKDB) for e in positional)
         options = ", ".join(e.sql(DUCKDB) for e in named)
         try:
-            table, model, options_json = self.con.execute(
+            # fetchall: a result left open keeps its transaction open, and so no checkpoint
+            ((table, model, options_json),) = self.con.execute(
                 f"SELECT {items}, generate_into_options({options})"
-            ).fetchone()
+            ).fetchall()
         except duckdb.Error as error:
             raise _clean_error(error) from None
         summary = generate_into(self.con.cursor(), table, model, options_json)
