@@ -277,14 +277,11 @@ class Generator:
         quotas = self.quotas
         return {
             "keys_emitted": self.keys_emitted,
-            "sessions_returned": getattr(self, "sessions_returned", 0),
             "quotas": None if quotas is None else [quotas.kept.tolist(), quotas.drawn.tolist()],
         }
 
     def restore(self, state: dict) -> None:
         self.keys_emitted = state["keys_emitted"]
-        if hasattr(self, "sessions_returned"):
-            self.sessions_returned = state["sessions_returned"]
         if self.quotas is not None and state.get("quotas"):
             self.quotas.kept = np.asarray(state["quotas"][0], dtype=np.int64)
             self.quotas.drawn = np.asarray(state["quotas"][1], dtype=np.int64)
@@ -356,6 +353,13 @@ class SessionGenerator(Generator):
 
     def unit_of_row(self, table: pa.Table) -> np.ndarray:
         return np.asarray(table.column(self.steps.layout.key).cast(pa.int64()))
+
+    def state(self) -> dict:
+        return super().state() | {"sessions_returned": self.sessions_returned}
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        self.sessions_returned = state.get("sessions_returned", 0)
 
     def head(self, table: pa.Table, k: int) -> pa.Table:
         """The first ``k`` sessions, keyed on from the sessions returned before."""

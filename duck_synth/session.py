@@ -171,13 +171,15 @@ class Session:
 
     # -- Python conveniences over the SQL ------------------------------------------------------
     def train(self, name: str, source: str, **options) -> dict:
-        args = "".join(f", {k} => {_literal(v)}" for k, v in options.items())
-        result = self.sql(f"FROM train({_literal(name)}, {_literal(source)}{args})")
+        args = "".join(f", {k} => {spool.sql_literal(v)}" for k, v in options.items())
+        result = self.sql(
+            f"FROM train({spool.sql_literal(name)}, {spool.sql_literal(source)}{args})"
+        )
         return dict(zip(result.columns, result.fetchone(), strict=True))
 
     def generate(self, model: str, **options) -> Result:
-        args = "".join(f", {k} => {_literal(v)}" for k, v in options.items())
-        return self.sql(f"FROM generate({_literal(model)}{args})")
+        args = "".join(f", {k} => {spool.sql_literal(v)}" for k, v in options.items())
+        return self.sql(f"FROM generate({spool.sql_literal(model)}{args})")
 
     def models(self) -> Result:
         return self.sql("FROM models()")
@@ -190,26 +192,6 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _literal(value) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return spool.quote_literal(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return (
-            "{"
-            + ", ".join(f"{spool.quote_literal(k)}: {_literal(v)}" for k, v in value.items())
-            + "}"
-        )
-    raise SynthError(f"cannot pass {type(value).__name__} as a SQL argument")
 
 
 def _clean_error(error: duckdb.Error) -> Exception:

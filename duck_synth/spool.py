@@ -18,6 +18,8 @@ import threading
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import SynthError
+
 _lock = threading.Lock()
 _counter = itertools.count()
 _folder: str | None = None
@@ -75,6 +77,24 @@ def quote_identifier(name: str) -> str:
 
 def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def sql_literal(value) -> str:
+    """A Python value as a DuckDB literal (lists as lists, dicts as structs)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return quote_literal(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{quote_literal(k)}: {sql_literal(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    raise SynthError(f"cannot pass {type(value).__name__} as a SQL argument")
 
 
 def cast_sql(relation: str, columns: list[tuple[str, str | None]]) -> str:

@@ -54,7 +54,7 @@ def create_workflow(
     models = sorted(_models_read(tree))
     for model in models:
         catalog.resolve_version(con, model)  # an unknown model fails now, not when run
-    arguments = [f"{p} := {_literal(v)}" for p, v in parameters.items()]
+    arguments = [f"{p} := {spool.sql_literal(v)}" for p, v in parameters.items()]
     given = ", ".join(f"{spool.quote_literal(p)}: {p}" for p in parameters)
     body = f"FROM query(synth_workflow({spool.quote_literal(name)}, to_json({{{given}}}), coalesce(CAST({HIDDEN} AS VARCHAR), '')))"
     signature = ", ".join([*arguments, f"{HIDDEN} := NULL"])
@@ -149,15 +149,3 @@ def _models_read(tree: exp.Expression) -> set[str]:
             names.append(value.this if isinstance(value, exp.Literal) else None)
         found |= {n.split("@", 1)[0] for n in names if n}
     return found
-
-
-def _literal(value) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return spool.quote_literal(value)
-    return f"CAST({spool.quote_literal(json.dumps(value))} AS JSON)"
