@@ -482,31 +482,67 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
 
     >>> FROM generate('diamonds', target => 3) WHERE cut = 'Fair'   -- 3 rows, all Fair
     """
-    started = time.monotonic()
-    given = parse(GenerateOptions, "generate", options_json)
-    generator = prepare(con, spec, given)
-    options, record = generator.options, generator.loaded.record
+    run = Rows(con, spec, options_json)
     path = spool.new_path("generate")
-    if options.seed_rows is not None:
-        drawn, returned = _generate_seeded(con, generator, options, path)
-        progress = Progress(drawn=drawn, returned=returned, passed=returned)
-    else:
-        target = target_units(con, generator, options)
-        generator.set_target(target)
-        progress = _generate_target(generator, target, path, spec)
-    arguments = {k: v for k, v in asdict(given).items() if v is not None}
-    catalog.log_generation(
-        con,
-        record.name,
-        record.version,
-        arguments,
-        generator.seed,
-        progress.drawn,
-        progress.returned,
-        time.monotonic() - started,
-        progress.passed,
-    )
-    return spool.select_sql(path, generator.loaded.column_types())
+    writer = pq.ParquetWriter(path, run.schema, compression="snappy")
+    try:
+        for table in run:
+            writer.write_table(table)
+    except BaseException:
+        writer.close()
+        os.remove(path)
+        raise
+    writer.close()
+    return spool.select_sql(path, run.column_types)
+
+
+class Rows:
+    """One generate() call's rows, batch by batch, as they are drawn; the run is logged in
+    the catalog when the last batch has been taken (a run abandoned early is not)."""
+
+    def __init__(self, con, spec: str, options_json: str):
+        self.started = time.monotonic()
+        self.con = con
+        self.given = parse(GenerateOptions, "generate", options_json)
+        self.generator = prepare(con, spec, self.given)
+        self.spec = spec
+        self.schema = self.generator.draw(1, batch=SCHEMA_BATCH).schema
+        self.column_types = self.generator.loaded.column_types()
+        options = self.generator.options
+        if options.seed_rows is not None:
+            self.seeds = _seed_rows(con, self.generator, options)
+        else:
+            self.seeds = None
+            self.target = target_units(con, self.generator, options)
+            self.generator.set_target(self.target)
+
+    def __iter__(self):
+        generator = self.generator
+        if self.seeds is not None:
+            progress = Progress(drawn=self.seeds.num_rows)
+            size = generator.options.batch_size
+            for batch, start in enumerate(range(0, self.seeds.num_rows, size)):
+                rows = _draw_seeded(generator, self.seeds.slice(start, size), batch, start)
+                table = limit_strings(rows, generator.string_limits)
+                progress.returned += table.num_rows
+                yield table.cast(self.schema)
+            progress.passed = progress.returned
+        else:
+            progress = Progress()
+            for table in batches(generator, self.target, self.spec, progress):
+                yield table.cast(self.schema)
+        record = generator.loaded.record
+        catalog.log_generation(
+            self.con,
+            record.name,
+            record.version,
+            {k: v for k, v in asdict(self.given).items() if v is not None},
+            generator.seed,
+            progress.drawn,
+            progress.returned,
+            time.monotonic() - self.started,
+            progress.passed,
+        )
 
 
 def _unique_columns(loaded: LoadedModel, options: GenerateOptions) -> list[str]:
@@ -607,24 +643,8 @@ def batches(generator: Generator, target: int, spec: str, progress: Progress):
         yield generator.head(table, kept)
 
 
-def _generate_target(generator: Generator, target: int, path: str, spec: str) -> Progress:
-    schema = generator.draw(1, batch=SCHEMA_BATCH).schema
-    writer = pq.ParquetWriter(path, schema, compression="snappy")
-    progress = Progress()
-    try:
-        for table in batches(generator, target, spec, progress):
-            writer.write_table(table.cast(schema))
-    except BaseException:
-        writer.close()
-        os.remove(path)
-        raise
-    writer.close()
-    return progress
-
-
-def _generate_seeded(
-    con, generator: Generator, options: GenerateOptions, path: str
-) -> tuple[int, int]:
+def _seed_rows(con, generator: Generator, options: GenerateOptions) -> pa.Table:
+    """The seed rows of a seeded call, checked against the model's columns."""
     if options.target is not None or options.magnitude is not None:
         raise SynthError("generate(): seed_rows gives one row per seed row; drop target/magnitude")
     if options.filter:
@@ -658,19 +678,7 @@ def _generate_seeded(
         raise SynthError(
             f"seed_rows: column {', '.join(repr(c) for c in unknown)} is not {where} ({listed})"
         )
-    schema = generator.draw(1, batch=SCHEMA_BATCH).schema
-    writer = pq.ParquetWriter(path, schema, compression="snappy")
-    try:
-        for batch, start in enumerate(range(0, seeds.num_rows, options.batch_size)):
-            chunk = seeds.slice(start, options.batch_size)
-            rows = _draw_seeded(generator, chunk, batch, start)
-            writer.write_table(limit_strings(rows, generator.string_limits).cast(schema))
-    except BaseException:
-        writer.close()
-        os.remove(path)
-        raise
-    writer.close()
-    return seeds.num_rows, seeds.num_rows
+    return seeds
 
 
 def _draw_seeded(generator: Generator, seeds: pa.Table, batch: int, start: int) -> pa.Table:
@@ -697,4 +705,4 @@ def _draw_seeded(generator: Generator, seeds: pa.Table, batch: int, start: int) 
     return generator.in_seed_order(parts, order, start)
 
 
-__all__ = ["generate", "load", "LoadedModel"]
+__all__ = ["generate", "load", "LoadedModel", "Rows"]

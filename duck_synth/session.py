@@ -15,9 +15,10 @@ import threading
 import duckdb
 import pandas  # noqa: F401  DuckDB imports it at the first parameterized query: pay it here, once
 import pyarrow as pa
+import sqlglot
 from sqlglot import exp
 
-from . import catalog, spool
+from . import catalog, spool, streaming
 from .batches import generate_into
 from .errors import SynthError
 from .rewrite import DUCKDB, rewrite_sql, standalone_call
@@ -81,13 +82,25 @@ def _udf(function):
     return wrapper
 
 
+STREAM_BATCH_ROWS = 65_536
+
+
 class Session:
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: str | None, read_only: bool = False):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: str | None,
+        read_only: bool = False,
+        install: bool = True,
+    ):
+        """``install=False``: a further session on a database another session has set up (a
+        server's session per client, on its own cursor)."""
         self.con = con
         self.path = path
         self.read_only = read_only
-        register_functions(con)
-        catalog.install(con, read_only=read_only)
+        if install:
+            register_functions(con)
+            catalog.install(con, read_only=read_only)
 
     # -- SQL ------------------------------------------------------------------------------------
     def rewrite(self, query: str) -> tuple[list[str], list[str]]:
@@ -130,18 +143,16 @@ class Session:
         if appended is not None:
             return appended
         rewritten, _ = self.rewrite(statement)
-        before = spool.files()
         _udf_errors.last = None
         try:
-            result = None
-            for text in rewritten:
-                cursor = self.con.execute(text)
-                result = cursor.to_arrow_table() if cursor.description else None
-            return result
+            with spool.statement():
+                result = None
+                for text in rewritten:
+                    cursor = self.con.execute(text)
+                    result = cursor.to_arrow_table() if cursor.description else None
+                return result
         except duckdb.Error as error:
             raise _clean_error(error) from None
-        finally:
-            spool.remove(spool.files() - before)
 
     def _standalone_append(self, statement: str) -> pa.Table | None:
         """``FROM generate_into(...)`` alone runs here, outside any statement: inside one (as a
@@ -165,6 +176,43 @@ class Session:
             raise _clean_error(error) from None
         summary = generate_into(self.con.cursor(), table, model, options_json)
         return pa.Table.from_pylist([summary])
+
+    def stream(self, query: str, batch_rows: int = STREAM_BATCH_ROWS) -> pa.RecordBatchReader:
+        """Like ``sql``, but the last statement's rows come as a stream (see streaming.py): a
+        statement reading one generate() row by row hands out each batch as it is drawn;
+        closing the reader early stops the generation between batches."""
+        statements = script_statements(query) or [query]
+        for statement in statements[:-1]:
+            self._run(statement)
+        last = statements[-1]
+        if (re.match(r"^\s*explain\s", last, flags=re.I) and self._acts(last)) or standalone_call(
+            last, "generate_into"
+        ):
+            table = self._run(last)
+            return (table if table is not None else pa.table({})).to_reader()
+        rewritten, _ = self.rewrite(last)
+        for text in rewritten[:-1]:
+            self._run(text)
+        tree = _parse(rewritten[-1])
+        call = streaming.row_wise_generate(tree) if tree is not None else None
+        _udf_errors.last = None
+        if call is not None:
+            return streaming.generation_stream(self.con, tree, call, batch_rows, _stream_error)
+        cursor = self.con.cursor()  # its own: the open result goes with it when the stream ends
+        with spool.statement() as made:
+            try:
+                cursor.execute(f"SET streaming_buffer_size = '{streaming.STREAM_BUFFER}'")
+                cursor.execute(rewritten[-1])
+            except duckdb.Error as error:
+                cursor.close()
+                raise _clean_error(error) from None
+            files = list(made)
+            made.clear()  # the rows are read after this block: the stream removes the files
+        return streaming.result_stream(cursor, batch_rows, files, _stream_error)
+
+    def interrupt(self) -> None:
+        """Stop the statement running on this session (from another thread)."""
+        self.con.interrupt()
 
     def execute(self, query: str) -> Result:
         return self.sql(query)
@@ -192,6 +240,22 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _parse(text: str) -> exp.Expression | None:
+    try:
+        return sqlglot.parse_one(text, read=DUCKDB)
+    except sqlglot.errors.SqlglotError:
+        return None
+
+
+def _stream_error(error: Exception) -> Exception:
+    """An error raised while a stream was read: a generate() failing inside DuckDB's scan comes
+    back as its text (the scan runs on a DuckDB thread, not this one)."""
+    match = re.search(r"SynthError: (.*)", str(error))
+    if match:
+        return SynthError(match.group(1).strip())
+    return _clean_error(error) if isinstance(error, duckdb.Error) else SynthError(str(error))
 
 
 def _clean_error(error: duckdb.Error) -> Exception:

@@ -2,7 +2,9 @@
 
 A UDF runs at bind time and returns SQL text; that SQL reads the spool file and casts each
 column back to its DuckDB type (ENUMs stay ENUMs, DECIMALs keep their scale). Files live in a
-per-process folder removed at exit; a session also removes the files of statements it finished.
+per-process folder removed at exit; a statement removes the files its UDFs made when it ends
+(``with spool.statement():``). UDFs bound by a statement run on the thread that runs it, so
+the files are tracked per thread: statements of concurrent clients never remove each other's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .errors import SynthError
 _lock = threading.Lock()
 _counter = itertools.count()
 _folder: str | None = None
+_made = threading.local()  # the files made by the statement running on this thread
 PREFIX = "duck_synth_spool_"
 
 
@@ -58,17 +61,29 @@ def process_alive(pid: int) -> bool:
 
 
 def new_path(kind: str) -> str:
-    return os.path.join(folder(), f"{kind}_{next(_counter):06d}.parquet")
+    path = os.path.join(folder(), f"{kind}_{next(_counter):06d}.parquet")
+    made = getattr(_made, "paths", None)
+    if made is not None:
+        made.append(path)
+    return path
 
 
-def files() -> set[str]:
-    return {os.path.join(folder(), f) for f in os.listdir(folder())}
-
-
-def remove(paths: set[str]) -> None:
+def remove(paths) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
             os.remove(path)
+
+
+@contextlib.contextmanager
+def statement():
+    """Remove the spool files made on this thread while the block runs, when it ends."""
+    outer = getattr(_made, "paths", None)
+    _made.paths = []
+    try:
+        yield _made.paths
+    finally:
+        remove(_made.paths)
+        _made.paths = outer
 
 
 def quote_identifier(name: str) -> str:

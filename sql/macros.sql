@@ -33,20 +33,34 @@ CREATE OR REPLACE MACRO recommend(source, session_key := NULL) AS TABLE
 -- {'column': .., 'probabilities': {value: share}}, impute => [columns], fairness =>
 -- {'target_column': .., 'sensitive_columns': [..]}, drop_unique_violation, unique_columns => [..],
 -- limit_strings. target counts the rows (sessions) that survive all of them.
-CREATE OR REPLACE MACRO generate(
-    model,
+CREATE OR REPLACE MACRO generate_options(
     target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,
     constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
     drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
-) AS TABLE FROM query(synth_generate(model, to_json({
+) AS to_json({
     'target': target, 'magnitude': magnitude, 'filter': coalesce(filter, "where"),
     'conditions': CAST(conditions AS VARCHAR), 'seed': seed, 'temperature': temperature,
     'top_p': top_p, 'batch_size': batch_size, 'seed_rows': seed_rows,
     'constraints': constraints, 'equalize': equalize, 'rebalance': rebalance, 'impute': impute,
     'fairness': fairness, 'drop_unique_violation': drop_unique_violation, 'unique_columns': unique_columns,
     'limit_strings': limit_strings
-})));
+});
+
+CREATE OR REPLACE MACRO generate(
+    model,
+    target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
+    seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,
+    constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
+    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
+) AS TABLE FROM query(synth_generate(model, generate_options(
+    target := target, magnitude := magnitude, filter := filter, "where" := "where",
+    conditions := conditions, seed := seed, temperature := temperature, top_p := top_p,
+    batch_size := batch_size, seed_rows := seed_rows, constraints := constraints,
+    equalize := equalize, rebalance := rebalance, impute := impute, fairness := fairness,
+    drop_unique_violation := drop_unique_violation, unique_columns := unique_columns,
+    limit_strings := limit_strings
+)));
 
 -- generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends batch
 -- by batch (batch_size rows, one transaction each) to the table, created with the model's
