@@ -1,0 +1,432 @@
+"""An Arrow Flight SQL endpoint on pyarrow.flight, for ADBC clients (adbc_driver_flightsql).
+
+Each call runs on its own cursor of the server's database (gRPC's threads): one client's long
+training does not hold up another's queries. Queries run when their ticket is fetched (DoGet),
+so the rows stream as they are generated and a client that cancels or goes away stops the
+generation between batches. Implemented: handshake (Basic -> Bearer) and bearer tokens, GetSqlInfo,
+statement queries and updates, prepared statements with bound parameters, catalogs / schemas /
+tables (with their Arrow schemas) / table types, CancelFlightInfo and CancelQuery; everything
+else answers UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+import pyarrow.flight as flight
+import sqlglot
+from sqlglot import exp
+
+from .. import spool
+from ..errors import SynthError
+from ..rewrite import DUCKDB
+from ..session import Session
+from . import auth, messages, metadata
+
+TICKET_TTL_S = 600  # a ticket not fetched by then is forgotten
+PREPARED_TTL_S = 24 * 3600
+
+
+@dataclass
+class Caller:
+    token: str | None
+    role: str
+
+
+@dataclass
+class Prepared:
+    query: str
+    owner: Caller
+    parameters: list[dict] = field(default_factory=list)  # rows of bound values
+    used: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Pending:
+    """What a ticket will run when fetched."""
+
+    owner: Caller
+    command: str
+    message: object | None = None
+    query: str | None = None
+    created: float = field(default_factory=time.monotonic)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class AuthMiddleware(flight.ServerMiddleware):
+    def __init__(self, caller: Caller, reply_header: str | None):
+        self.caller = caller
+        self.reply_header = reply_header
+
+    def sending_headers(self) -> dict:
+        return {"authorization": self.reply_header} if self.reply_header else {}
+
+
+class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
+    """Bearer tokens on every call; a Basic handshake (any user, the token as password) is
+    answered with the bearer token to use."""
+
+    def __init__(self, tokens: auth.Tokens):
+        self.tokens = tokens
+
+    def start_call(self, info, headers) -> AuthMiddleware:
+        value = (headers.get("authorization") or [""])[0]
+        scheme, _, credential = value.partition(" ")
+        reply = None
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(credential + "=" * (-len(credential) % 4)).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise flight.FlightUnauthenticatedError("malformed Basic credentials") from None
+            token = decoded.partition(":")[2]
+            reply = f"Bearer {token}"
+        elif scheme.lower() == "bearer":
+            token = credential
+        else:
+            token = None
+        role = self.tokens.role(token)
+        if role is None:
+            raise flight.FlightUnauthenticatedError(
+                "invalid or missing token (send 'authorization: Bearer <token>')"
+            )
+        return AuthMiddleware(Caller(token, role), reply if self.tokens.required else None)
+
+
+class NoHandshakeMessages(flight.ServerAuthHandler):
+    """Handshake succeeds at once: the token travels in headers (see AuthMiddlewareFactory)."""
+
+    def authenticate(self, outgoing, incoming) -> None:
+        return None
+
+    def is_valid(self, token) -> str:
+        return ""
+
+
+class FlightSqlServer(flight.FlightServerBase):
+    def __init__(
+        self,
+        session: Session,
+        location: str,
+        tokens: auth.Tokens,
+        tls_certificates: list[tuple[bytes, bytes]] | None = None,
+    ):
+        super().__init__(
+            location,
+            auth_handler=NoHandshakeMessages(),
+            middleware={"auth": AuthMiddlewareFactory(tokens)},
+            tls_certificates=tls_certificates or [],
+        )
+        self.session = session
+        self.lock = threading.Lock()
+        self.pending: dict[bytes, Pending] = {}
+        self.prepared: dict[bytes, Prepared] = {}
+        self.running: dict[bytes, Pending] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _caller(self, context) -> Caller:
+        return context.get_middleware("auth").caller
+
+    def _client_session(self) -> Session:
+        return Session(self.session.con.cursor(), self.session.path, install=False)
+
+    def _ticket(self, pending: Pending, schema: pa.Schema | None, descriptor) -> flight.FlightInfo:
+        handle = secrets.token_bytes(16)
+        with self.lock:
+            self._forget_old()
+            self.pending[handle] = pending
+        ticket = messages.pack(messages.new("TicketStatementQuery", statement_handle=handle))
+        return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
+
+    def _forget_old(self) -> None:
+        now = time.monotonic()
+        for handle in [h for h, p in self.pending.items() if now - p.created > TICKET_TTL_S]:
+            del self.pending[handle]
+        for handle in [h for h, p in self.prepared.items() if now - p.used > PREPARED_TTL_S]:
+            del self.prepared[handle]
+
+    def _prepared(self, handle: bytes, caller: Caller) -> Prepared:
+        with self.lock:
+            prepared = self.prepared.get(handle)
+        if prepared is None or prepared.owner.token != caller.token:
+            raise KeyError("unknown prepared statement (closed, expired or never made)")
+        prepared.used = time.monotonic()
+        return prepared
+
+    def _check(self, caller: Caller, query: str) -> None:
+        cursor = self.session.con.cursor()
+        try:
+            auth.check(cursor, caller.role, query)
+        except auth.Refused as refused:
+            raise flight.FlightUnauthorizedError(str(refused)) from None
+        finally:
+            cursor.close()
+
+    # -- GetFlightInfo ---------------------------------------------------------------------
+    def get_flight_info(self, context, descriptor) -> flight.FlightInfo:
+        caller = self._caller(context)
+        name, command = messages.unpack(descriptor.command or b"")
+        if name == "CommandStatementQuery":
+            self._check(caller, command.query)
+            return self._ticket(Pending(caller, name, query=command.query), None, descriptor)
+        if name == "CommandPreparedStatementQuery":
+            prepared = self._prepared(command.prepared_statement_handle, caller)
+            query = bind(prepared.query, prepared.parameters)
+            return self._ticket(Pending(caller, name, query=query), None, descriptor)
+        schemas = {
+            "CommandGetSqlInfo": metadata.SQL_INFO_SCHEMA,
+            "CommandGetCatalogs": metadata.CATALOGS_SCHEMA,
+            "CommandGetDbSchemas": metadata.DB_SCHEMAS_SCHEMA,
+            "CommandGetTableTypes": metadata.TABLE_TYPES_SCHEMA,
+        }
+        if name == "CommandGetTables":
+            schema = (
+                metadata.TABLES_WITH_SCHEMA if command.include_schema else metadata.TABLES_SCHEMA
+            )
+            return self._ticket(Pending(caller, name, command), schema, descriptor)
+        if name in schemas:
+            return self._ticket(Pending(caller, name, command), schemas[name], descriptor)
+        raise NotImplementedError(f"{name} is not supported by duck_synth")
+
+    # -- DoGet -----------------------------------------------------------------------------
+    def do_get(self, context, ticket) -> flight.FlightDataStream:
+        caller = self._caller(context)
+        try:
+            _, message = messages.unpack(ticket.ticket)
+            handle = message.statement_handle
+        except (ValueError, NotImplementedError, AttributeError):
+            raise ValueError("malformed ticket") from None
+        with self.lock:
+            pending = self.pending.pop(handle, None)
+        if pending is None or pending.owner.token != caller.token:
+            raise KeyError("unknown or expired ticket (fetch a ticket once, soon after it is made)")
+        if pending.query is None:
+            return flight.RecordBatchStream(self._catalog_answer(pending, caller))
+        session = self._client_session()
+        try:
+            reader = session.stream(pending.query)
+        except SynthError as error:
+            session.close()
+            raise ValueError(str(error)) from None
+        except duckdb.Error as error:
+            session.close()
+            raise ValueError(str(error).strip().splitlines()[0]) from None
+        with self.lock:
+            self.running[handle] = pending
+        return flight.GeneratorStream(
+            reader.schema, self._batches(context, reader, session, handle, pending)
+        )
+
+    def _batches(self, context, reader, session, handle, pending) -> Iterator[pa.RecordBatch]:
+        """The rows, stopping between batches when the client cancels or goes away."""
+        try:
+            while not (context.is_cancelled() or pending.cancelled.is_set()):
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except SynthError as error:
+                    raise ValueError(str(error)) from None
+                yield batch
+            if pending.cancelled.is_set():
+                raise flight.FlightCancelledError("the query was cancelled")
+        finally:
+            reader.close()
+            with self.lock:
+                self.running.pop(handle, None)
+            session.close()
+
+    def _catalog_answer(self, pending: Pending, caller: Caller) -> pa.Table:
+        command, name = pending.message, pending.command
+        if name == "CommandGetSqlInfo":
+            return metadata.sql_info(list(command.info), caller.role == auth.READ_ONLY)
+        if name == "CommandGetTableTypes":
+            return metadata.table_types()
+        cursor = self.session.con.cursor()
+        try:
+            if name == "CommandGetCatalogs":
+                return metadata.catalogs(cursor)
+            if name == "CommandGetDbSchemas":
+                return metadata.db_schemas(
+                    cursor,
+                    _optional(command, "catalog"),
+                    _optional(command, "db_schema_filter_pattern"),
+                )
+            return metadata.tables(
+                cursor,
+                _optional(command, "catalog"),
+                _optional(command, "db_schema_filter_pattern"),
+                _optional(command, "table_name_filter_pattern"),
+                list(command.table_types),
+                command.include_schema,
+            )
+        finally:
+            cursor.close()
+
+    # -- DoPut -----------------------------------------------------------------------------
+    def do_put(self, context, descriptor, reader, writer) -> None:
+        caller = self._caller(context)
+        name, command = messages.unpack(descriptor.command or b"")
+        if name == "CommandStatementUpdate":  # no data follows: do not read
+            count = self._update(caller, command.query, [{}])
+        elif name == "CommandPreparedStatementQuery":
+            prepared = self._prepared(command.prepared_statement_handle, caller)
+            prepared.parameters = _parameter_rows(reader)
+            result = messages.new(
+                "DoPutPreparedStatementResult",
+                prepared_statement_handle=command.prepared_statement_handle,
+            )
+            writer.write(pa.py_buffer(result.SerializeToString()))
+            return
+        elif name == "CommandPreparedStatementUpdate":
+            prepared = self._prepared(command.prepared_statement_handle, caller)
+            count = self._update(caller, prepared.query, _parameter_rows(reader) or [{}])
+        else:
+            raise NotImplementedError(f"{name} is not supported by duck_synth")
+        result = messages.new("DoPutUpdateResult", record_count=count)
+        writer.write(pa.py_buffer(result.SerializeToString()))
+
+    def _update(self, caller: Caller, query: str, parameter_rows: list[dict]) -> int:
+        self._check(caller, query)
+        session = self._client_session()
+        total = 0
+        try:
+            for parameters in parameter_rows:
+                result = session.sql(bind(query, [parameters] if parameters else []))
+                columns = result.columns
+                if columns == ["Count"] and len(result) == 1:
+                    total += int(result.fetchone()[0])
+                else:
+                    total = -1 if total == 0 else total
+        except SynthError as error:
+            raise ValueError(str(error)) from None
+        finally:
+            session.close()
+        return total
+
+    # -- DoAction --------------------------------------------------------------------------
+    def list_actions(self, context) -> list[tuple[str, str]]:
+        return [
+            ("CreatePreparedStatement", "prepare a query"),
+            ("ClosePreparedStatement", "close a prepared statement"),
+            ("CancelFlightInfo", "cancel a query between batches"),
+            ("CancelQuery", "cancel a query between batches (deprecated form)"),
+        ]
+
+    def do_action(self, context, action) -> Iterator[bytes]:
+        caller = self._caller(context)
+        body = action.body.to_pybytes() if action.body is not None else b""
+        kind = action.type
+        if kind == "CreatePreparedStatement":
+            _, request = messages.unpack(body)
+            if not hasattr(request, "query"):
+                raise ValueError(
+                    "CreatePreparedStatement needs an ActionCreatePreparedStatementRequest"
+                )
+            self._check(caller, request.query)
+            handle = secrets.token_bytes(16)
+            with self.lock:
+                self._forget_old()
+                self.prepared[handle] = Prepared(request.query, caller)
+            result = messages.new(
+                "ActionCreatePreparedStatementResult", prepared_statement_handle=handle
+            )
+            return [messages.pack(result)]
+        if kind == "ClosePreparedStatement":
+            _, request = messages.unpack(body)
+            with self.lock:
+                prepared = self.prepared.get(request.prepared_statement_handle)
+                if prepared is not None and prepared.owner.token == caller.token:
+                    del self.prepared[request.prepared_statement_handle]
+            return []
+        if kind in ("CancelFlightInfo", "CancelQuery"):
+            if kind == "CancelFlightInfo":
+                info_bytes = messages.parse("CancelFlightInfoRequest", body).info
+            else:
+                _, request = messages.unpack(body)
+                info_bytes = request.info
+            cancelled = self._cancel(info_bytes, caller)
+            if kind == "CancelFlightInfo":
+                status = messages.new("CancelFlightInfoResult", status=cancelled)
+                return [status.SerializeToString()]
+            return [messages.pack(messages.new("ActionCancelQueryResult", result=cancelled))]
+        raise NotImplementedError(f"action {kind!r} is not supported by duck_synth")
+
+    def _cancel(self, info_bytes: bytes, caller: Caller) -> int:
+        try:
+            info = flight.FlightInfo.deserialize(info_bytes)
+        except (pa.ArrowException, TypeError):
+            raise ValueError("malformed FlightInfo in the cancel request") from None
+        with self.lock:
+            for endpoint in info.endpoints:
+                with contextlib.suppress(ValueError, NotImplementedError, AttributeError):
+                    _, message = messages.unpack(endpoint.ticket.ticket)
+                    handle = message.statement_handle
+                    pending = self.pending.pop(handle, None) or self.running.get(handle)
+                    if pending is not None and pending.owner.token == caller.token:
+                        pending.cancelled.set()
+        return messages.CANCELLED
+
+
+def _optional(command, name: str) -> str | None:
+    return getattr(command, name) if command.HasField(name) else None
+
+
+def _parameter_rows(reader: flight.MetadataRecordBatchReader) -> list[dict]:
+    table = reader.read_all()
+    return table.to_pylist()
+
+
+def bind(query: str, parameter_rows: list[dict]) -> str:
+    """``query`` with its ``?`` / ``$n`` placeholders replaced by the bound values as SQL
+    literals, so the rewrite sees them (a bound value in WHERE is pushed into generate())."""
+    if not parameter_rows:
+        return query
+    if len(parameter_rows) > 1:
+        raise ValueError(
+            f"a query takes one row of parameters, got {len(parameter_rows)} (use executemany for updates)"
+        )
+    values = list(parameter_rows[0].values())
+    try:
+        trees = sqlglot.parse(query, read=DUCKDB)
+    except sqlglot.errors.SqlglotError as error:
+        raise ValueError(f"cannot bind parameters: {str(error).splitlines()[0]}") from None
+    position = 0
+
+    def literal(node):
+        nonlocal position
+        if not isinstance(node, exp.Placeholder):
+            return node
+        if node.this and str(node.this).isdigit():
+            index = int(node.this) - 1
+        else:
+            index = position
+            position += 1
+        if not 0 <= index < len(values):
+            raise ValueError(f"the query has more placeholders than the {len(values)} bound values")
+        return sqlglot.parse_one(_literal(values[index]), read=DUCKDB)
+
+    bound = [t.transform(literal) for t in trees if t is not None]
+    return ";\n".join(t.sql(DUCKDB) for t in bound)
+
+
+def _literal(value) -> str:
+    import datetime
+    import decimal
+
+    if isinstance(value, datetime.datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, datetime.date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, decimal.Decimal):
+        return f"{value}::DECIMAL"
+    if isinstance(value, bytes):
+        return "'" + "".join(f"\\x{b:02x}" for b in value) + "'::BLOB"
+    return spool.sql_literal(value)
