@@ -1,6 +1,7 @@
 """duck_synth: synthetic data inside DuckDB, in SQL."""
 
 from .errors import SynthError
+from .remote import RemoteSession
 from .session import Result, Session, connect
 
 __version__ = "0.1.0"
@@ -11,4 +12,4 @@ def explain(sql: str, session: Session | None = None) -> str:
     return (session or connect()).explain(sql)
 
 
-__all__ = ["Result", "Session", "SynthError", "connect", "explain", "__version__"]
+__all__ = ["RemoteSession", "Result", "Session", "SynthError", "connect", "explain", "__version__"]

@@ -1,6 +1,9 @@
 """The ``duck-synth`` command: run duck_synth SQL from the command line or in a shell.
 
-    duck-synth [DATABASE] [-c SQL | -f FILE.sql] [--csv | --json] [--max-rows N] [--read-only]
+    duck-synth [DATABASE | grpc://host:port] [-c SQL | -f FILE.sql] [--csv | --json] [--max-rows N]
+               [--read-only] [--token T] [--profile NAME]
+    duck-synth serve [DATABASE] [--host H] [--port P] [--quack-port Q | --no-quack] [--token T]
+               [--read-only-token T] [--tls-cert F --tls-key F]
 
 - ``-c SQL`` / ``-f FILE``: run the statements in order and print the last result.
 - no ``-c``/``-f``: an interactive shell when stdin is a terminal, else all of stdin is run.
@@ -186,7 +189,7 @@ class Interrupts:
 
     def __init__(self) -> None:
         self.count = 0
-        self.connection: duckdb.DuckDBPyConnection | None = None  # set while a statement runs
+        self.connection = None  # the session of the running statement
         self._sockets: tuple[socket.socket, socket.socket] | None = None
         self._previous_handler = None
         self._previous_wakeup = -1
@@ -245,7 +248,7 @@ class Interrupts:
 
     @contextlib.contextmanager
     def running(self, session):
-        connection = getattr(session, "con", None)
+        connection = session  # anything with interrupt(): a local or a remote session
         count = self.count
         self._generation += 1
         self.connection = connection
@@ -478,6 +481,10 @@ def parser() -> argparse.ArgumentParser:
         help=f"rows shown in a table before eliding the middle (default {DEFAULT_MAX_ROWS}; 0: all)",
     )
     p.add_argument("--read-only", action="store_true", help="open the database read-only")
+    p.add_argument("--token", help="token for a server (grpc://...; default: $DUCK_SYNTH_TOKEN)")
+    p.add_argument(
+        "--profile", help="connect as this profile of ~/.config/duck_synth/config.toml says"
+    )
     p.add_argument(
         "--version",
         action="version",
@@ -486,7 +493,81 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def serve_parser() -> argparse.ArgumentParser:
+    from duck_synth.serve import DEFAULT_PORT, DEFAULT_QUACK_PORT
+
+    p = argparse.ArgumentParser(
+        prog="duck-synth serve",
+        description="Serve a database: Arrow Flight SQL (ADBC, duck_synth.connect('grpc://...')) "
+        "and Quack (the DuckDB CLI).",
+    )
+    p.add_argument("database", nargs="?", default="synth.duckdb", help="DuckDB database file")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"Flight SQL port ({DEFAULT_PORT}; 0: any free)",
+    )
+    quack = p.add_mutually_exclusive_group()
+    quack.add_argument(
+        "--quack-port",
+        type=int,
+        default=DEFAULT_QUACK_PORT,
+        help=f"Quack port ({DEFAULT_QUACK_PORT})",
+    )
+    quack.add_argument("--no-quack", action="store_true", help="no Quack endpoint")
+    p.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        help="an admin token (repeatable; also $DUCK_SYNTH_TOKEN); required beyond loopback",
+    )
+    p.add_argument(
+        "--read-only-token",
+        action="append",
+        default=[],
+        help="a token that may read and generate, not train, drop or write (repeatable)",
+    )
+    p.add_argument("--tls-cert", help="PEM certificate: serve grpc+tls://")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    return p
+
+
+def serve_main(argv: list[str]) -> int:
+    from duck_synth.serve import ServeOptions, auth, serve
+
+    args = serve_parser().parse_args(argv)
+    admin = list(args.token)
+    if not admin and os.environ.get("DUCK_SYNTH_TOKEN"):
+        admin.append(os.environ["DUCK_SYNTH_TOKEN"])
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        quack_port=None if args.no_quack else args.quack_port,
+        tokens=auth.Tokens(admin=admin, read_only=list(args.read_only_token)),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
+    try:
+        server = serve(args.database, options)
+    except (SynthError, duckdb.Error) as error:
+        report(error)
+        return EXIT_ERROR
+    quack = f" and {server.quack_uri}" if server.quack_uri else ""
+    print(f"duck-synth serving {args.database} on {server.url}{quack}", flush=True)
+    try:
+        server.wait()
+    finally:
+        server.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        logging.getLogger("sqlglot").setLevel(logging.ERROR)
+        return serve_main(argv[1:])
     args = parser().parse_args(argv)
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # parse fallbacks are not for users
     output = Output(mode=args.mode or "table", max_rows=max(args.max_rows, 0))
@@ -518,7 +599,10 @@ def _main(args, output: Output, interrupts: Interrupts) -> int:
     if text is None and not interactive:
         text = sys.stdin.read()
     try:
-        session = duck_synth.connect(args.database, read_only=args.read_only)
+        if args.profile:
+            session = duck_synth.connect(profile=args.profile, token=args.token)
+        else:
+            session = duck_synth.connect(args.database, read_only=args.read_only, token=args.token)
     except (SynthError, duckdb.Error) as error:
         report(error)
         return EXIT_ERROR

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 
@@ -85,7 +86,28 @@ def _udf(function):
 STREAM_BATCH_ROWS = 65_536
 
 
-class Session:
+class Conveniences:
+    """Python shortcuts over the SQL, the same for a local and a remote session."""
+
+    def sql(self, query: str) -> Result:
+        raise NotImplementedError
+
+    def train(self, name: str, source: str, **options) -> dict:
+        args = "".join(f", {k} => {spool.sql_literal(v)}" for k, v in options.items())
+        result = self.sql(
+            f"FROM train({spool.sql_literal(name)}, {spool.sql_literal(source)}{args})"
+        )
+        return dict(zip(result.columns, result.fetchone(), strict=True))
+
+    def generate(self, model: str, **options) -> Result:
+        args = "".join(f", {k} => {spool.sql_literal(v)}" for k, v in options.items())
+        return self.sql(f"FROM generate({spool.sql_literal(model)}{args})")
+
+    def models(self) -> Result:
+        return self.sql("FROM models()")
+
+
+class Session(Conveniences):
     def __init__(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -217,21 +239,6 @@ class Session:
     def execute(self, query: str) -> Result:
         return self.sql(query)
 
-    # -- Python conveniences over the SQL ------------------------------------------------------
-    def train(self, name: str, source: str, **options) -> dict:
-        args = "".join(f", {k} => {spool.sql_literal(v)}" for k, v in options.items())
-        result = self.sql(
-            f"FROM train({spool.sql_literal(name)}, {spool.sql_literal(source)}{args})"
-        )
-        return dict(zip(result.columns, result.fetchone(), strict=True))
-
-    def generate(self, model: str, **options) -> Result:
-        args = "".join(f", {k} => {spool.sql_literal(v)}" for k, v in options.items())
-        return self.sql(f"FROM generate({spool.sql_literal(model)}{args})")
-
-    def models(self) -> Result:
-        return self.sql("FROM models()")
-
     def close(self) -> None:
         self.con.close()
 
@@ -288,8 +295,34 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
             con.create_function(name, _udf(function), params, returns, type="arrow")
 
 
-def connect(path: str | None = None, read_only: bool = False) -> Session:
-    """Open (or create) a DuckDB database with duck_synth in it; ``None`` is in-memory."""
+def connect(
+    path: str | None = None,
+    read_only: bool = False,
+    token: str | None = None,
+    profile: str | None = None,
+    tls_root_certs: str | None = None,
+):
+    """A session on a DuckDB database file (``None``: in memory), or on a server
+    (``grpc://host:port``, ``grpc+tls://...``; see ``duck-synth serve``), or as a profile of
+    ``~/.config/duck_synth/config.toml`` says. With no argument at all, the default profile
+    when the file names one, else an in-memory database."""
+    from .remote import RemoteSession, is_remote, profile_settings
+
+    if profile is not None or (path is None and token is None and not read_only):
+        settings = profile_settings(profile)
+        if settings is not None:
+            path = settings.get("url") or settings.get("database")
+            token = token or settings.get("token")
+            tls_root_certs = tls_root_certs or settings.get("tls_root_certs")
+            read_only = read_only or bool(settings.get("read_only"))
+    if is_remote(path):
+        return RemoteSession(path, token or os.environ.get("DUCK_SYNTH_TOKEN"), tls_root_certs)
+    if token is not None:
+        raise SynthError("a token is for a server (grpc://...), not a database file")
+    return _connect_file(path, read_only)
+
+
+def _connect_file(path: str | None, read_only: bool) -> Session:
     try:
         con = duckdb.connect(path or ":memory:", read_only=read_only)
     except duckdb.IOException as error:
