@@ -220,11 +220,14 @@ class FlightSqlServer(flight.FlightServerBase):
             raise ValueError(str(error).strip().splitlines()[0]) from None
         with self.lock:
             self.running[handle] = pending
+        schema = plain_schema(reader.schema)
         return flight.GeneratorStream(
-            reader.schema, self._batches(context, reader, session, handle, pending)
+            schema, self._batches(context, reader, schema, session, handle, pending)
         )
 
-    def _batches(self, context, reader, session, handle, pending) -> Iterator[pa.RecordBatch]:
+    def _batches(
+        self, context, reader, schema, session, handle, pending
+    ) -> Iterator[pa.RecordBatch]:
         """The rows, stopping between batches when the client cancels or goes away."""
         try:
             while not (context.is_cancelled() or pending.cancelled.is_set()):
@@ -234,7 +237,7 @@ class FlightSqlServer(flight.FlightServerBase):
                     return
                 except SynthError as error:
                     raise ValueError(str(error)) from None
-                yield batch
+                yield batch if batch.schema == schema else batch.cast(schema)
             if pending.cancelled.is_set():
                 raise flight.FlightCancelledError("the query was cancelled")
         finally:
@@ -373,6 +376,15 @@ class FlightSqlServer(flight.FlightServerBase):
                     if pending is not None and pending.owner.token == caller.token:
                         pending.cancelled.set()
         return messages.CANCELLED
+
+
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """Dictionary columns (DuckDB ENUMs) as their values: a dictionary that grows between
+    batches cannot be sent as one IPC stream's dictionary, and clients want the values."""
+    fields = [
+        f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema
+    ]
+    return pa.schema(fields, metadata=schema.metadata)
 
 
 def _optional(command, name: str) -> str | None:

@@ -132,6 +132,8 @@ def pack(msg: message.Message) -> bytes:
 
 def unpack(data: bytes) -> tuple[str, message.Message]:
     """(message name, message) of a serialized Any; ValueError for anything else."""
+    if not data:
+        raise ValueError("empty Flight SQL command")
     wrapped = any_pb2.Any()
     try:
         wrapped.ParseFromString(data)
@@ -140,7 +142,7 @@ def unpack(data: bytes) -> tuple[str, message.Message]:
     full_name = wrapped.type_url.rsplit("/", 1)[-1]
     package, _, name = full_name.rpartition(".")
     if package != PACKAGE or name not in MESSAGES:
-        raise NotImplementedError(f"unsupported Flight SQL command '{full_name or data[:32]!r}'")
+        raise NotImplementedError(f"unsupported Flight SQL command '{full_name}'")
     return name, parse(name, wrapped.value)
 
 
