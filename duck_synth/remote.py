@@ -117,12 +117,6 @@ class RemoteSession(Conveniences):
     def close(self) -> None:
         self._connection.close()
 
-    def __enter__(self) -> RemoteSession:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 def _message(error: Exception) -> str:
     """The server's one line out of an ADBC error."""

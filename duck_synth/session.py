@@ -106,6 +106,15 @@ class Conveniences:
     def models(self) -> Result:
         return self.sql("FROM models()")
 
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 class Session(Conveniences):
     def __init__(
@@ -139,6 +148,10 @@ class Session(Conveniences):
         lines = notes or ["nothing to rewrite"]
         return "\n".join([*lines, "-- runs as:", *statements])
 
+    def explains_acting(self, statement: str) -> bool:
+        """An EXPLAIN of a statement that acts: answered with ``explain``, never bound."""
+        return bool(re.match(r"^\s*explain\s", statement, flags=re.I)) and self._acts(statement)
+
     def _acts(self, statement: str) -> bool:
         """Whether binding the statement would run something (a generation, a training...)."""
         if ACTING_FUNCTIONS.search(statement):
@@ -158,7 +171,7 @@ class Session(Conveniences):
         return Result(result)
 
     def _run(self, statement: str) -> pa.Table | None:
-        if re.match(r"^\s*explain\s", statement, flags=re.I) and self._acts(statement):
+        if self.explains_acting(statement):
             # DuckDB's EXPLAIN would bind, and so run, train()/generate()/drop_model()...
             return pa.table({"explain": self.explain(statement).splitlines()})
         appended = self._standalone_append(statement)
@@ -207,9 +220,7 @@ class Session(Conveniences):
         for statement in statements[:-1]:
             self._run(statement)
         last = statements[-1]
-        if (re.match(r"^\s*explain\s", last, flags=re.I) and self._acts(last)) or standalone_call(
-            last, "generate_into"
-        ):
+        if self.explains_acting(last) or standalone_call(last, "generate_into"):
             table = self._run(last)
             return (table if table is not None else pa.table({})).to_reader()
         rewritten, _ = self.rewrite(last)
@@ -241,12 +252,6 @@ class Session(Conveniences):
 
     def close(self) -> None:
         self.con.close()
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _parse(text: str) -> exp.Expression | None:

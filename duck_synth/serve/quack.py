@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 
 import duckdb
@@ -105,7 +104,7 @@ class QuackEndpoint:
         session = Session(self.session.con.cursor(), self.session.path, install=False)
         try:
             auth.check(session.con, role, statement)
-            if re.match(r"^\s*explain\s", statement, flags=re.I) and session._acts(statement):
+            if session.explains_acting(statement):
                 lines = session.explain(statement).splitlines()
                 return (
                     "SELECT unnest([" + ", ".join(map(spool.quote_literal, lines)) + "]) AS explain"
