@@ -531,6 +531,12 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tls-cert", help="PEM certificate: serve grpc+tls://")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--client-sql",
+        action="store_true",
+        help="print the LOAD statements that let the DuckDB CLI speak Quack, and exit "
+        '(duckdb -cmd "$(duck-synth serve --client-sql)")',
+    )
     return p
 
 
@@ -538,6 +544,15 @@ def serve_main(argv: list[str]) -> int:
     from duck_synth.serve import ServeOptions, auth, serve
 
     args = serve_parser().parse_args(argv)
+    if args.client_sql:
+        from duck_synth.serve.quack import load_statements
+
+        try:
+            print(load_statements())
+        except SynthError as error:
+            report(error)
+            return EXIT_ERROR
+        return 0
     admin = list(args.token)
     if not admin and os.environ.get("DUCK_SYNTH_TOKEN"):
         admin.append(os.environ["DUCK_SYNTH_TOKEN"])

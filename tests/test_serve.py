@@ -21,7 +21,6 @@ from conftest import DIAMONDS_TABLE
 
 import duck_synth
 from duck_synth.serve import messages
-from duck_synth.serve.quack import extension_path
 
 ADMIN, READER = "admin-token-1", "reader-token-1"
 REFUSED = (flight.FlightError, pa.ArrowException)  # how pyarrow's client raises a status
@@ -319,13 +318,12 @@ def test_malformed_requests_and_dropped_clients_do_not_stop_the_server(served):
 def duckdb_cli(script: str) -> subprocess.CompletedProcess:
     cli = shutil.which("duckdb")
     assert cli, "the duckdb CLI (PyPI duckdb-cli) is a test dependency"
-    load = "".join(
-        f"LOAD '{extension_path(package, name)}';"
-        for package, name in (
-            ("duckdb_extension_httpfs", "httpfs"),
-            ("duckdb_extension_quack", "quack"),
-        )
-    )
+    load = subprocess.run(
+        [sys.executable, "-m", "duck_synth.cli", "serve", "--client-sql"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     return subprocess.run(
         [cli, "-csv", "-c", load + script], capture_output=True, text=True, timeout=180
     )

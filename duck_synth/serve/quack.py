@@ -32,16 +32,23 @@ def extension_path(package: str, name: str) -> str:
     return os.path.join(folder, f"{name}.duckdb_extension")
 
 
-def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
+def load_statements() -> str:
+    """The LOAD statements a DuckDB client (the CLI) runs to speak Quack, offline."""
+    statements = []
     for package, name in EXTENSION_PACKAGES:
         try:
             path = extension_path(package, name)
         except ImportError:
             raise SynthError(
-                f"the Quack endpoint needs {package.replace('_', '-')}=={duckdb.__version__} "
+                f"Quack needs {package.replace('_', '-')}=={duckdb.__version__} "
                 "(pip install it, or serve with --no-quack)"
             ) from None
-        con.execute(f"LOAD {spool.quote_literal(path)}")
+        statements.append(f"LOAD {spool.quote_literal(path)};")
+    return " ".join(statements)
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(load_statements())
 
 
 class QuackEndpoint:
