@@ -37,6 +37,18 @@ class TrainOptions:
     metadata: list[str] | None = None
     # row rules every generation of the model keeps (SQL predicates over its columns)
     constraints: list[str] | None = None
+    # differential privacy (privacy.py): one budget for the statistics and the network
+    epsilon: float | None = None
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    noise_multiplier: float | None = None
+    dp_statistics_share: float = 0.1
+    # privbayes (models/privbayes.py), Hazy's parameters
+    n_parents: int = 3
+    n_bins: int = 20
+    max_cat: int = 50
+    bin_strategy: str = "quantile"
+    sample_parents: int | None = None
 
 
 @dataclass

@@ -118,7 +118,7 @@ def rank(shape: Shape) -> list[Recommendation]:
         ranked = [autoregressive, tabgan]
     return ranked + [
         Recommendation("timegan", False, "models sessions: give session_key (and order_by)"),
-        *_unavailable(),
+        *_unavailable(sessions=False),
     ]
 
 
@@ -151,13 +151,21 @@ def _rank_sessions(shape: Shape) -> list[Recommendation]:
         ranked = [autoregressive, timegan]
     return ranked + [
         Recommendation("tabgan", False, "models rows, not sessions"),
-        *_unavailable(),
+        *_unavailable(sessions=True),
     ]
 
 
-def _unavailable() -> list[Recommendation]:
+def _unavailable(sessions: bool) -> list[Recommendation]:
+    """Methods auto never picks: privbayes is chosen by name, with epsilon."""
+    privbayes = (
+        Recommendation("privbayes", False, "models rows, not sessions")
+        if sessions
+        else Recommendation(
+            "privbayes", True, "differential privacy by a Bayesian network: ask for it with epsilon"
+        )
+    )
     return [
-        Recommendation("privbayes", False, "not available yet"),
+        privbayes,
         Recommendation("transformer", False, "not attention-based here: use 'autoregressive'"),
     ]
 

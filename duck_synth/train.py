@@ -30,6 +30,7 @@ from .models.base import Cancelled, FitConfig, GenerativeModel
 from .models.steps import LAGS, StepSpace
 from .models.timegan import TimeGanModel
 from .options import TrainOptions, parse
+from .privacy import ColumnBudget, PrivacyBudget
 from .recommend import rank, shape_of
 from .sources import describe, read_source
 from .spool import quote_identifier
@@ -94,6 +95,21 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         if options.seed is not None
         else int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
     )
+    budget = privacy_budget(options)
+    why = "chosen"
+    if budget is not None:
+        if method == "auto":  # not from the data: choosing by its shape would read it
+            method, why = "autoregressive", "differential privacy: DP-SGD"
+        if method not in PRIVATE_METHODS:
+            raise SynthError(
+                f"train(): epsilon is supported by methods {' and '.join(PRIVATE_METHODS)}, "
+                f"not '{method}'"
+            )
+        if options.session_key is not None:
+            raise SynthError(
+                "train(): differential privacy for sessions is not available yet (a session "
+                "has many rows); train on one row per session, or without epsilon"
+            )
     relation = read_source(con, source)
     columns = select_columns(describe(con, relation), options)
     source_rows = con.execute(f"SELECT count(*) FROM ({relation})").fetchone()[0]
@@ -101,13 +117,23 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         raise SynthError(f"train(): the training data '{source}' is empty")
     facts = column_facts(con, relation, columns)
     violated = check_constraints(con, relation, [c for c, _ in columns], options.constraints)
-    why = "chosen"
     if method == "auto":
         session_key = options.session_key if options.session_key in dict(columns) else None
         best = rank(shape_of(con, relation, columns, session_key))[0]
         method, why = best.method, f"auto: {best.reason}"
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
     protection = Protection(options.rare_threshold, np.random.default_rng(seed))
+    if method == "privbayes":  # Hazy's coarsening: few bins and categories keep tables small
+        check_privbayes(options)
+        protection.max_bins, protection.max_categories = options.n_bins, options.max_cat
+        protection.uniform_bins = options.bin_strategy == "uniform"
+    if budget is not None:
+        # DP noise comes from the OS, never from the seed; one share more: the row count
+        protection.budget = ColumnBudget(
+            budget.statistics_epsilon / (len(columns) + 1),
+            budget.statistics_delta / len(columns),
+            np.random.default_rng(),
+        )
     session_options = (options.session_key, options.order_by, options.metadata)
     if options.session_key is None and any(session_options):
         raise SynthError("train(): order_by and metadata describe sessions; give session_key too")
@@ -115,9 +141,9 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         raise SynthError(
             "train(): method 'timegan' models sessions; give session_key => and order_by =>"
         )
-    if options.session_key is not None and method == "tabgan":
+    if options.session_key is not None and method in ("tabgan", "privbayes"):
         raise SynthError(
-            "train(): method 'tabgan' models rows, not sessions; for session data use "
+            f"train(): method '{method}' models rows, not sessions; for session data use "
             "'timegan' or 'autoregressive'"
         )
     if options.session_key is not None:
@@ -134,10 +160,16 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
                 {"name": e.name, "type": t, "kind": e.kind}
                 for e, (_, t) in zip(encoders, columns, strict=True)
             ],
-            parts=[_part("", method, encoders, table, share=1.0)],
+            parts=[
+                _part("", method, encoders, table, share=1.0, hyper=model_options(method, options))
+            ],
             training_rows=table.num_rows,
             rows=table.num_rows,
         )
+        if budget is not None:  # what is stored is read through DP too
+            noisy = table.num_rows + float(protection.budget.laplace(1)[0])
+            plan.training_rows = max(int(round(noisy)), 1)
+            facts, violated = private_facts(encoders), {}
 
     run_id = catalog.start_run(con, name, method, source)
     try:
@@ -149,9 +181,10 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
                     part.time_share * options.max_time - (time.monotonic() - started), 1.0
                 ),
                 batch_size=options.batch_size,
-                validation_share=options.validation_share,
+                validation_share=0.0 if budget is not None else options.validation_share,
                 seed=seed,
                 device=device,
+                privacy=budget,
             )
             fitted = (
                 _fit(con, run_id, part.model, part.data, config)
@@ -186,8 +219,9 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
                 **main,
                 **({"steps": metrics["steps"]} if "steps" in metrics else {}),
                 "seconds": time.monotonic() - started,
-                "source_rows": source_rows,
+                **({"source_rows": source_rows} if budget is None else {}),
                 **({"constraint_violations": violated} if violated else {}),
+                **({"privacy": privacy_spent(budget, main)} if budget is not None else {}),
             },
             weights=save_tensors(tensors),
             training_rows=plan.training_rows,
@@ -222,10 +256,66 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         "seed": seed,
         "run_id": run_id,
         "device": device,
+        "epsilon": privacy_spent(budget, main)["epsilon"] if budget is not None else None,
     }
     if plan.sessions is not None:
         summary["sessions"] = plan.training_rows
     return summary
+
+
+PRIVATE_METHODS = ("autoregressive", "privbayes")
+
+
+def privacy_budget(options: TrainOptions) -> PrivacyBudget | None:
+    """The DP budget train() was given (None: no epsilon, no DP)."""
+    if options.epsilon is None:
+        if options.noise_multiplier is not None:
+            raise SynthError("train(): noise_multiplier needs epsilon (the budget to stop at)")
+        return None
+    return PrivacyBudget(
+        epsilon=options.epsilon,
+        delta=options.delta,
+        max_grad_norm=options.max_grad_norm,
+        noise_multiplier=options.noise_multiplier,
+        statistics_share=options.dp_statistics_share,
+    )
+
+
+def check_privbayes(options: TrainOptions) -> None:
+    for name in ("n_parents", "n_bins", "max_cat", "sample_parents"):
+        value = getattr(options, name)
+        if value is not None and value < 1:
+            raise SynthError(f"train(): {name} must be at least 1")
+    if options.bin_strategy not in ("quantile", "uniform"):
+        raise SynthError(
+            f"train(): bin_strategy must be 'quantile' or 'uniform', got {options.bin_strategy!r}"
+        )
+
+
+def privacy_spent(budget: PrivacyBudget, fitted: dict) -> dict:
+    """The model's whole (epsilon, delta): the statistics' share plus what training spent."""
+    training = fitted.get("privacy", {"epsilon": 0.0})
+    return {
+        "epsilon": budget.statistics_epsilon + training["epsilon"],
+        "delta": budget.delta,
+        "budget": budget.epsilon,
+        "statistics_epsilon": budget.statistics_epsilon,
+        "statistics_delta": budget.statistics_delta,
+        "training": training,
+    }
+
+
+def private_facts(encoders: list[Encoder]) -> dict[str, dict]:
+    """column_facts from what DP released: no uniqueness claim; the longest kept category."""
+    return {
+        e.name: {
+            "unique": False,
+            "max_length": max((len(str(c)) for c in e.stats.get("categories", [])), default=None)
+            if e.duck_type == "VARCHAR"
+            else None,
+        }
+        for e in encoders
+    }
 
 
 @dataclass
@@ -297,13 +387,28 @@ def _tokens(encoders: list[Encoder], table: pa.Table) -> np.ndarray:
     return np.stack([e.encode(table.column(e.name).combine_chunks()) for e in modelled], axis=1)
 
 
-def _part(name: str, method: str, encoders: list[Encoder], table: pa.Table, share: float):
+def model_options(method: str, options: TrainOptions) -> dict:
+    """The train() options a method's constructor takes."""
+    if method == "privbayes":
+        return {"n_parents": options.n_parents, "sample_parents": options.sample_parents}
+    return {}
+
+
+def _part(
+    name: str,
+    method: str,
+    encoders: list[Encoder],
+    table: pa.Table,
+    share: float,
+    hyper: dict | None = None,
+):
     modelled = [e for e in encoders if e.n_tokens > 0]
     model = create_model(
         method,
         [e.n_tokens for e in modelled],
         [e.token_positions() for e in modelled],
         [e.token_spans() for e in modelled],
+        **(hyper or {}),
     )
     return TrainingPart(name, model, (_tokens(encoders, table),), share, learns=bool(modelled))
 

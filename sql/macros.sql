@@ -10,14 +10,20 @@ CREATE OR REPLACE MACRO train(
     epochs := NULL, max_time := NULL, batch_size := NULL, validation_share := NULL,
     nrows := NULL, strip_strings := NULL, empty_strings_as_null := NULL,
     rare_threshold := NULL, device := NULL,
-    session_key := NULL, order_by := NULL, metadata := NULL, constraints := NULL
+    session_key := NULL, order_by := NULL, metadata := NULL, constraints := NULL,
+    epsilon := NULL, delta := NULL, max_grad_norm := NULL, noise_multiplier := NULL,
+    dp_statistics_share := NULL, n_parents := NULL, n_bins := NULL, max_cat := NULL,
+    bin_strategy := NULL, sample_parents := NULL
 ) AS TABLE FROM query(synth_train(name, source, to_json({
     'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding,
     'seed': seed, 'epochs': epochs, 'max_time': max_time, 'batch_size': batch_size,
     'validation_share': validation_share, 'nrows': nrows, 'strip_strings': strip_strings,
     'empty_strings_as_null': empty_strings_as_null, 'rare_threshold': rare_threshold,
     'device': device, 'session_key': session_key, 'order_by': order_by, 'metadata': metadata,
-    'constraints': constraints
+    'constraints': constraints, 'epsilon': epsilon, 'delta': delta,
+    'max_grad_norm': max_grad_norm, 'noise_multiplier': noise_multiplier,
+    'dp_statistics_share': dp_statistics_share, 'n_parents': n_parents, 'n_bins': n_bins,
+    'max_cat': max_cat, 'bin_strategy': bin_strategy, 'sample_parents': sample_parents
 })));
 
 -- recommend('table or query' [, session_key]) -> the methods ranked for the data's shape: rank,
@@ -122,7 +128,9 @@ CREATE OR REPLACE MACRO synth_sql(sql_text) AS TABLE FROM query(synth_rewrite(sq
 -- models() -> the trained model versions (weights left out), with the workflows that use them.
 CREATE OR REPLACE MACRO models() AS TABLE
     SELECT m.name, m.version, m.method, m.source, m.created, m.training_rows,
-           json_array_length(m.columns) AS n_columns, m.options, m.metrics, m.format_version,
+           json_array_length(m.columns) AS n_columns,
+           CAST(json_extract(m.metrics, '$.privacy.epsilon') AS DOUBLE) AS epsilon,
+           CAST(json_extract(m.metrics, '$.privacy.delta') AS DOUBLE) AS delta, m.options, m.metrics, m.format_version,
            coalesce((SELECT list(w.name ORDER BY w.name) FROM synth.workflows w
                      WHERE list_contains(CAST(w.models AS VARCHAR[]), m.name)), [])
                AS workflows

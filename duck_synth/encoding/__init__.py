@@ -87,6 +87,14 @@ def choose_kind(name: str, duck_type: str, values: pa.Array) -> str:
     return "categorical"
 
 
+def _modelled_kind(duck_type: str) -> str:
+    if is_numeric_type(duck_type):
+        return "numeric"
+    if duck_type in DATETIME_TYPES or duck_type.startswith("TIMESTAMP"):
+        return "datetime"
+    return "categorical"
+
+
 def check_override(name: str, duck_type: str, kind: str) -> None:
     if kind not in ENCODERS:
         raise SynthError(
@@ -111,6 +119,8 @@ def analyze(
         kind = overrides.get(name)
         if kind is None:
             kind = choose_kind(name, duck_type, values)
+            if kind == "constant" and protection.budget is not None:
+                kind = _modelled_kind(duck_type)  # under DP its one value must clear the noise
         else:
             check_override(name, duck_type, kind)
         cls = ENCODERS[kind]

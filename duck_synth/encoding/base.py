@@ -13,15 +13,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from ..privacy import ColumnBudget
+
 NULL_TOKEN = 0
 
 
 @dataclass
 class Protection:
-    """Value protection: rare values and extremes are never emitted verbatim."""
+    """Value protection: rare values and extremes are never emitted verbatim. With ``budget``
+    (differential privacy) every statistic is read through a DP mechanism of that budget."""
 
     rare_threshold: int = 5
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    budget: ColumnBudget | None = None
+    # how finely values are told apart: bins of a numeric column (equal shares, or equal widths
+    # when ``uniform_bins``), kept categories of a categorical one
+    max_bins: int = 100
+    uniform_bins: bool = False
+    max_categories: int = 2000  # the rest are rare
 
     def threshold(self) -> int:
         """k plus a small random jitter, so the cut-off itself is not an exact statistic."""

@@ -15,7 +15,6 @@ from .base import NULL_TOKEN, Encoder, Protection, Restriction
 
 RARE_TOKEN = 1
 RARE_VALUE = "_RARE_"
-MAX_CATEGORIES = 2000
 
 
 class CategoricalEncoder(Encoder):
@@ -30,8 +29,10 @@ class CategoricalEncoder(Encoder):
             ((c["values"].as_py(), c["counts"].as_py()) for c in counts),
             key=lambda p: (-p[1], str(p[0])),
         )
+        if protection.budget is not None:
+            return cls(name, duck_type, private_statistics(pairs, n, values.null_count, protection))
         k = protection.threshold()
-        kept = [(v, c) for v, c in pairs if c >= k][:MAX_CATEGORIES]
+        kept = [(v, c) for v, c in pairs if c >= k][: protection.max_categories]
         stats = {
             "categories": [v for v, _ in kept],
             "counts": [c for _, c in kept],
@@ -118,3 +119,25 @@ class CategoricalEncoder(Encoder):
             "cardinality": self.stats["cardinality"],
             "rare_share": self.stats["rare_share"],
         }
+
+
+def private_statistics(pairs: list[tuple], n: int, nulls: int, protection: Protection) -> dict:
+    """The categories' statistics through DP: one noisy histogram (NULL a cell of its own); a
+    category is kept when its noisy count clears both k and the threshold that makes naming it
+    (epsilon, delta)-DP, so a value held by a few rows is almost never released."""
+    budget = protection.budget
+    noisy = np.array([c for _, c in pairs], dtype=np.float64) + budget.laplace(len(pairs))
+    noisy_nulls = max(nulls + float(budget.laplace(1)[0]), 0.0)
+    cut = max(protection.rare_threshold, budget.threshold())
+    order = np.argsort(-noisy, kind="stable")
+    kept = [i for i in order if noisy[i] >= cut][: protection.max_categories]
+    kept_total = float(noisy[kept].sum()) if kept else 0.0
+    rare_total = float(np.clip(noisy, 0, None).sum()) - float(np.clip(noisy[kept], 0, None).sum())
+    total = max(noisy_nulls + kept_total + rare_total, 1.0)
+    return {
+        "categories": [pairs[i][0] for i in kept],
+        "counts": [int(round(noisy[i])) for i in kept],
+        "null_share": noisy_nulls / total,
+        "rare_share": rare_total / total,
+        "cardinality": len(kept),
+    }

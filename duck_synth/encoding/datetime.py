@@ -11,6 +11,7 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 
+from ..privacy import Grid
 from .base import Encoder, Protection, Restriction
 from .numeric import NumericEncoder
 
@@ -25,6 +26,19 @@ def arrow_type_for(duck_type: str) -> pa.DataType:
     return pa.timestamp("us")
 
 
+YEAR_DAYS = 365.2425
+HOUR_US = 3_600_000_000
+
+
+def datetime_grid(arrow_type: pa.DataType) -> Grid:
+    """The DP histogram's fixed scale (privacy.py) in the column's integer unit: years
+    from 1800 to 2200 (cells of about six days at the fine level), or a day's hours for TIME."""
+    if pa.types.is_time(arrow_type):
+        return Grid(linear=True, unit=HOUR_US, low=0, high=24)
+    unit = YEAR_DAYS if pa.types.is_date32(arrow_type) else YEAR_DAYS * 24 * HOUR_US
+    return Grid(linear=True, unit=unit, low=-170, high=230)
+
+
 class DatetimeEncoder(NumericEncoder):
     kind = "datetime"
 
@@ -33,7 +47,8 @@ class DatetimeEncoder(NumericEncoder):
         encoder = cls(name, duck_type, {})
         ints = encoder._to_int(values)
         present = ints[~np.isnan(ints)]
-        encoder.stats = cls.analyze(present, len(values), protection, "BIGINT")
+        grid = datetime_grid(encoder.arrow_type())
+        encoder.stats = cls.analyze(present, len(values), protection, "BIGINT", grid)
         return encoder
 
     def _to_int(self, values: pa.Array) -> np.ndarray:

@@ -49,6 +49,8 @@ class KeyEncoder(Encoder):
     def fit(cls, name, duck_type, values, protection: Protection) -> KeyEncoder:
         lengths = pc.utf8_length(values.drop_null().cast(pa.string()))
         length = int(np.median(lengths.to_numpy())) if len(lengths) else 12
+        if protection.budget is not None:  # under DP no length is read from the data
+            length = 16
         return cls(name, duck_type, {"length": max(length, 8), "null_share": 0.0})
 
     def decode(

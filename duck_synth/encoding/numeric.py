@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pyarrow as pa
 
+from ..privacy import ColumnBudget, Grid, noisy_histogram, quantiles_from_histogram
 from .base import NULL_TOKEN, Encoder, Protection, Restriction
 
-MAX_BINS = 100
 MAX_DECIMALS = 6
 
 
@@ -37,8 +37,13 @@ class NumericEncoder(Encoder):
         return cls(name, duck_type, stats)
 
     @staticmethod
-    def analyze(x: np.ndarray, n: int, protection: Protection, duck_type: str) -> dict:
-        """Protected statistics of the non-null values ``x`` out of ``n`` rows."""
+    def analyze(
+        x: np.ndarray, n: int, protection: Protection, duck_type: str, grid: Grid | None = None
+    ) -> dict:
+        """Protected statistics of the non-null values ``x`` out of ``n`` rows (differentially
+        private on ``grid`` when the protection has a budget)."""
+        if protection.budget is not None:
+            return private_statistics(x, n, protection, duck_type, grid or Grid())
         null_share = 1 - len(x) / n if n else 0.0
         integer = _is_integer_type(duck_type) or (len(x) > 0 and bool(np.all(np.mod(x, 1) == 0)))
         decimals = 0 if integer else _scale_of(duck_type) or _decimals_of(x)
@@ -60,13 +65,18 @@ class NumericEncoder(Encoder):
             low = high = float(np.median(xs))
         xs = np.clip(xs, low, high)
         uniq, counts = np.unique(xs, return_counts=True)
-        frequent = (counts >= max(len(xs) / (2 * MAX_BINS), protection.rare_threshold)) & (
+        bins = protection.max_bins
+        frequent = (counts >= max(len(xs) / (2 * bins), protection.rare_threshold)) & (
             counts >= protection.threshold()
         )
         points = uniq[frequent]
         rest = xs[~np.isin(xs, points)]
         if len(rest) > 1:
-            edges = np.unique(np.quantile(rest, np.linspace(0, 1, MAX_BINS + 1)))
+            cuts = np.linspace(0, 1, bins + 1)
+            if protection.uniform_bins:
+                edges = np.unique(rest.min() + cuts * (rest.max() - rest.min()))
+            else:
+                edges = np.unique(np.quantile(rest, cuts))
             if len(edges) == 1:
                 edges = np.array([edges[0], edges[0]])
         else:
@@ -231,6 +241,72 @@ class NumericEncoder(Encoder):
             "quantiles": self.stats.get("quantiles"),
             "cardinality": len(self.stats["points"]) + self.n_bins,
         }
+
+
+# DP: the share of rows that may need more decimals than the ones chosen, and the quantiles of
+# the noisy histogram used as the range (instead of the k-th smallest and largest value).
+DECIMALS_SLACK = 0.01
+RANGE_QUANTILES = (0.001, 0.999)
+
+
+def private_statistics(
+    x: np.ndarray, n: int, protection: Protection, duck_type: str, grid: Grid
+) -> dict:
+    """The statistics of ``analyze`` through DP mechanisms: a noisy NULL count, a two-level
+    noisy histogram on a fixed grid (its range, bins and quantiles), and for floats the decimals
+    as the fewest that fit all but a noisy 1% of the rows. No exact value is kept ("points")."""
+    budget, bins = protection.budget, protection.max_bins
+    integer = _is_integer_type(duck_type)
+    scale = 0 if integer else _scale_of(duck_type)
+    # NULL rows and present rows are disjoint: the NULL count costs nothing extra (parallel
+    # composition); the histogram's two levels and the decimals share the column's epsilon.
+    nulls = max(n - len(x) + float(budget.laplace(1)[0]), 0.0)
+    histogram_eps = budget.epsilon if scale is not None else budget.epsilon * 0.75
+    decimals = scale if scale is not None else _private_decimals(x, budget, budget.epsilon / 4)
+    t = grid.forward(x)
+    histogram = noisy_histogram(
+        t, grid.low, grid.high, ColumnBudget(histogram_eps, budget.delta, budget.rng)
+    )
+    edges_t, counts = histogram["edges"], histogram["counts"]
+    present = max(float(counts.sum()), 0.0) if len(counts) else 0.0
+    null_share = nulls / (nulls + present) if nulls + present > 0 else 1.0
+    stats = {
+        "null_share": float(min(null_share, 1.0)),
+        "integer": integer,
+        "decimals": int(decimals),
+    }
+    if len(edges_t) == 0:  # nothing cleared the threshold: all NULL as far as DP can tell
+        return stats | {"null_share": 1.0, "low": 0.0, "high": 0.0, "points": [], "edges": []}
+    qs = np.concatenate([RANGE_QUANTILES, np.linspace(*RANGE_QUANTILES, bins + 1)])
+    qs = np.concatenate([qs, [0.05, 0.25, 0.5, 0.75, 0.95]])
+    values = grid.backward(quantiles_from_histogram(edges_t, counts, qs))
+    low, high = float(values[0]), float(max(values[1], values[0]))
+    edges = values[2 : 3 + bins]
+    if protection.uniform_bins:
+        edges = low + np.linspace(0, 1, bins + 1) * (high - low)
+    edges = np.unique(np.clip(edges, low, high))
+    if len(edges) == 1:
+        edges = np.array([edges[0], edges[0]])
+    return stats | {
+        "low": low,
+        "high": high,
+        "points": [],
+        "point_counts": [],
+        "edges": edges.tolist(),
+        "quantiles": values[3 + bins :].tolist(),
+    }
+
+
+def _private_decimals(x: np.ndarray, budget: ColumnBudget, epsilon: float) -> int:
+    """The fewest decimals (0..MAX_DECIMALS) leaving a noisy count of at most 1% of the rows
+    unrepresented; each row counts in the total and once per candidate: they share epsilon."""
+    share = epsilon / (MAX_DECIMALS + 2)
+    scale = max(len(x) + float(budget.laplace(1, share)[0]), 1.0)
+    for d in range(MAX_DECIMALS + 1):
+        misses = np.count_nonzero(np.abs(np.round(x, d) - x) > 10 ** -(d + 3))
+        if misses + float(budget.laplace(1, share)[0]) <= DECIMALS_SLACK * scale:
+            return d
+    return MAX_DECIMALS
 
 
 def _is_integer_type(duck_type: str) -> bool:

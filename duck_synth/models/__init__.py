@@ -8,15 +8,15 @@ import torch
 from ..errors import SynthError
 from .autoregressive import AutoregressiveModel
 from .base import GenerativeModel
+from .privbayes import PrivBayesModel
 from .tabgan import TabGanModel
 from .timegan import TimeGanModel
 
 METHODS: dict[str, type[GenerativeModel] | type[TimeGanModel]] = {
-    m.method: m for m in (AutoregressiveModel, TabGanModel, TimeGanModel)
+    m.method: m for m in (AutoregressiveModel, TabGanModel, TimeGanModel, PrivBayesModel)
 }
 NOT_YET = {
     "transformer": "our autoregressive method is not attention-based; use method => 'autoregressive'",
-    "privbayes": "not available yet",
 }
 
 
@@ -40,12 +40,15 @@ def create_model(
     positions: list[np.ndarray | None],
     spans: list[np.ndarray | None],
     context: int = 0,
+    **hyper,
 ) -> GenerativeModel:
     """A fresh model for columns of ``vocab_sizes`` tokens. Ordered columns' tokens have a
     place (Encoder.token_positions, what the autoregressive model embeds) and a span of values
     (Encoder.token_spans, what the GAN learns); the first ``context`` columns are only given."""
     if method == TabGanModel.method:
         return TabGanModel(vocab_sizes, spans=spans)
+    if method == PrivBayesModel.method:
+        return PrivBayesModel(vocab_sizes, **hyper)
     return METHODS[method](vocab_sizes, positions=positions, context=context)
 
 

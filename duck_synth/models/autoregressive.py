@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SynthError
+from ..privacy import noise_multiplier_for, spent_epsilon, steps_within
 from .base import (
     Conditions,
     Deadline,
@@ -45,6 +47,8 @@ MIN_VALIDATION_ROWS = 1_000
 MAX_AUTO_BATCH = 2048  # big batches use the CPU well; small tables still get >= 16 steps
 SAMPLE_CHUNK = 2048
 SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
+PRIVATE_CHUNK = 128  # rows whose per-row gradients are held at once under DP-SGD
+REPLAN_AFTER = 3  # DP-SGD steps timed before the noise is fitted to the steps max_time allows
 
 
 class ColumnNets(nn.Module):
@@ -111,6 +115,9 @@ class ColumnNets(nn.Module):
         h1 = (flat @ w1).reshape(n_rows, len(self.w1), -1).permute(1, 0, 2) + self.b1[:, None]
         h1 = self.dropout(torch.relu(h1))
         return h1 + self.dropout(torch.relu(torch.bmm(h1, self.w2) + self.b2[:, None]))
+
+    def forward(self, tokens: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        return self.loss(tokens, known)
 
     def loss(self, tokens: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         hidden = self.hidden_all(tokens, known)
@@ -190,6 +197,8 @@ class AutoregressiveModel(GenerativeModel):
         return torch.cat([given, ranks < cut], dim=1)
 
     def fit(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
+        if config.privacy is not None:
+            return self._fit_private(tokens, config, progress)
         device = torch.device(config.device)
         generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
@@ -269,6 +278,120 @@ class AutoregressiveModel(GenerativeModel):
             else ("early_stopping" if epoch < config.epochs else "epochs"),
         }
 
+    def _fit_private(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
+        """DP-SGD: Poisson-sampled batches, per-row gradients (torch.func), clipped and noised
+        by Opacus' DPOptimizer, steps counted by its RDP accountant. No validation split and no
+        early stopping (both would read the data outside the budget); training stops before a
+        step that would take epsilon past the budget."""
+        from opacus.accountants import RDPAccountant
+        from opacus.optimizers import DPOptimizer
+
+        budget = config.privacy
+        torch.manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(config.seed)
+        data = torch.as_tensor(tokens, dtype=torch.long)
+        n = len(data)
+        batch = config.batch_size or min(MAX_AUTO_BATCH, max(64, n // 16))
+        batch = max(1, min(batch, n))
+        rate = batch / n
+        steps_per_epoch = math.ceil(n / batch)
+        planned = steps_per_epoch * config.epochs
+        limit = "epochs"  # why training stops at ``planned`` steps
+        if budget.noise_multiplier is None:
+            sigma = noise_multiplier_for(
+                budget.training_epsilon, budget.training_delta, rate, planned
+            )
+        else:  # the noise is given: as many steps as the budget allows
+            sigma = budget.noise_multiplier
+            allowed = steps_within(
+                budget.training_epsilon, budget.training_delta, sigma, rate, planned
+            )
+            if allowed == 0:
+                raise SynthError(
+                    f"train(): noise_multiplier {sigma} is too small for epsilon "
+                    f"{budget.epsilon}: not one step fits the budget"
+                )
+            limit = "epsilon" if allowed < planned else "epochs"
+            planned = allowed
+        net = self.net.train()
+        net.dropout.p = 0.0  # the noise regularises; dropout would only slow per-row gradients
+        # the noise must not be predictable from the seed: it comes from the OS
+        noise = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+        optimizer = DPOptimizer(
+            torch.optim.AdamW(net.parameters(), lr=PEAK_LR, weight_decay=WEIGHT_DECAY),
+            noise_multiplier=sigma,
+            max_grad_norm=budget.max_grad_norm,
+            expected_batch_size=batch,
+            loss_reduction="mean",
+            generator=noise,
+        )
+        accountant = RDPAccountant()
+        optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=rate))
+        per_row_grads = _per_row_gradients(net)
+        started = time.monotonic()
+        deadline = Deadline(config.max_time)
+        stopped, steps, epoch = None, 0, 0
+        for epoch in range(1, config.epochs + 1):
+            for step in range(steps_per_epoch):
+                if steps >= planned:  # the budget is planned for exactly these steps
+                    stopped = limit
+                    break
+                rows = data[torch.rand(n, generator=generator) < rate]
+                known = self._known_masks(len(rows), generator)
+                chunks = list(range(0, len(rows), PRIVATE_CHUNK)) or [0]
+                for k, start in enumerate(chunks):
+                    grads = per_row_grads(
+                        rows[start : start + PRIVATE_CHUNK], known[start : start + PRIVATE_CHUNK]
+                    )
+                    for name, p in net.named_parameters():
+                        p.grad_sample = grads[name]
+                    optimizer.signal_skip_step(do_skip=k < len(chunks) - 1)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                steps += 1
+                elapsed = time.monotonic() - started
+                if steps == REPLAN_AFTER and budget.noise_multiplier is None:
+                    # fewer steps than planned fit in max_time: spend the budget on those
+                    fitting = int(0.9 * (config.max_time - elapsed) * steps / elapsed)
+                    if fitting < planned - steps:
+                        planned, limit = steps + max(fitting, 1), "max_time"
+                        sigma = noise_multiplier_for(
+                            budget.training_epsilon, budget.training_delta, rate,
+                            planned - steps, accountant.history,
+                        )  # fmt: skip
+                        optimizer.noise_multiplier = sigma
+                done = max(steps / planned, elapsed / config.max_time)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(done)
+                progress(
+                    {"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed}
+                )
+                if deadline.reached():
+                    stopped = "max_time"
+                    break
+            progress({"epoch": epoch, "elapsed": time.monotonic() - started, "epoch_done": True})
+            if stopped:
+                break
+        for p in net.parameters():
+            p.grad_sample = None
+        net.eval()
+        return {
+            "epochs": epoch,
+            "best_val_loss": None,
+            "history": [],
+            "stopped": stopped or "epochs",
+            "privacy": {
+                "epsilon": spent_epsilon(accountant.history, budget.training_delta),
+                "delta": budget.training_delta,
+                "noise_multiplier": sigma,
+                "history": [list(h) for h in accountant.history],
+                "sample_rate": rate,
+                "steps": steps,
+                "max_grad_norm": budget.max_grad_norm,
+                "accountant": "rdp",
+            },
+        }
+
     @torch.no_grad()
     def _validation_loss(self, val: torch.Tensor, known: torch.Tensor) -> float:
         self.net.eval()
@@ -341,6 +464,26 @@ class AutoregressiveModel(GenerativeModel):
         model.net.load_state_dict(tensors)
         model.net.eval()
         return model
+
+
+def _per_row_gradients(net: ColumnNets):
+    """rows, known -> {parameter name: per-row gradients (rows x shape)}, by torch.func."""
+    from torch.func import functional_call, grad, vmap
+
+    buffers = dict(net.named_buffers())
+
+    def row_loss(params, row, known):
+        return functional_call(net, (params, buffers), (row[None], known[None]))
+
+    batched = vmap(grad(row_loss), in_dims=(None, 0, 0), randomness="different")
+
+    def compute(rows: torch.Tensor, known: torch.Tensor) -> dict[str, torch.Tensor]:
+        params = {k: v.detach() for k, v in net.named_parameters()}
+        if len(rows) == 0:  # an empty Poisson batch still takes its (noise-only) step
+            return {k: v.new_zeros((0, *v.shape)) for k, v in params.items()}
+        return batched(params, rows, known)
+
+    return compute
 
 
 def _flat_positions(

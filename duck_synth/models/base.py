@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..privacy import PrivacyBudget
+
 
 @dataclass
 class FitConfig:
@@ -20,6 +22,7 @@ class FitConfig:
     seed: int = 0
     device: str = "cpu"
     patience: int = 5
+    privacy: PrivacyBudget | None = None  # DP-SGD within this budget (methods that support it)
 
 
 @dataclass
