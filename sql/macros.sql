@@ -163,26 +163,28 @@ CREATE OR REPLACE MACRO import_model(path, name := NULL) AS TABLE
 CREATE OR REPLACE MACRO validate(model, synthetic) AS TABLE
     FROM query(synth_validate(model, synthetic));
 
--- evaluate('real', 'synthetic' [, holdout, target, columns, sample, seed]) -> one row per metric
--- (metric, columns, value, detail): fidelity computed in SQL, plus overall scores; privacy with
--- a holdout, utility (train on synthetic, test on the holdout) with a target too. With
+-- evaluate('real', 'synthetic' [, holdout, target, columns, sample, seed, sensitive]) -> one
+-- row per metric (metric, columns, value, detail): fidelity computed in SQL, plus overall scores;
+-- privacy and a membership-inference attack with a holdout (attribute inference on the
+-- sensitive column too), utility (train on synthetic, test on the holdout) with a target. With
 -- session_key and order_by: session and step metrics, and privacy over whole sessions.
 CREATE OR REPLACE MACRO evaluate(
     real_data, synthetic_data,
     holdout := NULL, target := NULL, columns := NULL, sample := NULL, seed := NULL,
-    session_key := NULL, order_by := NULL
+    session_key := NULL, order_by := NULL, sensitive := NULL
 ) AS TABLE FROM query(synth_evaluate(real_data, synthetic_data, to_json({
     'holdout': holdout, 'target': target, 'columns': columns, 'sample': sample, 'seed': seed,
-    'session_key': session_key, 'order_by': order_by
+    'session_key': session_key, 'order_by': order_by, 'sensitive': sensitive
 })));
 
--- report('real', 'synthetic' [, holdout, path, columns, bins]) -> one row (path, columns, plots,
--- bytes): a self-contained HTML file with distribution overlays, association heatmaps, the
--- metric table and, with a holdout, privacy figures.
+-- report('real', 'synthetic' [, holdout, path, columns, bins, sensitive]) -> one row (path,
+-- columns, plots, bytes): a self-contained HTML file with distribution overlays, association
+-- heatmaps, the metric table and, with a holdout, privacy figures and attacks.
 CREATE OR REPLACE MACRO report(
-    real_data, synthetic_data, holdout := NULL, path := NULL, columns := NULL, bins := NULL
+    real_data, synthetic_data, holdout := NULL, path := NULL, columns := NULL, bins := NULL,
+    sensitive := NULL
 ) AS TABLE FROM query(synth_report(real_data, synthetic_data, to_json({
-    'holdout': holdout, 'path': path, 'columns': columns, 'bins': bins
+    'holdout': holdout, 'path': path, 'columns': columns, 'bins': bins, 'sensitive': sensitive
 })));
 
 -- Keyed transforms (duck_synth/transforms.py): HMAC-SHA256 under a secret key, so the same value

@@ -51,6 +51,7 @@ class EvaluateOptions:
     seed: int = 0
     session_key: str | None = None
     order_by: str | None = None
+    sensitive: str | None = None  # attribute-inference attack on this column (needs holdout)
 
 
 def evaluate(
@@ -76,6 +77,13 @@ def evaluate(
     holdout_sql = (
         read_source(con, opts.holdout, what="evaluate(): holdout") if opts.holdout else None
     )
+    if opts.sensitive is not None and opts.holdout is None:
+        raise SynthError(
+            "evaluate(): sensitive needs holdout => '...' (the attack on training records is "
+            "compared with the same attack on records the model never saw)"
+        )
+    if opts.sensitive is not None and opts.session_key is not None:
+        raise SynthError("evaluate(): sensitive is for tables, not with session_key")
     if (opts.session_key is None) != (opts.order_by is None):
         raise SynthError("evaluate(): session metrics need both session_key and order_by")
     requested = opts.columns
@@ -111,7 +119,14 @@ def evaluate(
         from .privacy import privacy_metrics  # written beside this module; imported when needed
 
         rows += privacy_metrics(
-            con, real_sql, synthetic_sql, holdout_sql, names, opts.sample, opts.seed
+            con,
+            real_sql,
+            synthetic_sql,
+            holdout_sql,
+            names,
+            opts.sample,
+            opts.seed,
+            opts.sensitive,
         )
     if opts.target is not None:
         from .utility import utility_metrics

@@ -1,4 +1,5 @@
-"""Privacy of synthetic data: exact copies, distance to closest record (DCR) and NNDR.
+"""Privacy of synthetic data: exact copies, distance to closest record (DCR), NNDR, and two
+attacks: membership inference and (for a named sensitive column) attribute inference.
 
 Each figure is reported next to its baseline, the same figure for real rows the model never saw
 (the holdout), because real data has near neighbours of its own:
@@ -12,6 +13,16 @@ Each figure is reported next to its baseline, the same figure for real rows the 
 - ``nndr_mean``: distance to the nearest training row over the distance to the second nearest
   (1 when both are equally far), averaged over synthetic rows; ``nndr_mean_holdout`` the same for
   holdout rows. Low values mean a synthetic row sits on one particular training record.
+- ``membership_auc``: a distance attack. The attacker holds the synthetic data and a real record
+  and guesses "it was trained on" when the record's nearest synthetic row is near. Over the equal
+  train and holdout samples, the ROC AUC of that guess (score = minus the distance): 0.5 means the
+  synthetic data tells members from non-members no better than a coin, 1 means it gives them away.
+- ``attribute_inference`` (with ``sensitive``): the attacker knows every other column of a real
+  record and reads the sensitive value off the nearest synthetic row on those columns; the share
+  of records guessed right (a category exactly, NULL-safe; a number or date within
+  ATTRIBUTE_TOLERANCE of its quantile rank). ``attribute_inference_holdout`` is the same attack
+  on records the model never saw, which measures what the population's patterns give away
+  anyway; ``attribute_inference_risk`` is the difference, what training on the records added.
 
 Distances are Euclidean on an encoding of mixed columns where every column weighs at most 1:
 numeric and date/time values become their quantile rank in the real training sample (in [0, 1],
@@ -26,6 +37,7 @@ import math
 
 import duckdb
 import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.neighbors import NearestNeighbors
 
 from ..errors import SynthError
@@ -35,6 +47,7 @@ from .columns import Column, choose_columns, prepare
 DEFAULT_SAMPLE = 10_000
 TOP_CATEGORIES = 20
 MIN_SYNTHETIC_SAMPLE = 1_000
+ATTRIBUTE_TOLERANCE = 0.05  # of quantile rank: a guessed number within 5 percentiles is right
 
 
 def privacy_metrics(
@@ -45,8 +58,10 @@ def privacy_metrics(
     columns: list[str] | None,
     sample: int | None,
     seed: int,
+    sensitive: str | None = None,
 ) -> list[dict]:
-    """Exact-copy rate, DCR share and NNDR of ``synthetic_sql`` against training ``real_sql``.
+    """Exact-copy rate, DCR share, NNDR and the attacks on ``synthetic_sql`` against training
+    ``real_sql`` (attribute inference only for a ``sensitive`` column).
 
     >>> privacy_metrics(con, 'SELECT * FROM train', 'SELECT * FROM train', 'SELECT * FROM holdout',
     ...                 None, None, 0)[1]
@@ -56,6 +71,15 @@ def privacy_metrics(
     if sample < 1:
         raise SynthError(f"evaluate(): sample must be a positive number of rows, not {sample}")
     chosen, _ = choose_columns(con, real_sql, synthetic_sql, columns)
+    if sensitive is not None:
+        if sensitive not in {c.name for c in chosen}:
+            raise SynthError(
+                f"evaluate(): sensitive column '{sensitive}' is not an evaluated column"
+            )
+        if len(chosen) < 2:
+            raise SynthError(
+                "evaluate(): attribute inference needs columns besides the sensitive one"
+            )
     holdout_names = {name for name, _ in describe(con, holdout_sql, what="evaluate(): holdout")}
     for column in chosen:
         if column.name not in holdout_names:
@@ -69,7 +93,7 @@ def privacy_metrics(
         )
     }
     try:
-        return _metrics(con, tables, chosen, sample, seed)
+        return _metrics(con, tables, chosen, sample, seed, sensitive)
     finally:
         for table in tables.values():
             con.execute(f"DROP TABLE IF EXISTS {table}")
@@ -81,6 +105,7 @@ def _metrics(
     columns: list[Column],
     sample: int,
     seed: int,
+    sensitive: str | None,
 ) -> list[dict]:
     counts = {
         side: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for side, t in tables.items()
@@ -105,7 +130,7 @@ def _metrics(
         "holdout": sample_frame(con, tables["holdout"], columns, reference, seed + 1),
         "synthetic": sample_frame(con, tables["synthetic"], columns, synthetic_rows, seed),
     }
-    encoded = encode(frames, columns)
+    encoded, slices = encode(frames, columns)
     train_nn = NearestNeighbors(n_neighbors=min(2, reference), algorithm="brute").fit(
         encoded["real"]
     )
@@ -125,13 +150,96 @@ def _metrics(
     }
     synthetic_nndr, holdout_nndr = nndr(synthetic_train), nndr(holdout_train)
     nndr_detail = {"synthetic": summary(synthetic_nndr), "holdout": summary(holdout_nndr)}
-    return [
+    rows = [
         row("exact_copy_rate", copies, copy_detail),
         row("exact_copy_rate_holdout", baseline, copy_detail),
         row("dcr_share", share, dcr_detail),
         row("nndr_mean", float(synthetic_nndr.mean()), nndr_detail),
         row("nndr_mean_holdout", float(holdout_nndr.mean()), nndr_detail),
     ]
+    auc, attack_detail = membership_auc(synthetic_index(encoded), encoded)
+    rows.append(row("membership_auc", auc, attack_detail))
+    if sensitive is not None:
+        column = next(c for c in columns if c.name == sensitive)
+        rows += attribute_inference(frames, encoded, slices, column)
+    return rows
+
+
+def synthetic_index(encoded: dict[str, np.ndarray]) -> NearestNeighbors:
+    """The attacker's index: nearest neighbours over the synthetic sample alone."""
+    return NearestNeighbors(n_neighbors=1, algorithm="brute").fit(encoded["synthetic"])
+
+
+def membership_auc(index: NearestNeighbors, encoded: dict[str, np.ndarray]) -> tuple[float, dict]:
+    """ROC AUC of "member when the nearest synthetic row is near" over train vs holdout rows."""
+    to_train = nearest(index, encoded["synthetic"], encoded["real"])[:, 0]
+    to_holdout = nearest(index, encoded["synthetic"], encoded["holdout"])[:, 0]
+    members = np.concatenate([np.ones(len(to_train)), np.zeros(len(to_holdout))])
+    scores = -np.concatenate([to_train, to_holdout])
+    auc = float(roc_auc_score(members, scores))
+    false_positive, true_positive, _ = roc_curve(members, scores)
+    return auc, {
+        "attack": "distance to the nearest synthetic row",
+        "members": len(to_train),
+        "non_members": len(to_holdout),
+        "advantage": float(np.max(true_positive - false_positive)),
+        "tpr_at_fpr_0.01": float(np.interp(0.01, false_positive, true_positive)),
+        "median_distance": {
+            "members": float(np.median(to_train)),
+            "non_members": float(np.median(to_holdout)),
+        },
+    }
+
+
+def attribute_inference(
+    frames: dict[str, dict[str, np.ndarray]],
+    encoded: dict[str, np.ndarray],
+    slices: dict[str, slice],
+    column: Column,
+) -> list[dict]:
+    """Accuracy of reading ``column`` off the nearest synthetic row on the other columns, for
+    training records and for holdout records, and their difference (the risk)."""
+    known = np.ones(encoded["synthetic"].shape[1], dtype=bool)
+    known[slices[column.name]] = False
+    index = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(encoded["synthetic"][:, known])
+    accuracy = {}
+    for side in ("real", "holdout"):
+        _, found = index.kneighbors(encoded[side][:, known])
+        guessed = found[:, 0]
+        if column.continuous:
+            truth, guess = encoded[side][:, slices[column.name]], encoded["synthetic"][guessed]
+            guess = guess[:, slices[column.name]]
+            same_null = truth[:, 1] == guess[:, 1]
+            close = np.abs(truth[:, 0] - guess[:, 0]) <= ATTRIBUTE_TOLERANCE
+            right = same_null & (close | (truth[:, 1] == 1))
+        else:
+            truth = _labels(frames[side][column.slot])
+            right = truth == _labels(frames["synthetic"][column.slot])[guessed]
+        accuracy[side] = float(right.mean())
+    risk = accuracy["real"] - accuracy["holdout"]
+    detail = {
+        "attack": "nearest synthetic row on the other columns",
+        "members": accuracy["real"],
+        "non_members": accuracy["holdout"],
+        "risk": risk,
+        "known_columns": [c for c in slices if c != column.name],
+    }
+    if column.continuous:
+        detail["tolerance_quantile_rank"] = ATTRIBUTE_TOLERANCE
+    return [
+        {**row("attribute_inference", accuracy["real"], detail), "columns": column.name},
+        {**row("attribute_inference_holdout", accuracy["holdout"], detail), "columns": column.name},
+        {**row("attribute_inference_risk", risk, detail), "columns": column.name},
+    ]
+
+
+def _labels(values: np.ndarray) -> np.ndarray:
+    """Values as strings, NULL as a label of its own (so NULL = NULL counts as right)."""
+    missing = _missing(values)
+    raw = _values(values)
+    return np.array(
+        ["\x00NULL" if m else str(v) for v, m in zip(raw, missing, strict=True)], dtype=object
+    )
 
 
 def row(metric: str, value: float, detail: dict) -> dict:
@@ -167,10 +275,13 @@ def sample_frame(
 
 def encode(
     frames: dict[str, dict[str, np.ndarray]], columns: list[Column]
-) -> dict[str, np.ndarray]:
-    """Every side as a float matrix with the encoding of the module docstring (fit on 'real')."""
+) -> tuple[dict[str, np.ndarray], dict[str, slice]]:
+    """Every side as a float matrix with the encoding of the module docstring (fit on 'real'),
+    and each column's slice of the matrix columns."""
     blocks: dict[str, list[np.ndarray]] = {side: [] for side in frames}
+    slices: dict[str, slice] = {}
     for column in columns:
+        start = sum(block.shape[1] if block.ndim == 2 else 1 for block in blocks["real"])
         real = frames["real"][column.slot]
         if column.continuous:
             present = np.sort(_values(real)[~_missing(real)].astype(float))
@@ -180,7 +291,9 @@ def encode(
             categories = _top_categories(real)
             for side, frame in frames.items():
                 blocks[side].append(_one_hot(frame[column.slot], categories))
-    return {side: np.column_stack(parts) for side, parts in blocks.items()}
+        end = sum(block.shape[1] if block.ndim == 2 else 1 for block in blocks["real"])
+        slices[column.name] = slice(start, end)
+    return {side: np.column_stack(parts) for side, parts in blocks.items()}, slices
 
 
 def _missing(values: np.ndarray) -> np.ndarray:

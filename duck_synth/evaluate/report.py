@@ -30,6 +30,7 @@ class ReportOptions:
     holdout: str | None = None
     columns: list[str] | None = None
     bins: int = 30
+    sensitive: str | None = None  # attribute-inference attack on this column (with a holdout)
 
 
 SHAPE_METRICS = ("column_shape", "shape_ks_complement", "shape_tv_complement")
@@ -59,12 +60,16 @@ def report(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, options_js
         describe(con, synthetic_sql, "report(): synthetic"),
         opts.columns,
     )
+    if opts.sensitive is not None and opts.holdout is None:
+        raise SynthError("report(): sensitive needs holdout => '...' for the attack's baseline")
+    if opts.sensitive is not None and opts.sensitive not in {c.name for c in columns}:
+        raise SynthError(f"report(): sensitive column '{opts.sensitive}' is not a reported column")
     counts = tuple(
         con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
         for sql in (real_sql, synthetic_sql)
     )
     rows, origin = metric_rows(
-        con, real, synthetic, opts.holdout, (real_sql, synthetic_sql), columns
+        con, real, synthetic, opts.holdout, (real_sql, synthetic_sql), columns, opts.sensitive
     )
     shapes = {r.get("columns"): r.get("value") for r in rows if r.get("metric") in SHAPE_METRICS}
     distributions = [

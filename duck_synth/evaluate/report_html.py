@@ -24,7 +24,11 @@ PRIVACY_NOTE = (
     "On seeded samples: exact-copy rate is the share of synthetic rows equal to a real row (next to "
     "the holdout's own rate); DCR share is the share of synthetic rows nearer to the real rows "
     "than to the equally sized holdout (0.5 is ideal, near 1 means copying); NNDR is the nearest "
-    "to second-nearest distance ratio (low values: rows sit on top of single real rows)."
+    "to second-nearest distance ratio (low values: rows sit on top of single real rows). "
+    "Membership AUC: how well closeness to a synthetic row tells training records from holdout "
+    "records (0.5: not at all). Attribute inference: the share of a sensitive column's values "
+    "read right off the nearest synthetic row, for training and for holdout records; the risk is "
+    "their difference."
 )
 
 

@@ -13,7 +13,7 @@ import duckdb
 from ..spool import quote_identifier
 from .report_data import Column
 
-PRIVACY_METRICS = ("dcr", "exact_copy", "nndr", "distance")
+PRIVACY_METRICS = ("dcr", "exact_copy", "nndr", "distance", "membership", "inference")
 
 
 def metric_rows(
@@ -23,6 +23,7 @@ def metric_rows(
     holdout: str | None,
     sqls: tuple[str, str],
     columns: list[Column],
+    sensitive: str | None = None,
 ) -> tuple[list[dict], str]:
     """(rows with metric, columns, value, detail; where they came from)."""
     names = [c.name for c in columns]
@@ -32,7 +33,10 @@ def metric_rows(
         try:
             from . import evaluate  # type: ignore[attr-defined]
 
-            options = json.dumps({"holdout": given, "columns": names})
+            options = {"holdout": given, "columns": names}
+            if given is not None and sensitive is not None:
+                options["sensitive"] = sensitive
+            options = json.dumps(options)
             rows = list(evaluate(con, real, synthetic, options))
         except ImportError:
             reason = "evaluate() is not available"
