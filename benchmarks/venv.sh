@@ -3,6 +3,7 @@
 #
 #     bash benchmarks/venv.sh sdv      # SDV and SDMetrics: GaussianCopula, CTGAN, QualityReport
 #     bash benchmarks/venv.sh mostly   # mostlyai-engine: TabularARGN
+#     bash benchmarks/venv.sh smartnoise   # smartnoise-synth: MST and AIM (differential privacy)
 #
 # The peers never enter the project's own environment, nor each other's. Each venv lives outside
 # the repository (~/.cache/duck_synth_bench/venv-<name>, or $DUCK_SYNTH_BENCH_VENV for sdv and
@@ -32,8 +33,15 @@ mostly)
     REMOVE=(torchvision torchaudio)
     CHECK="import mostlyai.engine"
     ;;
+smartnoise)
+    VENV="${DUCK_SYNTH_BENCH_SMARTNOISE_VENV:-$HOME/.cache/duck_synth_bench/venv-smartnoise}"
+    WHAT="smartnoise-synth's venv"
+    PACKAGES=(smartnoise-synth pyarrow)
+    REMOVE=()
+    CHECK="from snsynth import Synthesizer; Synthesizer.create('mst', epsilon=1.0)"
+    ;;
 *)
-    echo "usage: venv.sh sdv|mostly" >&2
+    echo "usage: venv.sh sdv|mostly|smartnoise" >&2
     exit 2
     ;;
 esac

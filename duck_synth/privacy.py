@@ -88,14 +88,17 @@ class ColumnBudget:
 def noisy_histogram(values: np.ndarray, low: float, high: float, budget: ColumnBudget) -> dict:
     """Counts of ``values`` over a grid fixed in advance on [low, high] in two levels (half the
     budget each): unit-width cells, then FINE_CELLS sub-cells of the cells whose noisy count
-    clears the threshold (so empty space costs no noise). Returns the fine edges and their
-    noisy counts (cumulated and made monotone by the caller)."""
+    clears a threshold (so empty space costs no noise; the noisiest cell when none does).
+    The grid is public, so every cell is released noisy and the threshold is post-processing:
+    pure epsilon, no delta; it is set so that about one empty cell in two clears it.
+    Returns the fine edges and their noisy counts (cumulated and made monotone by the caller)."""
     half = budget.epsilon / 2
     coarse_edges = np.arange(math.floor(low), math.ceil(high) + 1, dtype=np.float64)
-    coarse = np.histogram(values, coarse_edges)[0] + budget.laplace(len(coarse_edges) - 1, half)
-    kept = np.flatnonzero(coarse > budget.threshold(half))
+    cells = len(coarse_edges) - 1
+    coarse = np.histogram(values, coarse_edges)[0] + budget.laplace(cells, half)
+    kept = np.flatnonzero(coarse > 1.0 + math.log(max(cells, 2)) / half)
     if len(kept) == 0:
-        return {"edges": np.array([]), "counts": np.array([])}
+        kept = np.array([int(np.argmax(coarse))])
     edges = np.unique(
         np.concatenate(
             [np.linspace(coarse_edges[c], coarse_edges[c + 1], FINE_CELLS + 1) for c in kept]

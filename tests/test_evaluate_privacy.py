@@ -1,4 +1,5 @@
-"""Privacy metrics on real data: a copy of train, a real holdout split, and pure noise."""
+"""Privacy metrics and attacks on real data: a copy of train, a real holdout split, and pure
+noise."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def metrics(con, synthetic: str, **options) -> dict[str, dict]:
     rows = privacy_metrics(con, TRAIN, synthetic, HOLDOUT, **options)
     for row in rows:
         assert set(row) == {"metric", "columns", "value", "detail"}
-        assert row["columns"] == "" and isinstance(row["value"], float)
+        assert row["columns"] == options.get("sensitive", "") or row["columns"] == ""
+        assert isinstance(row["value"], float)
         json.dumps(row["detail"], allow_nan=False)
     return {row["metric"]: row for row in rows}
 
@@ -69,6 +71,31 @@ def test_noise_is_not_nearer_to_train(con):
     assert detail["dcr_synthetic_train"]["median"] > 2 * detail["dcr_holdout_train"]["median"]
 
 
+def test_membership_attack_finds_a_copy_of_train_and_not_unseen_rows(con):
+    copied = metrics(con, TRAIN)["membership_auc"]
+    assert copied["value"] > 0.95
+    assert copied["detail"]["tpr_at_fpr_0.01"] > 0.9
+    assert copied["detail"]["members"] == copied["detail"]["non_members"] == SAMPLE
+    # real rows the model never saw, or noise: nothing tells members from non-members
+    for synthetic in (SPLIT, "FROM noise"):
+        assert abs(metrics(con, synthetic)["membership_auc"]["value"] - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("sensitive", ["price", "cut"])
+def test_attribute_inference_reads_a_copied_column_and_measures_against_holdout(con, sensitive):
+    copied = metrics(con, TRAIN, sensitive=sensitive)
+    members, holdout = (
+        copied["attribute_inference"]["value"],
+        copied["attribute_inference_holdout"]["value"],
+    )
+    assert members > 0.99  # every record's nearest synthetic row is the record itself
+    assert copied["attribute_inference_risk"]["value"] == pytest.approx(members - holdout)
+    assert copied["attribute_inference_risk"]["value"] > 0.1
+    assert sensitive not in copied["attribute_inference"]["detail"]["known_columns"]
+    unseen = metrics(con, SPLIT, sensitive=sensitive)
+    assert abs(unseen["attribute_inference_risk"]["value"]) < 0.05
+
+
 def test_columns_and_samples(con):
     found = metrics(con, SPLIT, columns=["cut", "price"], sample=500)
     assert found["dcr_share"]["detail"]["samples"]["train"] == 500
@@ -96,6 +123,8 @@ def test_nulls_count_as_values(con):
     [
         (SPLIT, {"columns": ["nope"]}, "unknown column 'nope'"),
         (SPLIT, {"sample": 0}, "sample must be a positive"),
+        (SPLIT, {"sensitive": "nope"}, "sensitive column 'nope' is not an evaluated column"),
+        (SPLIT, {"sensitive": "cut", "columns": ["cut"]}, "needs columns besides the sensitive"),
         (f"{SPLIT} AND false", {}, "synthetic data is empty"),
         ("SELECT carat FROM diamonds", {}, "synthetic data has no column 'cut'"),
         ("FROM no_such_table", {}, "no_such_table"),

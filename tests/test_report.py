@@ -50,7 +50,7 @@ def tables(tmp_path_factory) -> duck_synth.Session:
 def written(tables, tmp_path_factory) -> tuple[tuple, Path]:
     path = tmp_path_factory.mktemp("html") / "report.html"
     row = tables.sql(
-        f"FROM report('real', 'syn', holdout => 'holdout', path => '{path}')"
+        f"FROM report('real', 'syn', holdout => 'holdout', path => '{path}', sensitive => 'cut')"
     ).fetchone()
     return row, path
 
@@ -69,6 +69,7 @@ def test_report_row_and_self_contained_file(written):
     privacy = text[text.index("<h2>Privacy</h2>") :]
     if importlib.util.find_spec("sklearn"):  # evaluate()'s privacy metrics need it
         assert "dcr_share" in privacy and "exact_copy_rate" in privacy
+        assert "membership_auc" in privacy and "attribute_inference_risk" in privacy
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium found: apt-get install -y chromium")
@@ -164,6 +165,11 @@ def test_associations_match_numpy_and_cramers_v(tables):
         ("FROM report('real', 'syn', holdout => 'nope')", r"holdout: unknown table"),
         ("FROM report('real', 'syn', columns => ['nope'])", r"unknown column 'nope'"),
         ("FROM report('real', 'syn', bins => 1)", r"bins must be between 2 and 500"),
+        ("FROM report('real', 'syn', sensitive => 'cut')", r"sensitive needs holdout"),
+        (
+            "FROM report('real', 'syn', holdout => 'holdout', sensitive => 'nope')",
+            r"sensitive column 'nope' is not a reported column",
+        ),
         ("FROM report('real', 'syn', path => '/nonexistent/r.html')", r"cannot write"),
     ],
 )

@@ -47,7 +47,6 @@ MIN_VALIDATION_ROWS = 1_000
 MAX_AUTO_BATCH = 2048  # big batches use the CPU well; small tables still get >= 16 steps
 SAMPLE_CHUNK = 2048
 SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
-PRIVATE_CHUNK = 128  # rows whose per-row gradients are held at once under DP-SGD
 REPLAN_AFTER = 3  # DP-SGD steps timed before the noise is fitted to the steps max_time allows
 
 
@@ -123,11 +122,62 @@ class ColumnNets(nn.Module):
         hidden = self.hidden_all(tokens, known)
         unknown = (~known).float()
         total = tokens.new_zeros((), dtype=torch.float32)
+        per_column = hidden.unbind(0)  # one backward node, not one zero-filled select per column
         for k, c in enumerate(range(self.context, len(self.vocab_sizes))):
-            logits = self.logits(c, hidden[k])
+            logits = self.logits(c, per_column[k])
             nll = nn.functional.cross_entropy(logits, tokens[:, c], reduction="none")
             total = total + (nll * unknown[:, c]).sum()
         return total / unknown.sum().clamp_min(1.0)
+
+    def clipped_gradients(self, tokens: torch.Tensor, known: torch.Tensor, max_norm: float):
+        """DP-SGD's clipped sum: each row's gradient (of its mean loss over its unknown cells)
+        scaled to norm at most ``max_norm``, summed into every parameter's ``.grad``; returns
+        the rows' gradient norms before clipping.
+
+        The norms are found without per-row gradients ("ghost clipping"): every weight here is
+        used once per row as a product, so a row's gradient for it is an outer product a ⊗ b of
+        the row's input and output gradient, with norm |a| |b|; embedding rows are distinct per
+        column, so their squares add up. One backward gives the output gradients, a second one
+        the clipped sum. Dropout must be off (each row's graph must be the one measured).
+        """
+        n_rows = tokens.shape[0]
+        idx = torch.where(known, tokens, self.mask_tokens) + self.offsets
+        embedded = nn.functional.embedding(idx, self.token_table())  # rows x columns x emb
+        flat = embedded.reshape(n_rows, -1)
+        w1 = self.w1.permute(1, 0, 2).reshape(flat.shape[1], -1)
+        h1_in = (flat @ w1).reshape(n_rows, len(self.w1), -1).permute(1, 0, 2) + self.b1[:, None]
+        h1 = torch.relu(h1_in)
+        h2_in = torch.bmm(h1, self.w2) + self.b2[:, None]
+        hidden = h1 + torch.relu(h2_in)
+        unknown = (~known).float()
+        logits, losses = [], tokens.new_zeros(n_rows, dtype=torch.float32)
+        per_column = hidden.unbind(0)  # one backward node, not one zero-filled select per column
+        for k, c in enumerate(range(self.context, len(self.vocab_sizes))):
+            logits.append(self.logits(c, per_column[k]))
+            nll = nn.functional.cross_entropy(logits[-1], tokens[:, c], reduction="none")
+            losses = losses + nll * unknown[:, c]
+        losses = losses / unknown.sum(dim=1).clamp_min(1.0)
+        grads = torch.autograd.grad(
+            losses.sum(), [embedded, h1_in, h2_in, *logits], retain_graph=True
+        )
+        g_embedded, g_h1, g_h2, g_logits = grads[0], grads[1], grads[2], grads[3:]
+        with torch.no_grad():
+            square = lambda x: x.square().sum(dim=-1)  # noqa: E731
+            g_cells = square(g_embedded)  # rows x columns
+            norms = g_cells.sum(dim=1)  # embed.weight
+            norms += (self.positions[idx].square() * g_cells).sum(dim=1)  # directions
+            norms += square(flat) * square(g_h1).sum(dim=0) + square(g_h1).sum(dim=0)  # w1, b1
+            norms += (square(h1) * square(g_h2)).sum(dim=0) + square(g_h2).sum(dim=0)  # w2, b2
+            for k, g in enumerate(g_logits):
+                start, size = self.offsets[k + self.context], self.vocab_sizes[k + self.context]
+                position = self.positions[start : start + size]
+                h = square(per_column[k])
+                norms += square(g) * h + square(g)  # head weight and bias
+                norms += ((g @ position).square() + (g @ position.square()).square()) * h  # shifts
+            norms = norms.sqrt()
+            scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        (losses * scale).sum().backward()
+        return norms
 
     @torch.no_grad()
     def first_layer_deltas(self) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
@@ -279,12 +329,13 @@ class AutoregressiveModel(GenerativeModel):
         }
 
     def _fit_private(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
-        """DP-SGD: Poisson-sampled batches, per-row gradients (torch.func), clipped and noised
-        by Opacus' DPOptimizer, steps counted by its RDP accountant. No validation split and no
+        """DP-SGD: Poisson-sampled batches, per-row gradients clipped (ColumnNets.clipped_gradients)
+        and noised by Opacus' DPOptimizerFastGradientClipping, steps counted by its RDP
+        accountant. No validation split and no
         early stopping (both would read the data outside the budget); training stops before a
         step that would take epsilon past the budget."""
         from opacus.accountants import RDPAccountant
-        from opacus.optimizers import DPOptimizer
+        from opacus.optimizers import DPOptimizerFastGradientClipping
 
         budget = config.privacy
         torch.manual_seed(config.seed)
@@ -297,6 +348,19 @@ class AutoregressiveModel(GenerativeModel):
         steps_per_epoch = math.ceil(n / batch)
         planned = steps_per_epoch * config.epochs
         limit = "epochs"  # why training stops at ``planned`` steps
+        started = time.monotonic()
+        net = self.net.train()
+        net.dropout.p = 0.0  # the noise regularises; dropout would only slow per-row gradients
+        if budget.noise_multiplier is None and math.isfinite(config.max_time):
+            # plan only the steps max_time allows, timed on one step whose gradient is thrown
+            # away (nothing is released: it costs no privacy)
+            timing = time.monotonic()
+            net.clipped_gradients(data[:batch], self._known_masks(batch, generator), 1.0)
+            net.zero_grad(set_to_none=True)
+            step_time = 1.2 * (time.monotonic() - timing)  # the optimizer's step and noise too
+            fitting = int((config.max_time - (time.monotonic() - started)) / step_time) - 1
+            if fitting < planned:
+                planned, limit = max(fitting, 1), "max_time"
         if budget.noise_multiplier is None:
             sigma = noise_multiplier_for(
                 budget.training_epsilon, budget.training_delta, rate, planned
@@ -313,11 +377,9 @@ class AutoregressiveModel(GenerativeModel):
                 )
             limit = "epsilon" if allowed < planned else "epochs"
             planned = allowed
-        net = self.net.train()
-        net.dropout.p = 0.0  # the noise regularises; dropout would only slow per-row gradients
         # the noise must not be predictable from the seed: it comes from the OS
         noise = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
-        optimizer = DPOptimizer(
+        optimizer = DPOptimizerFastGradientClipping(
             torch.optim.AdamW(net.parameters(), lr=PEAK_LR, weight_decay=WEIGHT_DECAY),
             noise_multiplier=sigma,
             max_grad_norm=budget.max_grad_norm,
@@ -327,9 +389,7 @@ class AutoregressiveModel(GenerativeModel):
         )
         accountant = RDPAccountant()
         optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=rate))
-        per_row_grads = _per_row_gradients(net)
-        started = time.monotonic()
-        deadline = Deadline(config.max_time)
+        deadline = Deadline(config.max_time - (time.monotonic() - started))
         stopped, steps, epoch = None, 0, 0
         for epoch in range(1, config.epochs + 1):
             for step in range(steps_per_epoch):
@@ -338,21 +398,21 @@ class AutoregressiveModel(GenerativeModel):
                     break
                 rows = data[torch.rand(n, generator=generator) < rate]
                 known = self._known_masks(len(rows), generator)
-                chunks = list(range(0, len(rows), PRIVATE_CHUNK)) or [0]
-                for k, start in enumerate(chunks):
-                    grads = per_row_grads(
-                        rows[start : start + PRIVATE_CHUNK], known[start : start + PRIVATE_CHUNK]
-                    )
-                    for name, p in net.named_parameters():
-                        p.grad_sample = grads[name]
-                    optimizer.signal_skip_step(do_skip=k < len(chunks) - 1)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad(set_to_none=True)
+                if len(rows):
+                    net.clipped_gradients(rows, known, budget.max_grad_norm)
+                else:  # an empty Poisson batch still takes its (noise-only) step
+                    for p in net.parameters():
+                        p.grad = torch.zeros_like(p)
+                optimizer.step()
                 steps += 1
                 elapsed = time.monotonic() - started
+                out_of_time = deadline.reached()
                 if steps == REPLAN_AFTER and budget.noise_multiplier is None:
-                    # fewer steps than planned fit in max_time: spend the budget on those
-                    fitting = int(0.9 * (config.max_time - elapsed) * steps / elapsed)
+                    # fewer steps than planned fit in max_time: spend the budget on those (a
+                    # step taken to last as long as the longest, as the deadline does)
+                    step_time = max(deadline.longest, (time.monotonic() - deadline.started) / steps)
+                    fitting = int(0.95 * (config.max_time - elapsed) / step_time) - 1
                     if fitting < planned - steps:
                         planned, limit = steps + max(fitting, 1), "max_time"
                         sigma = noise_multiplier_for(
@@ -366,14 +426,13 @@ class AutoregressiveModel(GenerativeModel):
                 progress(
                     {"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed}
                 )
-                if deadline.reached():
+                if out_of_time:
                     stopped = "max_time"
                     break
             progress({"epoch": epoch, "elapsed": time.monotonic() - started, "epoch_done": True})
             if stopped:
                 break
-        for p in net.parameters():
-            p.grad_sample = None
+        optimizer.zero_grad(set_to_none=True)
         net.eval()
         return {
             "epochs": epoch,
@@ -464,26 +523,6 @@ class AutoregressiveModel(GenerativeModel):
         model.net.load_state_dict(tensors)
         model.net.eval()
         return model
-
-
-def _per_row_gradients(net: ColumnNets):
-    """rows, known -> {parameter name: per-row gradients (rows x shape)}, by torch.func."""
-    from torch.func import functional_call, grad, vmap
-
-    buffers = dict(net.named_buffers())
-
-    def row_loss(params, row, known):
-        return functional_call(net, (params, buffers), (row[None], known[None]))
-
-    batched = vmap(grad(row_loss), in_dims=(None, 0, 0), randomness="different")
-
-    def compute(rows: torch.Tensor, known: torch.Tensor) -> dict[str, torch.Tensor]:
-        params = {k: v.detach() for k, v in net.named_parameters()}
-        if len(rows) == 0:  # an empty Poisson batch still takes its (noise-only) step
-            return {k: v.new_zeros((0, *v.shape)) for k, v in params.items()}
-        return batched(params, rows, known)
-
-    return compute
 
 
 def _flat_positions(
