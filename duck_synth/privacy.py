@@ -90,13 +90,15 @@ def noisy_histogram(values: np.ndarray, low: float, high: float, budget: ColumnB
     budget each): unit-width cells, then FINE_CELLS sub-cells of the cells whose noisy count
     clears a threshold (so empty space costs no noise; the noisiest cell when none does).
     The grid is public, so every cell is released noisy and the threshold is post-processing:
-    pure epsilon, no delta; it is set so that about one empty cell in two clears it.
+    pure epsilon, no delta; it is set so that an empty cell clears it with odds of 1 in 100
+    over the whole grid (a stray cell far out would stretch the range).
     Returns the fine edges and their noisy counts (cumulated and made monotone by the caller)."""
     half = budget.epsilon / 2
     coarse_edges = np.arange(math.floor(low), math.ceil(high) + 1, dtype=np.float64)
     cells = len(coarse_edges) - 1
     coarse = np.histogram(values, coarse_edges)[0] + budget.laplace(cells, half)
-    kept = np.flatnonzero(coarse > 1.0 + math.log(max(cells, 2)) / half)
+    # P(Laplace(b) > t) = exp(-t / b) / 2 per cell: cells * that = 0.01 at t = b ln(50 cells)
+    kept = np.flatnonzero(coarse > 1.0 + math.log(50 * max(cells, 1)) / half)
     if len(kept) == 0:
         kept = np.array([int(np.argmax(coarse))])
     edges = np.unique(

@@ -263,6 +263,14 @@ def private_statistics(
     nulls = max(n - len(x) + float(budget.laplace(1)[0]), 0.0)
     histogram_eps = budget.epsilon if scale is not None else budget.epsilon * 0.75
     decimals = scale if scale is not None else _private_decimals(x, budget, budget.epsilon / 4)
+    bounds = _type_range(duck_type)
+    if bounds is not None:  # the type's own range is public: the grid stops there
+        grid = Grid(
+            grid.linear,
+            grid.unit,
+            max(grid.low, math.floor(grid.forward(np.array([bounds[0]]))[0])),
+            min(grid.high, math.ceil(grid.forward(np.array([bounds[1]]))[0])),
+        )
     t = grid.forward(x)
     histogram = noisy_histogram(
         t, grid.low, grid.high, ColumnBudget(histogram_eps, budget.delta, budget.rng)
@@ -280,6 +288,8 @@ def private_statistics(
     qs = np.concatenate([RANGE_QUANTILES, np.linspace(*RANGE_QUANTILES, bins + 1)])
     qs = np.concatenate([qs, [0.05, 0.25, 0.5, 0.75, 0.95]])
     values = grid.backward(quantiles_from_histogram(edges_t, counts, qs))
+    if bounds is not None:
+        values = np.clip(values, *bounds)
     low, high = float(values[0]), float(max(values[1], values[0]))
     edges = values[2 : 3 + bins]
     if protection.uniform_bins:
@@ -322,6 +332,29 @@ def _is_integer_type(duck_type: str) -> bool:
         "UBIGINT",
         "UHUGEINT",
     }
+
+
+INTEGER_RANGES = {
+    "TINYINT": (-(2**7), 2**7 - 1),
+    "SMALLINT": (-(2**15), 2**15 - 1),
+    "INTEGER": (-(2**31), 2**31 - 1),
+    "UTINYINT": (0, 2**8 - 1),
+    "USMALLINT": (0, 2**16 - 1),
+    "UINTEGER": (0, 2**32 - 1),
+    "UBIGINT": (0, 2**63 - 1),
+    "UHUGEINT": (0, 2**63 - 1),
+}
+
+
+def _type_range(duck_type: str) -> tuple[float, float] | None:
+    """The values a column's type can hold, where narrower than any float (None otherwise)."""
+    if duck_type.rstrip() in INTEGER_RANGES:
+        return tuple(float(v) for v in INTEGER_RANGES[duck_type.rstrip()])
+    if duck_type.startswith("DECIMAL("):
+        width, scale = (int(v) for v in duck_type[len("DECIMAL(") : -1].split(","))
+        limit = 10.0 ** (width - scale) - 10.0**-scale
+        return (-limit, limit)
+    return None
 
 
 def _scale_of(duck_type: str) -> int | None:
