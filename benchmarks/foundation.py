@@ -35,11 +35,12 @@ DATA_CANDIDATES = [
     REPO / "shared" / "bench" / "data" / "diamonds.csv",
 ]
 # Each side's step script: "duck" runs in this Python, every other side in the venv that
-# ``venv.sh <side>`` makes. peers.py runs all three; this benchmark "duck" and "sdv".
+# ``venv.sh <side>`` makes. peers.py runs three, privacy.py all four; this one "duck" and "sdv".
 SCRIPTS = {
     "duck": HERE / "peers_duck.py",
     "sdv": HERE / "peers_sdv.py",
     "mostly": HERE / "peers_mostly.py",
+    "smartnoise": HERE / "peers_smartnoise.py",
 }
 SEED = 0
 HOLDOUT_SHARE = 0.2

@@ -72,7 +72,8 @@ def _load_train(con: duckdb.DuckDBPyConnection, table: str, path: str, levels: d
 def train(args: dict) -> dict:
     """A fresh database, the train split loaded as a table, then train() timed.
 
-    Optional arguments become train()'s options of the same name: ``method``, ``epochs``, and for session
+    Optional arguments become train()'s options of the same name: ``method``, ``epochs``,
+    ``epsilon``, and for session
     data ``session_key`` and ``order_by``. A method that train() says is "not available yet"
     is no failure: the figures say ``unavailable`` and why.
     """
@@ -84,6 +85,7 @@ def train(args: dict) -> dict:
     _load_train(session.con, table, args["train"], args.get("levels", {}))
     options = [f"max_time => {args['max_time']}", f"seed => {args['seed']}"]
     options += [f"epochs => {args['epochs']}"] if args.get("epochs") else []
+    options += [f"epsilon => {args['epsilon']}"] if args.get("epsilon") else []
     options += [f"{o} => '{args[o]}'" for o in ("method", "session_key", "order_by") if o in args]
     query = f"FROM train('{args.get('model', MODEL)}', '{table}', {', '.join(options)})"
     try:
@@ -100,6 +102,7 @@ def train(args: dict) -> dict:
         "query": query,
         "seconds": watch.seconds,
         "epochs": summary["epochs"],
+        "epsilon": summary.get("epsilon"),
         "summary": summary,
     }
 
@@ -196,7 +199,7 @@ def evaluate(args: dict) -> dict:
             result = session.sql(query).fetchall()
     figures |= {"query": query, "seconds": watch.seconds}
     wanted = {"overall", "shapes", "pair_trends", "dcr_share", "exact_copy_rate", "nndr_mean"}
-    wanted |= {"utility_ratio"}
+    wanted |= {"utility_ratio", "membership_auc"}
     for metric, _columns, value, detail in result:
         if metric in wanted or metric.startswith(("tstr_", "trtr_")):
             figures[metric] = value

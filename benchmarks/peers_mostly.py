@@ -26,14 +26,34 @@ PACKAGES = ["mostlyai-engine", "torch", "pandas", "numpy", "pyarrow"]
 SUBJECTS_SHARE = 0.2  # of a session fit's budget, for the subject model
 
 
-def _fit_stages(engine, workspace: Path, budget: float, **data) -> float:
-    """split, analyze, encode, train (``budget`` seconds at most) in ``workspace``; train's s."""
+def _fit_stages(engine, workspace: Path, budget: float, privacy: dict | None = None, **data):
+    """split, analyze, encode, train (``budget`` seconds at most) in ``workspace``; train's s.
+
+    ``privacy``: the engine's DifferentialPrivacyConfig for analyze (value protection) and
+    train (DP-SGD)."""
     engine.split(workspace_dir=workspace, model_type="TABULAR", **data)
-    engine.analyze(workspace_dir=workspace)
+    engine.analyze(workspace_dir=workspace, differential_privacy=privacy)
     engine.encode(workspace_dir=workspace)
     with Stopwatch() as training:
-        engine.train(workspace_dir=workspace, max_training_time=budget / 60, device="cpu")
+        engine.train(
+            workspace_dir=workspace,
+            max_training_time=budget / 60,
+            device="cpu",
+            differential_privacy=privacy,
+        )
     return training.seconds
+
+
+def _privacy(epsilon: float | None):
+    """The whole epsilon split as duck_synth splits its own: a tenth for the statistics (the
+    engine's value protection), the rest for DP-SGD (the engine's max_epsilon)."""
+    if not epsilon:
+        return None
+    from mostlyai.engine.domain import DifferentialPrivacyConfig
+
+    return DifferentialPrivacyConfig(
+        max_epsilon=0.9 * epsilon, value_protection_epsilon=0.1 * epsilon, delta=1e-5
+    )
 
 
 def fit(args: dict) -> dict:
@@ -47,7 +67,9 @@ def fit(args: dict) -> dict:
     key = args.get("session_key")
     if not key:
         with Stopwatch() as watch:
-            train_seconds = _fit_stages(engine, workspace, args["budget"], tgt_data=train)
+            train_seconds = _fit_stages(
+                engine, workspace, args["budget"], _privacy(args.get("epsilon")), tgt_data=train
+            )
         return {"rows": len(train), "seconds": watch.seconds, "train_seconds": train_seconds}
     context = args["context"]
     steps = train.sort_values([key, args["order_by"]], kind="stable").drop(columns=context)

@@ -48,6 +48,7 @@ MAX_AUTO_BATCH = 2048  # big batches use the CPU well; small tables still get >=
 SAMPLE_CHUNK = 2048
 SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
 REPLAN_AFTER = 3  # DP-SGD steps timed before the noise is fitted to the steps max_time allows
+REPLAN_SHARES = (0.25, 0.5, 0.75, 0.9)  # of the planned steps: fitted again as steps speed up
 
 
 class ColumnNets(nn.Module):
@@ -408,13 +409,16 @@ class AutoregressiveModel(GenerativeModel):
                 steps += 1
                 elapsed = time.monotonic() - started
                 out_of_time = deadline.reached()
-                if steps == REPLAN_AFTER and budget.noise_multiplier is None:
-                    # fewer steps than planned fit in max_time: spend the budget on those (a
-                    # step taken to last as long as the longest, as the deadline does)
+                replan_at = {REPLAN_AFTER, *(int(planned * f) for f in REPLAN_SHARES)}
+                if steps in replan_at and budget.noise_multiplier is None:
+                    # the steps that really fit in max_time (a step taken to last as long as
+                    # the longest, as the deadline does): spend the rest of the budget on those
                     step_time = max(deadline.longest, (time.monotonic() - deadline.started) / steps)
                     fitting = int(0.95 * (config.max_time - elapsed) / step_time) - 1
-                    if fitting < planned - steps:
-                        planned, limit = steps + max(fitting, 1), "max_time"
+                    target = min(steps_per_epoch * config.epochs, steps + max(fitting, 1))
+                    if abs(target - planned) > 0.05 * planned:
+                        limit = "max_time" if target < steps_per_epoch * config.epochs else "epochs"
+                        planned = target
                         sigma = noise_multiplier_for(
                             budget.training_epsilon, budget.training_delta, rate,
                             planned - steps, accountant.history,
