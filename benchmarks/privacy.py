@@ -123,12 +123,11 @@ def plan(work: Path, datasets, epsilons, methods, budget) -> list[Step]:
 def rows_for(f: Figures, name: str, epsilon: float | None, methods: list[str]) -> list[list[str]]:
     rows = []
     labels = [(REFERENCE, None)] if epsilon is None else [(m, epsilon) for m in methods]
-    scored = {m: f.get(f"{name}.{m}.eps{epsilon:g}.sdmetrics", "overall") for m in methods}
-    best = (
-        max((v, m) for m, v in scored.items() if v is not None)[1]
-        if any(v is not None for v in scored.values())
-        else None
-    )
+    best = None
+    if epsilon is not None:
+        scored = {m: f.get(f"{name}.{m}.eps{epsilon:g}.sdmetrics", "overall") for m in methods}
+        ranked = sorted((v, m) for m, v in scored.items() if v is not None)
+        best = ranked[-1][1] if ranked else None
     for method, eps in labels:
         label = f"{name}.{method}" + (f".eps{eps:g}" if eps else "")
         error = (f.results.get(f"{label}.fit") or {}).get("error")

@@ -411,10 +411,11 @@ class AutoregressiveModel(GenerativeModel):
                 out_of_time = deadline.reached()
                 replan_at = {REPLAN_AFTER, *(int(planned * f) for f in REPLAN_SHARES)}
                 if steps in replan_at and budget.noise_multiplier is None:
-                    # the steps that really fit in max_time (a step taken to last as long as
-                    # the longest, as the deadline does): spend the rest of the budget on those
-                    step_time = max(deadline.longest, (time.monotonic() - deadline.started) / steps)
-                    fitting = int(0.95 * (config.max_time - elapsed) / step_time) - 1
+                    # the steps that really fit in max_time at the mean step time so far (the
+                    # longest overshoots: one slow step made a 120 s fit stop at 59 s): spend
+                    # the rest of the budget on those; later replans correct the estimate
+                    step_time = (time.monotonic() - deadline.started) / steps
+                    fitting = int(0.97 * (config.max_time - elapsed) / step_time) - 1
                     target = min(steps_per_epoch * config.epochs, steps + max(fitting, 1))
                     if abs(target - planned) > 0.05 * planned:
                         limit = "max_time" if target < steps_per_epoch * config.epochs else "epochs"
