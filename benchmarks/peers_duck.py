@@ -73,7 +73,7 @@ def train(args: dict) -> dict:
     """A fresh database, the train split loaded as a table, then train() timed.
 
     Optional arguments become train()'s options of the same name: ``method``, ``epochs``,
-    ``epsilon``, and for session
+    ``epsilon``, ``dp_statistics_share`` (as ``statistics_share``), and for session
     data ``session_key`` and ``order_by``. A method that train() says is "not available yet"
     is no failure: the figures say ``unavailable`` and why.
     """
@@ -86,6 +86,8 @@ def train(args: dict) -> dict:
     options = [f"max_time => {args['max_time']}", f"seed => {args['seed']}"]
     options += [f"epochs => {args['epochs']}"] if args.get("epochs") else []
     options += [f"epsilon => {args['epsilon']}"] if args.get("epsilon") else []
+    if args.get("statistics_share"):
+        options.append(f"dp_statistics_share => {args['statistics_share']}")
     options += [f"{o} => '{args[o]}'" for o in ("method", "session_key", "order_by") if o in args]
     query = f"FROM train('{args.get('model', MODEL)}', '{table}', {', '.join(options)})"
     try:

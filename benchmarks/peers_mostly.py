@@ -44,15 +44,15 @@ def _fit_stages(engine, workspace: Path, budget: float, privacy: dict | None = N
     return training.seconds
 
 
-def _privacy(epsilon: float | None):
-    """The whole epsilon split as duck_synth splits its own: a tenth for the statistics (the
+def _privacy(epsilon: float | None, share: float | None):
+    """The whole epsilon split as duck_synth splits its own: ``share`` for the statistics (the
     engine's value protection), the rest for DP-SGD (the engine's max_epsilon)."""
     if not epsilon:
         return None
     from mostlyai.engine.domain import DifferentialPrivacyConfig
 
     return DifferentialPrivacyConfig(
-        max_epsilon=0.9 * epsilon, value_protection_epsilon=0.1 * epsilon, delta=1e-5
+        max_epsilon=(1 - share) * epsilon, value_protection_epsilon=share * epsilon, delta=1e-5
     )
 
 
@@ -68,7 +68,11 @@ def fit(args: dict) -> dict:
     if not key:
         with Stopwatch() as watch:
             train_seconds = _fit_stages(
-                engine, workspace, args["budget"], _privacy(args.get("epsilon")), tgt_data=train
+                engine,
+                workspace,
+                args["budget"],
+                _privacy(args.get("epsilon"), args.get("statistics_share")),
+                tgt_data=train,
             )
         return {"rows": len(train), "seconds": watch.seconds, "train_seconds": train_seconds}
     context = args["context"]

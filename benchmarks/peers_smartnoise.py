@@ -3,8 +3,9 @@
 Runs in its own venv (``venv.sh smartnoise``); each step is its own process. One step fits and
 samples (the synthesizers are not saved between processes). Categorical columns are given as
 such; every other column is continuous, binned by smartnoise's own table transformer, whose
-bounds are estimated with ``preprocessor_eps`` (a tenth of epsilon, duck_synth's statistics
-share; smartnoise subtracts it from the training budget, so the whole fit spends epsilon).
+bounds are estimated with ``preprocessor_eps`` (the ``statistics_share`` of epsilon that
+duck_synth spends on its statistics; smartnoise subtracts it from the training budget, so the
+whole fit spends epsilon).
 Columns with NULLs are declared nullable.
 """
 
@@ -15,7 +16,6 @@ import pyarrow.parquet as pq
 from step_io import Stopwatch, main, package_versions
 
 PACKAGES = ["smartnoise-synth", "opendp", "pandas", "numpy", "pyarrow"]
-PREPROCESSOR_SHARE = 0.1  # of epsilon, for the bounds of continuous columns
 
 
 def fit_sample(args: dict) -> dict:
@@ -35,7 +35,7 @@ def fit_sample(args: dict) -> dict:
             train,
             categorical_columns=categorical,
             continuous_columns=continuous,
-            preprocessor_eps=PREPROCESSOR_SHARE * epsilon,
+            preprocessor_eps=float(args["statistics_share"]) * epsilon,
             nullable=bool(train.isna().any().any()),
         )
     rows = pq.read_metadata(args["like"]).num_rows

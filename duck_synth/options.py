@@ -11,6 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from .errors import SynthError
+from .privacy import STATISTICS_SHARE
 
 METHODS = ("autoregressive",)
 
@@ -42,7 +43,7 @@ class TrainOptions:
     delta: float = 1e-5
     max_grad_norm: float = 1.0
     noise_multiplier: float | None = None
-    dp_statistics_share: float = 0.1
+    dp_statistics_share: float = STATISTICS_SHARE
     # privbayes (models/privbayes.py), Hazy's parameters
     n_parents: int = 3
     n_bins: int = 20

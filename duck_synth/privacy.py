@@ -1,7 +1,7 @@
 """Differential privacy: one (epsilon, delta) budget per model, split between the statistics the
 encoders learn from the data and the network's DP-SGD.
 
-A share of epsilon (``statistics_share``, 10% by default) pays for everything the encoders read
+A share of epsilon (``statistics_share``, 30% by default) pays for everything the encoders read
 from the data: per column, a noisy histogram (categories kept only when their noisy count clears
 a threshold, which makes releasing category names from an open domain (epsilon, delta)-DP) or,
 for numbers and dates, a two-level noisy histogram over a fixed, data-independent grid, from
@@ -20,7 +20,9 @@ import numpy as np
 
 from .errors import SynthError
 
-STATISTICS_SHARE = 0.1  # of epsilon (and of delta) for the encoders' statistics
+# of epsilon (and of delta) for the encoders' statistics: on SLID at epsilon 1, 0.1 / 0.3 / 0.5
+# gave privbayes 0.88 / 0.95 / 0.95 overall and DP-SGD 0.87 / 0.89 (diamonds: 0.86 / 0.87 / 0.87)
+STATISTICS_SHARE = 0.3
 # Numbers are histogrammed as sign(x) * log1p(|x|): a fixed grid then covers every magnitude
 # to 1e15 with a resolution relative to the value (level one: unit cells; level two: 64 each).
 NUMERIC_BOUND = math.log1p(1e15)
