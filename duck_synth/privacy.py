@@ -21,7 +21,8 @@ import numpy as np
 from .errors import SynthError
 
 # of epsilon (and of delta) for the encoders' statistics: on SLID at epsilon 1, 0.1 / 0.3 / 0.5
-# gave privbayes 0.88 / 0.95 / 0.95 overall and DP-SGD 0.87 / 0.89 (diamonds: 0.86 / 0.87 / 0.87)
+# gave privbayes 0.88 / 0.95 / 0.95 overall and DP-SGD 0.87 / 0.89 (0.1 / 0.3); diamonds
+# privbayes 0.86 / 0.87 / 0.87
 STATISTICS_SHARE = 0.3
 # Numbers are histogrammed as sign(x) * log1p(|x|): a fixed grid then covers every magnitude
 # to 1e15 with a resolution relative to the value (level one: unit cells; level two: 64 each).
