@@ -81,11 +81,10 @@ class ColumnBudget:
         """Noise for counts (one row changes one count by one: sensitivity 1)."""
         return self.rng.laplace(0.0, 1.0 / (epsilon or self.epsilon), size)
 
-    def threshold(self, epsilon: float | None = None) -> float:
+    def threshold(self) -> float:
         """The noisy count a category seen in the data must clear to be released: with it, a
         category held by one row appears with probability at most delta."""
-        eps = epsilon or self.epsilon
-        return 1.0 + math.log(1.0 / (2.0 * self.delta)) / eps
+        return 1.0 + math.log(1.0 / (2.0 * self.delta)) / self.epsilon
 
 
 def noisy_histogram(values: np.ndarray, low: float, high: float, budget: ColumnBudget) -> dict:

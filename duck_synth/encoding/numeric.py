@@ -275,16 +275,14 @@ def private_statistics(
     histogram = noisy_histogram(
         t, grid.low, grid.high, ColumnBudget(histogram_eps, budget.delta, budget.rng)
     )
-    edges_t, counts = histogram["edges"], histogram["counts"]
-    present = max(float(counts.sum()), 0.0) if len(counts) else 0.0
+    edges_t, counts = histogram["edges"], histogram["counts"]  # never empty (privacy.py)
+    present = max(float(counts.sum()), 0.0)
     null_share = nulls / (nulls + present) if nulls + present > 0 else 1.0
     stats = {
         "null_share": float(min(null_share, 1.0)),
         "integer": integer,
         "decimals": int(decimals),
     }
-    if len(edges_t) == 0:  # nothing cleared the threshold: all NULL as far as DP can tell
-        return stats | {"null_share": 1.0, "low": 0.0, "high": 0.0, "points": [], "edges": []}
     qs = np.concatenate([RANGE_QUANTILES, np.linspace(*RANGE_QUANTILES, bins + 1)])
     qs = np.concatenate([qs, [0.05, 0.25, 0.5, 0.75, 0.95]])
     values = grid.backward(quantiles_from_histogram(edges_t, counts, qs))

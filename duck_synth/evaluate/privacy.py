@@ -157,7 +157,7 @@ def _metrics(
         row("nndr_mean", float(synthetic_nndr.mean()), nndr_detail),
         row("nndr_mean_holdout", float(holdout_nndr.mean()), nndr_detail),
     ]
-    auc, attack_detail = membership_auc(synthetic_index(encoded), encoded)
+    auc, attack_detail = membership_auc(encoded)
     rows.append(row("membership_auc", auc, attack_detail))
     if sensitive is not None:
         column = next(c for c in columns if c.name == sensitive)
@@ -165,13 +165,10 @@ def _metrics(
     return rows
 
 
-def synthetic_index(encoded: dict[str, np.ndarray]) -> NearestNeighbors:
-    """The attacker's index: nearest neighbours over the synthetic sample alone."""
-    return NearestNeighbors(n_neighbors=1, algorithm="brute").fit(encoded["synthetic"])
-
-
-def membership_auc(index: NearestNeighbors, encoded: dict[str, np.ndarray]) -> tuple[float, dict]:
-    """ROC AUC of "member when the nearest synthetic row is near" over train vs holdout rows."""
+def membership_auc(encoded: dict[str, np.ndarray]) -> tuple[float, dict]:
+    """ROC AUC of "member when the nearest synthetic row is near" over train vs holdout rows
+    (the attacker's index holds the synthetic sample alone)."""
+    index = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(encoded["synthetic"])
     to_train = nearest(index, encoded["synthetic"], encoded["real"])[:, 0]
     to_holdout = nearest(index, encoded["synthetic"], encoded["holdout"])[:, 0]
     members = np.concatenate([np.ones(len(to_train)), np.zeros(len(to_holdout))])
@@ -280,8 +277,9 @@ def encode(
     and each column's slice of the matrix columns."""
     blocks: dict[str, list[np.ndarray]] = {side: [] for side in frames}
     slices: dict[str, slice] = {}
+    width = 0  # matrix columns so far
     for column in columns:
-        start = sum(block.shape[1] if block.ndim == 2 else 1 for block in blocks["real"])
+        before = len(blocks["real"])
         real = frames["real"][column.slot]
         if column.continuous:
             present = np.sort(_values(real)[~_missing(real)].astype(float))
@@ -291,8 +289,9 @@ def encode(
             categories = _top_categories(real)
             for side, frame in frames.items():
                 blocks[side].append(_one_hot(frame[column.slot], categories))
-        end = sum(block.shape[1] if block.ndim == 2 else 1 for block in blocks["real"])
-        slices[column.name] = slice(start, end)
+        added = sum(b.shape[1] if b.ndim == 2 else 1 for b in blocks["real"][before:])
+        slices[column.name] = slice(width, width + added)
+        width += added
     return {side: np.column_stack(parts) for side, parts in blocks.items()}, slices
 
 

@@ -108,13 +108,21 @@ class ColumnNets(nn.Module):
 
     def hidden_all(self, tokens: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """(predicted columns, batch, hidden): each predicted column's net given the known cells."""
+        return self._layers(tokens, known)[-1]
+
+    def _layers(self, tokens: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The forward pass up to the hidden states, with what clipped_gradients measures:
+        (cell indices, embeddings (rows x columns x emb), layer one's input, its output, layer
+        two's input, hidden states (predicted columns x rows x hidden))."""
         n_rows = tokens.shape[0]
         idx = torch.where(known, tokens, self.mask_tokens) + self.offsets
-        flat = nn.functional.embedding(idx, self.token_table()).reshape(n_rows, -1)
+        embedded = nn.functional.embedding(idx, self.token_table())
+        flat = embedded.reshape(n_rows, -1)
         w1 = self.w1.permute(1, 0, 2).reshape(flat.shape[1], -1)
-        h1 = (flat @ w1).reshape(n_rows, len(self.w1), -1).permute(1, 0, 2) + self.b1[:, None]
-        h1 = self.dropout(torch.relu(h1))
-        return h1 + self.dropout(torch.relu(torch.bmm(h1, self.w2) + self.b2[:, None]))
+        h1_in = (flat @ w1).reshape(n_rows, len(self.w1), -1).permute(1, 0, 2) + self.b1[:, None]
+        h1 = self.dropout(torch.relu(h1_in))
+        h2_in = torch.bmm(h1, self.w2) + self.b2[:, None]
+        return idx, embedded, h1_in, h1, h2_in, h1 + self.dropout(torch.relu(h2_in))
 
     def forward(self, tokens: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         return self.loss(tokens, known)
@@ -142,14 +150,7 @@ class ColumnNets(nn.Module):
         the clipped sum. Dropout must be off (each row's graph must be the one measured).
         """
         n_rows = tokens.shape[0]
-        idx = torch.where(known, tokens, self.mask_tokens) + self.offsets
-        embedded = nn.functional.embedding(idx, self.token_table())  # rows x columns x emb
-        flat = embedded.reshape(n_rows, -1)
-        w1 = self.w1.permute(1, 0, 2).reshape(flat.shape[1], -1)
-        h1_in = (flat @ w1).reshape(n_rows, len(self.w1), -1).permute(1, 0, 2) + self.b1[:, None]
-        h1 = torch.relu(h1_in)
-        h2_in = torch.bmm(h1, self.w2) + self.b2[:, None]
-        hidden = h1 + torch.relu(h2_in)
+        idx, embedded, h1_in, h1, h2_in, hidden = self._layers(tokens, known)
         unknown = (~known).float()
         logits, losses = [], tokens.new_zeros(n_rows, dtype=torch.float32)
         per_column = hidden.unbind(0)  # one backward node, not one zero-filled select per column
@@ -167,7 +168,8 @@ class ColumnNets(nn.Module):
             g_cells = square(g_embedded)  # rows x columns
             norms = g_cells.sum(dim=1)  # embed.weight
             norms += (self.positions[idx].square() * g_cells).sum(dim=1)  # directions
-            norms += square(flat) * square(g_h1).sum(dim=0) + square(g_h1).sum(dim=0)  # w1, b1
+            w1_input = square(embedded.reshape(n_rows, -1))
+            norms += w1_input * square(g_h1).sum(dim=0) + square(g_h1).sum(dim=0)  # w1, b1
             norms += (square(h1) * square(g_h2)).sum(dim=0) + square(g_h2).sum(dim=0)  # w2, b2
             for k, g in enumerate(g_logits):
                 start, size = self.offsets[k + self.context], self.vocab_sizes[k + self.context]
@@ -347,7 +349,7 @@ class AutoregressiveModel(GenerativeModel):
         batch = max(1, min(batch, n))
         rate = batch / n
         steps_per_epoch = math.ceil(n / batch)
-        planned = steps_per_epoch * config.epochs
+        all_steps = planned = steps_per_epoch * config.epochs
         limit = "epochs"  # why training stops at ``planned`` steps
         started = time.monotonic()
         net = self.net.train()
@@ -416,9 +418,9 @@ class AutoregressiveModel(GenerativeModel):
                     # the rest of the budget on those; later replans correct the estimate
                     step_time = (time.monotonic() - deadline.started) / steps
                     fitting = int(0.97 * (config.max_time - elapsed) / step_time) - 1
-                    target = min(steps_per_epoch * config.epochs, steps + max(fitting, 1))
+                    target = min(all_steps, steps + max(fitting, 1))
                     if abs(target - planned) > 0.05 * planned:
-                        limit = "max_time" if target < steps_per_epoch * config.epochs else "epochs"
+                        limit = "max_time" if target < all_steps else "epochs"
                         planned = target
                         sigma = noise_multiplier_for(
                             budget.training_epsilon, budget.training_delta, rate,
