@@ -177,26 +177,37 @@ def export_model(con: duckdb.DuckDBPyConnection, spec: str, path: str) -> dict:
 
 
 def import_model(con: duckdb.DuckDBPyConnection, path: str, name: str | None) -> dict:
+    """Add the model a file holds, as a new version. The file is untrusted data: it is checked
+    whole (model_schema.py) before anything is written, and nothing is written on refusal."""
+    import dataclasses
 
-    from safetensors import safe_open
+    from .model_schema import MAX_HEADER_BYTES, MAX_WEIGHTS_BYTES, check_model, read_header
 
+    where = "import_model()"
     try:
-        with safe_open(path, framework="pt") as handle:
-            meta = handle.metadata() or {}
-    except (OSError, Exception) as error:  # safetensors raises its own error types
-        raise SynthError(
-            f"import_model(): '{path}' is not a duck_synth model file ({error})"
-        ) from None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_WEIGHTS_BYTES + MAX_HEADER_BYTES + 9)
+    except OSError as error:
+        raise SynthError(f"{where}: cannot read '{path}': {error.strerror}") from None
+    if len(data) > MAX_WEIGHTS_BYTES + MAX_HEADER_BYTES + 8:
+        raise SynthError(f"{where}: '{path}' is larger than a model file may be")
+    try:
+        _, meta = read_header(data)
+    except SynthError as error:
+        raise SynthError(f"{where}: '{path}' is not a duck_synth model file ({error})") from None
     if meta.get("duck_synth") != "model":
-        raise SynthError(f"import_model(): '{path}' is not a duck_synth model file")
-    with open(path, "rb") as handle:
-        weights = save_tensors(load_tensors(handle.read()))
-    fields = {k: json.loads(meta[k]) for k in EXPORT_KEYS}
+        raise SynthError(f"{where}: '{path}' is not a duck_synth model file")
+    fields = {}
+    for key in EXPORT_KEYS:
+        if not isinstance(meta.get(key), str):
+            raise SynthError(f"{where}: {key}: missing from the file")
+        try:
+            fields[key] = json.loads(meta[key])
+        except ValueError:
+            raise SynthError(f"{where}: {key}: not JSON") from None
     new_name = name or fields["name"]
-    if not catalog.MODEL_NAME.match(new_name):
-        raise SynthError(
-            f"import_model(): model name must be letters, digits, _ . -, got {new_name!r}"
-        )
+    if not isinstance(new_name, str) or not catalog.MODEL_NAME.match(new_name):
+        raise SynthError(f"{where}: model name must be letters, digits, _ . -, got {new_name!r}")
     record = catalog.ModelRecord(
         name=new_name,
         version=0,
@@ -207,9 +218,12 @@ def import_model(con: duckdb.DuckDBPyConnection, path: str, name: str | None) ->
         columns=fields["columns"],
         statistics=fields["statistics"],
         metrics=fields["metrics"],
-        weights=weights,
+        weights=data,
         training_rows=fields["training_rows"],
         format_version=fields["format_version"],
     )
+    check_model(record, where)
+    # the catalog keeps the tensors alone: the file's metadata is the record's own JSON
+    record = dataclasses.replace(record, weights=save_tensors(load_tensors(data)))
     version = catalog.insert_model(con, record, None)
     return {"model": new_name, "version": version, "path": path}

@@ -65,7 +65,14 @@ def transaction(con: duckdb.DuckDBPyConnection):
 def install(con: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
     """Create or migrate the catalog and (re)create the table macros. Returns the schema version."""
     current = schema_version(con)
-    pending = [(v, sql) for v, sql in migrations() if v > current]
+    known = migrations()
+    latest = known[-1][0] if known else 0
+    if current > latest:  # its tables may have changed in ways this code would misread
+        raise SynthError(
+            f"this database's catalog is version {current}; this duck_synth knows up to "
+            f"{latest}: upgrade duck_synth"
+        )
+    pending = [(v, sql) for v, sql in known if v > current]
     if read_only:
         return current
     if pending:
@@ -156,26 +163,36 @@ MODEL_COLUMNS = (
 
 
 def load_model(con: duckdb.DuckDBPyConnection, spec: str, with_weights: bool = True) -> ModelRecord:
+    """The stored model, checked (model_schema.py): a row of synth.models is untrusted data, as
+    anyone who can write the table may have crafted it."""
+    from .model_schema import check_model  # it imports the models, which need torch
+
     name, version = resolve_version(con, spec)
     cols = MODEL_COLUMNS if with_weights else MODEL_COLUMNS.replace("weights", "''::BLOB")
     cols = cols.replace("created", "created::VARCHAR")
     row = con.execute(
         f"SELECT {cols} FROM synth.models WHERE name = ? AND version = ?", [name, version]
     ).fetchone()
-    return ModelRecord(
+    where = f"model '{name}@{version}'"
+    fields = {}
+    for i, field in enumerate(("options", "columns", "statistics", "metrics"), start=5):
+        try:
+            fields[field] = json.loads(row[i])
+        except (TypeError, ValueError):
+            raise SynthError(f"{where}: {field}: not JSON") from None
+    record = ModelRecord(
         name=row[0],
         version=row[1],
         method=row[2],
         source=row[3],
         created=row[4],
-        options=json.loads(row[5]),
-        columns=json.loads(row[6]),
-        statistics=json.loads(row[7]),
-        metrics=json.loads(row[8]),
-        weights=bytes(row[9]),
+        weights=bytes(row[9] or b""),
         training_rows=row[10],
         format_version=row[11],
+        **fields,
     )
+    check_model(record, where, tensors=with_weights)
+    return record
 
 
 def next_version(con: duckdb.DuckDBPyConnection, name: str) -> int:
