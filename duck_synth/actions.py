@@ -13,7 +13,7 @@ import pyarrow as pa
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from . import catalog, sessions, spool
+from . import catalog, sessions, spool, sqltext
 from .batches import generate_into
 from .errors import SynthError
 from .evaluate import evaluate_sql
@@ -31,17 +31,24 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
     """(name, function, parameter types) for every UDF; each call gets a fresh cursor."""
 
     def synth_train(name, source, options):
-        return spool.summary_sql("train", train(con.cursor(), name, source, options))
+        spooled = []  # before the model commits: a result that cannot be written adds no model
+
+        def write(summary):
+            spooled.append(spool.summary_sql("train", summary))
+
+        train(con.cursor(), name, source, options, before_commit=write)
+        return spooled[0]
 
     def synth_generate(model, options):
         return generate(con.cursor(), model, options)
 
     def synth_rewrite(sql_text):
-        columns_of_model, columns_of_table = catalog.column_lookups(con.cursor())
-        statements, _ = rewrite_sql(sql_text, columns_of_model, columns_of_table)
+        cursor = con.cursor()
+        sqltext.one_statement(cursor, sql_text, "synth_sql()")
+        statements, _ = rewrite_sql(sql_text, *catalog.column_lookups(cursor))
         if len(statements) != 1:
             raise SynthError("synth_sql(): give exactly one query")
-        return statements[0]
+        return sqltext.query(cursor, statements[0], "synth_sql()")
 
     def synth_generate_into(table, model, options):
         return spool.summary_sql(

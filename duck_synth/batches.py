@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 import duckdb
 
-from . import catalog, spool
+from . import catalog, spool, sqltext
 from .errors import SynthError
 from .generate import Progress, batches, prepare, target_units
 from .options import GenerateOptions, parse
@@ -30,7 +30,7 @@ def _table_sql(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, bool]:
     parts = [p.strip('"') for p in name.strip().split(".")]
     if not name.strip() or len(parts) > 3 or not all(parts):
         raise SynthError(f"generate_into(): '{name}' is not a table name")
-    quoted = ".".join(spool.quote_identifier(p) for p in parts)
+    quoted = ".".join(sqltext.quote_identifier(p) for p in parts)
     try:
         read_source(con, name, what="generate_into()")
         return quoted, True
@@ -54,10 +54,13 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
     name, version = catalog.resolve_version(con, spec)
     arguments = {k: v for k, v in asdict(given).items() if v is not None and k != "seed"}
     run = con.execute(
-        "SELECT model, version, arguments, seed, target, state FROM synth.batch_runs "
-        "WHERE table_name = ? AND status = 'running'",
+        "SELECT model, version, arguments, seed, target, state, epoch(updated - started) "
+        "FROM synth.batch_runs WHERE table_name = ? AND status = 'running'",
         [quoted],
     ).fetchone()
+    abandoned = None
+    if run is not None and not exists:  # its table was dropped: nothing is left to resume
+        abandoned, run = run, None
     if run is not None:
         same = (run[0], run[1], json.loads(run[2])) == (name, version, arguments)
         if not same or (given.seed is not None and given.seed != run[3]):
@@ -75,8 +78,10 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
         generator.set_target(target)
         progress = Progress()
         with catalog.transaction(con):
+            if abandoned is not None:
+                _log_abandoned(con, quoted, abandoned)
             if not exists:
-                columns = ", ".join(f"{spool.quote_identifier(n)} {t}" for n, t in types)
+                columns = ", ".join(f"{sqltext.quote_identifier(n)} {t}" for n, t in types)
                 con.execute(f"CREATE TABLE {quoted} ({columns})")
             con.execute("DELETE FROM synth.batch_runs WHERE table_name = ?", [quoted])
             con.execute(
@@ -161,6 +166,24 @@ def _append(con, quoted: str, types, generator, target: int, spec: str, progress
             )
 
 
+def _log_abandoned(con, quoted: str, run: tuple) -> None:
+    """An unfinished run whose table was dropped stays in the generation log (its batch_runs
+    row, one per table, goes to the new run)."""
+    model, version, arguments, seed, _, state, seconds = run
+    progress = json.loads(state)
+    catalog.log_generation(
+        con,
+        model,
+        version,
+        {**json.loads(arguments), "into": quoted, "abandoned": "the table was dropped"},
+        seed,
+        progress["drawn"],
+        progress["returned"],
+        float(seconds),
+        progress.get("passed", progress["returned"]),
+    )
+
+
 def _state(generator, progress: Progress) -> dict:
     return {**asdict(progress), "generator": generator.state()}
 
@@ -178,6 +201,6 @@ def _check_columns(con, quoted: str, types: list[tuple[str, str]]) -> None:
 def _remember_unique(con, quoted: str, generator) -> None:
     """A resumed run's unique columns start from the values already written."""
     for column in generator.unique.columns:
-        q = spool.quote_identifier(column)
+        q = sqltext.quote_identifier(column)
         rows = con.execute(f"SELECT DISTINCT {q} FROM {quoted} WHERE {q} IS NOT NULL").fetchall()
         generator.unique.seen[column] = {r[0] for r in rows}

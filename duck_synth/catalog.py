@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -203,8 +204,15 @@ def next_version(con: duckdb.DuckDBPyConnection, name: str) -> int:
     ).fetchone()[0]
 
 
-def insert_model(con: duckdb.DuckDBPyConnection, record: ModelRecord, run_id: int | None) -> int:
-    """Add the model in one transaction with its run's success; returns the version."""
+def insert_model(
+    con: duckdb.DuckDBPyConnection,
+    record: ModelRecord,
+    run_id: int | None,
+    before_commit: Callable[[int], None] | None = None,
+) -> int:
+    """Add the model in one transaction with its run's success; returns the version.
+    ``before_commit(version)``: what else the statement needs (e.g. its result spooled), done
+    inside the transaction, so if it fails no model is added."""
     with transaction(con):
         version = next_version(con, record.name)
         con.execute(
@@ -231,6 +239,8 @@ def insert_model(con: duckdb.DuckDBPyConnection, record: ModelRecord, run_id: in
                 "WHERE run_id = ?",
                 [version, run_id],
             )
+        if before_commit is not None:
+            before_commit(version)
     return version
 
 
@@ -323,9 +333,21 @@ def column_lookups(con: duckdb.DuckDBPyConnection):
             return None
 
     def columns_of_table(name: str) -> list[str] | None:
-        try:
-            return [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
-        except duckdb.Error:
+        # the declared columns, looked up by name: never binding the relation (a view over
+        # generate() would generate) and never pasting the name
+        parts = name.split(".")
+        if len(parts) > 3:
             return None
+        database, schema, table = [None] * (3 - len(parts)) + parts
+        rows = con.execute(
+            "SELECT database_name, schema_name, column_name FROM duckdb_columns() "
+            "WHERE lower(table_name) = lower(?) AND (? IS NULL OR lower(schema_name) = lower(?)) "
+            "AND (? IS NULL OR lower(database_name) = lower(?)) ORDER BY column_index",
+            [table, schema, schema, database, database],
+        ).fetchall()
+        relations = {(r[0], r[1]) for r in rows}
+        if len(relations) != 1:
+            return None  # unknown, or ambiguous without a schema
+        return [r[2] for r in rows]
 
     return columns_of_model, columns_of_table

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import sqlglot
 from sqlglot import exp
 
+from . import sqltext
 from .encoding import Encoder, Restriction
 from .errors import SynthError
 from .rewrite import DUCKDB
@@ -123,13 +123,10 @@ def _literal(op: str, value) -> exp.Expression:
     return exp.convert(value)
 
 
-def parse_predicate(text: str, what: str = "filter") -> exp.Expression:
-    try:
-        return sqlglot.parse_one(f"SELECT 1 WHERE {text}", read=DUCKDB).args["where"].this
-    except (sqlglot.errors.ParseError, KeyError, AttributeError) as error:
-        raise SynthError(
-            f"{what} {text!r} is not a valid SQL predicate: {str(error).splitlines()[0]}"
-        ) from None
+def parse_predicate(text: str, what: str = "filter", con=None) -> exp.Expression:
+    """One SQL predicate, parsed (and checked against the caller's rights when ``con`` is
+    given); its SQL is written back from the tree, never pasted."""
+    return sqltext.predicate(con, text, what)
 
 
 def conjuncts(predicate: exp.Expression) -> list[exp.Expression]:
@@ -200,13 +197,18 @@ def _between(node: exp.Expression) -> list[exp.Expression] | None:
 
 
 def compile_filter(
-    text: str | None, encoders: list[Encoder], model: str, other_columns: list[str] = ()
+    text: str | None,
+    encoders: list[Encoder],
+    model: str,
+    other_columns: list[str] = (),
+    con=None,
 ) -> CompiledFilter:
     """Conditions from a pushed-down predicate. Conjuncts on ``encoders``' columns may narrow
-    sampling; ``other_columns`` (e.g. a session model's steps) are only ever filtered."""
+    sampling; ``other_columns`` (e.g. a session model's steps) are only ever filtered. With
+    ``con``, the predicate is checked against the caller's rights."""
     if not text:
         return CompiledFilter()
-    predicate = parse_predicate(text)
+    predicate = parse_predicate(text, con=con)
     by_name = {e.name: e for e in encoders}
     names = [e.name for e in encoders] + [c for c in other_columns if c not in by_name]
     lower = {name.lower(): name for name in names}

@@ -6,3 +6,10 @@ class SynthError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+class Cancelled(SynthError):
+    """The running statement was asked to stop (a client's cancel, Ctrl-C, a timeout)."""
+
+    def __init__(self, message: str = "cancelled"):
+        super().__init__(message)

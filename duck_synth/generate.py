@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load as load_tensors
 
-from . import catalog, sessions, spool
+from . import caller, catalog, sessions, spool, sqltext
 from .conditions import CompiledFilter, compile_filter, json_predicate
 from .controls import Fairness, Quotas, UniqueValues, imputation_masks, limit_strings
 from .encoding import NULL_TOKEN, Encoder, from_json
@@ -123,7 +123,12 @@ class Generator:
     ):
         self.loaded, self.options, self.compiled, self.seed = loaded, options, compiled, seed
         self.config = SampleConfig(temperature=options.temperature, top_p=options.top_p)
-        self.filter_con = duckdb.connect() if compiled.sql else None
+        # the residual filter runs on the batch alone, in a connection that reaches no file
+        self.filter_con = (
+            duckdb.connect(config={"enable_external_access": False, "lock_configuration": True})
+            if compiled.sql
+            else None
+        )
         self.keys_emitted = 0
         encoders, modelled = loaded.encoders, loaded.modelled
         known = [name for name, _ in loaded.column_types()]
@@ -342,7 +347,7 @@ class SessionGenerator(Generator):
         return sessions.assemble(steps.layout, session_table, pa.table(columns), session_index)
 
     def kept_sql(self) -> str:
-        key = spool.quote_identifier(self.steps.layout.key)
+        key = sqltext.quote_identifier(self.steps.layout.key)
         return (
             f"SELECT * FROM typed WHERE {key} IN "
             f"(SELECT {key} FROM typed WHERE {self.compiled.sql}) ORDER BY {key}"
@@ -468,11 +473,11 @@ def prepare(
     if options.temperature <= 0:
         raise SynthError(f"generate(): temperature must be positive, got {options.temperature}")
     if loaded.steps is None:
-        compiled = compile_filter(options.filter, loaded.encoders, spec)
+        compiled = compile_filter(options.filter, loaded.encoders, spec, con=con)
         return Generator(loaded, options, compiled, seed)
     metadata = [e for e in loaded.encoders if e.name in loaded.steps.layout.metadata]
     others = [name for name, _ in loaded.column_types()]
-    compiled = compile_filter(options.filter, metadata, spec, others)
+    compiled = compile_filter(options.filter, metadata, spec, others, con=con)
     joint = loaded.steps.model is None
     return (JointSessionGenerator if joint else SessionGenerator)(loaded, options, compiled, seed)
 
@@ -522,6 +527,7 @@ class Rows:
             progress = Progress(drawn=self.seeds.num_rows)
             size = generator.options.batch_size
             for batch, start in enumerate(range(0, self.seeds.num_rows, size)):
+                caller.check()
                 rows = _draw_seeded(generator, self.seeds.slice(start, size), batch, start)
                 table = limit_strings(rows, generator.string_limits)
                 progress.returned += table.num_rows
@@ -588,7 +594,7 @@ def _matching_training_rows(con, generator: Generator) -> int:
     """Default target under a filter: the training rows that satisfy it."""
     record = generator.loaded.record
     steps = generator.loaded.steps
-    unit = "*" if steps is None else f"DISTINCT {spool.quote_identifier(steps.layout.key)}"
+    unit = "*" if steps is None else f"DISTINCT {sqltext.quote_identifier(steps.layout.key)}"
     try:
         relation = read_source(con, record.source)
         matching, total = con.execute(
@@ -623,6 +629,7 @@ def batches(generator: Generator, target: int, spec: str, progress: Progress):
     resumed run passes the progress and generator state it stopped at)."""
     effort = max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
     while progress.returned < target:
+        caller.check()  # a cancelled statement stops between batches (generate_into's too)
         if progress.drawn >= effort:
             raise SynthError(
                 f"generate('{spec}'): found {progress.returned:,} of {target:,} rows satisfying "

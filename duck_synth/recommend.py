@@ -20,7 +20,7 @@ import duckdb
 from .encoding import DATETIME_TYPES, is_numeric_type
 from .errors import SynthError
 from .sources import describe, read_source
-from .spool import quote_identifier as q
+from .sqltext import quote_identifier as q
 
 WIDE_TABLE = 60
 SMALL_TABLE = 1_000  # rows: too few for a GAN to converge

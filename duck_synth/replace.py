@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from . import spool
+from . import spool, sqltext
 from .conditions import CompiledFilter, parse_predicate
 from .encoding.base import Restriction
 from .encoding.categorical import CategoricalEncoder
@@ -25,6 +25,7 @@ from .errors import SynthError
 from .generate import Generator, load, new_seed
 from .options import GenerateOptions, parse
 from .sources import describe, read_source
+from .sqltext import DUCKDB
 
 REDRAWS = 30
 MASK = "__duck_synth_replace"
@@ -55,8 +56,9 @@ def resample(con: duckdb.DuckDBPyConnection, source: str, column: str, options_j
         )
     if (options.replace_values is None) == (options.model is None):
         raise SynthError("resample(): give either replace_values => [...] or model => 'name'")
-    condition = options.condition or "TRUE"
-    parse_predicate(condition, what="resample(): condition")
+    condition = parse_predicate(
+        options.condition or "TRUE", what="resample(): condition", con=con
+    ).sql(DUCKDB)
     try:
         rows = con.execute(
             f"SELECT *, coalesce(({condition}), false) AS {MASK} FROM ({relation})"
@@ -102,7 +104,7 @@ def _typed(con, values: list, duck_type: str, column: str) -> pa.Array:
     """``values`` cast to the column's type by DuckDB (so '2024-01-01' fits a DATE)."""
     try:
         con.register(MASK, pa.table({"v": pa.array(values)}))
-        result = con.execute(f"SELECT CAST(v AS {duck_type}) FROM {MASK}").to_arrow_table()
+        result = con.execute(f"SELECT {sqltext.cast('v', duck_type)} FROM {MASK}").to_arrow_table()
     except (duckdb.Error, pa.ArrowException) as error:
         raise SynthError(
             f"resample(): replace_values do not fit column '{column}' ({duck_type}): "

@@ -19,13 +19,10 @@ from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
 
 from .errors import SynthError
 from .options import GenerateOptions, TrainOptions, argument_names
-
-# Resolved at import: sqlglot loads a dialect lazily, which cost the first statement about 0.2 s.
-DUCKDB = Dialect.get_or_raise("duckdb")
+from .sqltext import DUCKDB
 
 ColumnsOf = Callable[[str], list[str] | None]
 ARGUMENTS = {

@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import threading
+import weakref
 
 import duckdb
 import pandas  # noqa: F401  DuckDB imports it at the first parameterized query: pay it here, once
@@ -19,9 +21,9 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from . import catalog, spool, streaming
+from . import caller, catalog, spool, sqltext, streaming
 from .batches import generate_into
-from .errors import SynthError
+from .errors import Cancelled, SynthError
 from .rewrite import DUCKDB, rewrite_sql, standalone_call
 from .statements import script_statements
 from .workflows import workflow_queries
@@ -93,15 +95,15 @@ class Conveniences:
         raise NotImplementedError
 
     def train(self, name: str, source: str, **options) -> dict:
-        args = "".join(f", {k} => {spool.sql_literal(v)}" for k, v in options.items())
+        args = "".join(f", {k} => {sqltext.sql_literal(v)}" for k, v in options.items())
         result = self.sql(
-            f"FROM train({spool.sql_literal(name)}, {spool.sql_literal(source)}{args})"
+            f"FROM train({sqltext.sql_literal(name)}, {sqltext.sql_literal(source)}{args})"
         )
         return dict(zip(result.columns, result.fetchone(), strict=True))
 
     def generate(self, model: str, **options) -> Result:
-        args = "".join(f", {k} => {spool.sql_literal(v)}" for k, v in options.items())
-        return self.sql(f"FROM generate({spool.sql_literal(model)}{args})")
+        args = "".join(f", {k} => {sqltext.sql_literal(v)}" for k, v in options.items())
+        return self.sql(f"FROM generate({sqltext.sql_literal(model)}{args})")
 
     def models(self) -> Result:
         return self.sql("FROM models()")
@@ -129,6 +131,13 @@ class Session(Conveniences):
         self.con = con
         self.path = path
         self.read_only = read_only
+        self.rights = caller.LOCAL  # what its statements may do (a server sets its client's)
+        # One statement at a time: two threads on one DuckDB connection would mix results.
+        # interrupt() never takes it: it reads the running calls and cursors under ``_guard``.
+        self._lock = threading.RLock()
+        self._guard = threading.Lock()
+        self._calls: list[caller.Call] = []
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
         if install:
             register_functions(con)
             catalog.install(con, read_only=read_only)
@@ -165,10 +174,34 @@ class Session(Conveniences):
         Statements run one by one, each rewritten just before it runs, so a statement sees the
         models made by the ones before it.
         """
-        result = None
-        for statement in script_statements(query) or [query]:
-            result = self._run(statement)
-        return Result(result)
+        with self._lock, self._call() as call:
+            result = None
+            for statement in script_statements(query) or [query]:
+                call.check()  # an interrupt skips the script's remaining statements
+                result = self._run(statement)
+            return Result(result)
+
+    @contextlib.contextmanager
+    def _call(self):
+        """The call the block runs as, which ``interrupt()`` cancels: the one set on this thread
+        (a server's client statement), else a fresh one with the session's rights."""
+        call = caller.explicit() or caller.Call(rights=self.rights)
+        with self._guard:
+            self._calls.append(call)
+        try:
+            with caller.running(call):
+                yield call
+        finally:
+            self._forget(call)
+
+    def _forget(self, call: caller.Call | None = None, cursor=None) -> None:
+        """Stop reaching ``call`` and ``cursor`` from ``interrupt()`` (one entry of each)."""
+        with self._guard:
+            for running, item in ((self._calls, call), (self._cursors, cursor)):
+                for i, entry in enumerate(running):
+                    if entry is item:
+                        del running[i]
+                        break
 
     def _run(self, statement: str) -> pa.Table | None:
         if self.explains_acting(statement):
@@ -183,11 +216,19 @@ class Session(Conveniences):
             with spool.statement():
                 result = None
                 for text in rewritten:
+                    caller.check()
                     cursor = self.con.execute(text)
                     result = cursor.to_arrow_table() if cursor.description else None
                 return result
         except duckdb.Error as error:
             raise _clean_error(error) from None
+
+    def _stream_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own for a stream, which ``interrupt()`` reaches until it is closed."""
+        cursor = self.con.cursor()
+        with self._guard:
+            self._cursors.append(cursor)
+        return cursor
 
     def _standalone_append(self, statement: str) -> pa.Table | None:
         """``FROM generate_into(...)`` alone runs here, outside any statement: inside one (as a
@@ -215,14 +256,24 @@ class Session(Conveniences):
     def stream(self, query: str, batch_rows: int = STREAM_BATCH_ROWS) -> pa.RecordBatchReader:
         """Like ``sql``, but the last statement's rows come as a stream (see streaming.py): a
         statement reading one generate() row by row hands out each batch as it is drawn;
-        closing the reader early stops the generation between batches."""
+        closing the reader early stops the generation between batches. The rows are read as the
+        statement's call (``interrupt()`` stops them too), on whichever thread reads them."""
+        with self._lock, self._call() as call:
+            cursor, reader = self._stream(query, batch_rows)
+            with self._guard:  # the call stays interruptible while its rows are read
+                self._calls.append(call)
+        return self._read_as(call, cursor, reader)
+
+    def _stream(
+        self, query: str, batch_rows: int
+    ) -> tuple[duckdb.DuckDBPyConnection | None, pa.RecordBatchReader]:
         statements = script_statements(query) or [query]
         for statement in statements[:-1]:
             self._run(statement)
         last = statements[-1]
         if self.explains_acting(last) or standalone_call(last, "generate_into"):
             table = self._run(last)
-            return (table if table is not None else pa.table({})).to_reader()
+            return None, (table if table is not None else pa.table({})).to_reader()
         rewritten, _ = self.rewrite(last)
         for text in rewritten[:-1]:
             self._run(text)
@@ -230,22 +281,60 @@ class Session(Conveniences):
         call = streaming.row_wise_generate(tree) if tree is not None else None
         _udf_errors.last = None
         if call is not None:
-            return streaming.generation_stream(self.con, tree, call, batch_rows, _stream_error)
-        cursor = self.con.cursor()  # its own: the open result goes with it when the stream ends
+            reader = streaming.generation_stream(self.con, tree, call, batch_rows, _stream_error)
+            return None, reader
+        cursor = self._stream_cursor()  # its own: the open result goes with it when it ends
         with spool.statement() as made:
             try:
                 cursor.execute(f"SET streaming_buffer_size = '{streaming.STREAM_BUFFER}'")
+                caller.check()
                 cursor.execute(rewritten[-1])
-            except duckdb.Error as error:
+            except BaseException as error:
                 cursor.close()
-                raise _clean_error(error) from None
+                self._forget(cursor=cursor)
+                if isinstance(error, duckdb.Error):
+                    raise _clean_error(error) from None
+                raise
             files = list(made)
             made.clear()  # the rows are read after this block: the stream removes the files
-        return streaming.result_stream(cursor, batch_rows, files, _stream_error)
+        return cursor, streaming.result_stream(cursor, batch_rows, files, _stream_error)
+
+    def _read_as(self, call: caller.Call, cursor, reader: pa.RecordBatchReader):
+        """``reader``'s batches, each read as ``call`` (on whichever thread reads it); the call
+        and cursor are forgotten when the stream ends, or is dropped unread."""
+        release = functools.partial(self._forget, call, cursor)
+
+        def batches():
+            try:
+                while True:
+                    with caller.running(call):
+                        call.check()
+                        try:
+                            batch = reader.read_next_batch()
+                        except StopIteration:
+                            return
+                    yield batch
+            finally:
+                reader.close()
+                released()
+
+        stream = batches()
+        released = weakref.finalize(stream, release)  # runs once: at the end, or when dropped
+        released.atexit = False
+        return pa.RecordBatchReader.from_batches(reader.schema, stream)
 
     def interrupt(self) -> None:
-        """Stop the statement running on this session (from another thread)."""
-        self.con.interrupt()
+        """Stop the statement running on this session, from another thread: its call is
+        cancelled (a training or a generation stops at its next step or batch, within a second
+        or so; a cancelled training is recorded as cancelled and adds no model) and DuckDB is
+        interrupted (a plain query stops). It never waits for the running statement."""
+        with self._guard:
+            calls, cursors = list(self._calls), list(self._cursors)
+        for call in calls:
+            call.cancel()
+        for connection in [self.con, *cursors]:
+            with contextlib.suppress(duckdb.Error):
+                connection.interrupt()
 
     def execute(self, query: str) -> Result:
         return self.sql(query)
@@ -273,7 +362,14 @@ def _stream_error(error: Exception) -> Exception:
 def _clean_error(error: duckdb.Error) -> Exception:
     last = getattr(_udf_errors, "last", None)
     if last is not None:
+        # taken, and without the UDF's frames: a thread-local that kept them (a training's
+        # tensors) would be freed when the thread's state is, which crashes a server's gRPC
+        # thread (its Python state is deleted at the end of each call)
+        _udf_errors.last = None
+        last.__traceback__ = last.__context__ = last.__cause__ = None
         return last
+    if isinstance(error, duckdb.InterruptException) and caller.current().cancelled.is_set():
+        return Cancelled("interrupted")  # interrupt() stopped a plain query
     text = str(error)
     match = re.search(r"SynthError: (.*)", text)
     if match:

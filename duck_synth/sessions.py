@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from .encoding import DATETIME_TYPES, Encoder, from_json, is_numeric_type
 from .errors import SynthError
-from .spool import quote_identifier as q
+from .sqltext import quote_identifier as q
 
 START, LENGTH, DELTA = "__start", "__length", "__delta"
 

@@ -20,7 +20,7 @@ import threading
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import SynthError
+from .sqltext import duck_type, quote_identifier, quote_literal
 
 _lock = threading.Lock()
 _counter = itertools.count()
@@ -86,39 +86,13 @@ def statement():
         _made.paths = outer
 
 
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def sql_literal(value) -> str:
-    """A Python value as a DuckDB literal (lists as lists, dicts as structs)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return quote_literal(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{quote_literal(k)}: {sql_literal(v)}" for k, v in value.items())
-        return "{" + items + "}"
-    raise SynthError(f"cannot pass {type(value).__name__} as a SQL argument")
-
-
 def cast_sql(relation: str, columns: list[tuple[str, str | None]]) -> str:
     """SQL reading ``relation``, each (name, DuckDB type or None) cast back to its type."""
     items = [
         quote_identifier(name)
-        if duck_type is None
-        else f"CAST({quote_identifier(name)} AS {duck_type}) AS {quote_identifier(name)}"
-        for name, duck_type in columns
+        if type_text is None
+        else f"CAST({quote_identifier(name)} AS {duck_type(type_text)}) AS {quote_identifier(name)}"
+        for name, type_text in columns
     ]
     return f"SELECT {', '.join(items)} FROM {relation}"
 

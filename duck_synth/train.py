@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import duckdb
@@ -21,7 +21,7 @@ from safetensors.torch import save as save_tensors
 from sqlglot import exp
 from tqdm import tqdm
 
-from . import catalog, sessions
+from . import caller, catalog, sessions
 from .conditions import parse_predicate
 from .encoding import Encoder, Protection, analyze, is_numeric_type, read_type, unsupported_reason
 from .errors import SynthError
@@ -33,9 +33,7 @@ from .options import TrainOptions, parse
 from .privacy import ColumnBudget, PrivacyBudget
 from .recommend import rank, shape_of
 from .sources import describe, read_source
-from .spool import quote_identifier
-
-cancel_requested = threading.Event()
+from .sqltext import DUCKDB, quote_identifier
 
 
 def select_columns(columns: list[tuple[str, str]], options: TrainOptions) -> list[tuple[str, str]]:
@@ -72,8 +70,16 @@ def read_sql(
     return f"SELECT {', '.join(items)} FROM ({relation}) AS source{sample}"
 
 
-def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: str) -> dict:
-    """Train a model and return its summary row.
+def train(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    source: str,
+    options_json: str,
+    before_commit: Callable[[dict], object] | None = None,
+) -> dict:
+    """Train a model and return its summary row. ``before_commit(summary)`` runs in the
+    transaction that adds the model (e.g. spooling the statement's result): if it fails, no
+    model is added and the run is failed.
 
     >>> FROM train('d', 'diamonds', max_time => 60)
     -- model | version | method | rows | columns | epochs | seconds | ...
@@ -86,6 +92,8 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
     for field_name in ("epochs", "batch_size", "rare_threshold"):
         if getattr(options, field_name) is not None and getattr(options, field_name) < 1:
             raise SynthError(f"train(): {field_name} must be at least 1")
+    if not options.max_time > 0:  # NaN too: a fit with no time can never finish an epoch
+        raise SynthError("train(): max_time must be more than 0 seconds")
     if not 0 <= options.validation_share < 1:
         raise SynthError("train(): validation_share must be in [0, 1)")
     if options.nrows is not None and options.nrows < 1:
@@ -171,6 +179,7 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
             plan.training_rows = max(int(round(noisy)), 1)
             facts, violated = private_facts(encoders), {}
 
+    caller.check()  # cancelled while the data was read: no run is recorded
     run_id = catalog.start_run(con, name, method, source)
     try:
         metrics, tensors, params = {}, {}, {}
@@ -196,6 +205,7 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
             params[part.name or "model"] = part_params
             prefix = f"{part.name}." if part.name else ""
             tensors |= {prefix + key: value for key, value in part_tensors.items()}
+        caller.check()  # a cancel that came in the last step adds no model either
         main = metrics["model"]
         statistics = {
             "encoders": [e.to_json() for e in plan.encoders],
@@ -227,10 +237,38 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
             training_rows=plan.training_rows,
             format_version=catalog.FORMAT_VERSION,
         )
-        version = catalog.insert_model(con, record, run_id)
-    except (KeyboardInterrupt, Cancelled):
-        catalog.finish_run(con, run_id, "cancelled", "training was cancelled")
-        raise SynthError(f"train('{name}'): cancelled; no model was added (run {run_id})") from None
+        last = metrics.get("steps", main)
+        summary = {
+            "model": name,
+            "version": None,  # known inside the transaction
+            "method": method,
+            "why": why,
+            "rows": plan.rows,
+            "columns": len(plan.columns),
+            "epochs": last["epochs"],
+            "seconds": round(time.monotonic() - started, 2),
+            "val_loss": last.get("best_val_loss"),
+            "stopped": last.get("stopped"),
+            "seed": seed,
+            "run_id": run_id,
+            "device": device,
+            "epsilon": privacy_spent(budget, main)["epsilon"] if budget is not None else None,
+        }
+        if plan.sessions is not None:
+            summary["sessions"] = plan.training_rows
+
+        def commit_with(version: int) -> None:
+            summary["version"] = version
+            if before_commit is not None:
+                before_commit(summary)
+
+        catalog.insert_model(con, record, run_id, commit_with)
+    except (KeyboardInterrupt, Cancelled) as error:
+        # "cancelled", or the server's statement timeout that stopped it
+        reason = str(error) if isinstance(error, Cancelled) and str(error) else "cancelled"
+        detail = "training was cancelled" if reason == "cancelled" else reason
+        catalog.finish_run(con, run_id, "cancelled", detail)
+        raise SynthError(f"train('{name}'): {reason}; no model was added (run {run_id})") from None
     except BaseException as error:
         catalog.finish_run(
             con,
@@ -241,25 +279,6 @@ def train(con: duckdb.DuckDBPyConnection, name: str, source: str, options_json: 
         if isinstance(error, SynthError):
             raise
         raise SynthError(f"train('{name}') failed: {error}") from error
-    last = metrics.get("steps", main)
-    summary = {
-        "model": name,
-        "version": version,
-        "method": method,
-        "why": why,
-        "rows": plan.rows,
-        "columns": len(plan.columns),
-        "epochs": last["epochs"],
-        "seconds": round(time.monotonic() - started, 2),
-        "val_loss": last.get("best_val_loss"),
-        "stopped": last.get("stopped"),
-        "seed": seed,
-        "run_id": run_id,
-        "device": device,
-        "epsilon": privacy_spent(budget, main)["epsilon"] if budget is not None else None,
-    }
-    if plan.sessions is not None:
-        summary["sessions"] = plan.training_rows
     return summary
 
 
@@ -361,7 +380,7 @@ def check_constraints(
     breaking each (the model learns them too, generation never emits them)."""
     violated = {}
     for text in constraints or []:
-        predicate = parse_predicate(text, what="constraint")
+        predicate = parse_predicate(text, what="constraint", con=con)
         unknown = [c.name for c in predicate.find_all(exp.Column) if c.name not in names]
         if unknown:
             raise SynthError(
@@ -370,7 +389,7 @@ def check_constraints(
             )
         try:
             count = con.execute(
-                f"SELECT count(*) FILTER (WHERE NOT ({text})) FROM ({relation})"
+                f"SELECT count(*) FILTER (WHERE NOT ({predicate.sql(DUCKDB)})) FROM ({relation})"
             ).fetchone()[0]
         except duckdb.Error as error:
             first = str(error).splitlines()[0]
@@ -556,7 +575,6 @@ def _overrides(options: TrainOptions, names: list[str]) -> dict[str, str]:
 
 
 def _fit(con, run_id: int, model, data: tuple[np.ndarray, ...], config: FitConfig) -> dict:
-    cancel_requested.clear()
     losses: list[dict] = []
     bar = tqdm(
         total=config.epochs,
@@ -567,8 +585,9 @@ def _fit(con, run_id: int, model, data: tuple[np.ndarray, ...], config: FitConfi
     )
 
     def progress(event: dict) -> None:
-        if cancel_requested.is_set():
-            raise Cancelled()
+        """Called by the model after each step and epoch: where a cancel of the statement's
+        call (Session.interrupt(), a client's cancel, Ctrl-C) or its timeout stops training."""
+        caller.check()
         if event.get("epoch_done"):
             losses.append({k: v for k, v in event.items() if k not in ("elapsed", "epoch_done")})
             share = max(event["epoch"] / config.epochs, event["elapsed"] / config.max_time)

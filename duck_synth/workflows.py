@@ -18,7 +18,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from . import catalog, spool
+from . import catalog, sqltext
 from .errors import SynthError
 from .rewrite import DUCKDB, kwargs, model_name, rewrite_sql
 
@@ -54,9 +54,9 @@ def create_workflow(
     models = sorted(_models_read(tree))
     for model in models:
         catalog.resolve_version(con, model)  # an unknown model fails now, not when run
-    arguments = [f"{p} := {spool.sql_literal(v)}" for p, v in parameters.items()]
-    given = ", ".join(f"{spool.quote_literal(p)}: {p}" for p in parameters)
-    body = f"FROM query(synth_workflow({spool.quote_literal(name)}, to_json({{{given}}}), coalesce(CAST({HIDDEN} AS VARCHAR), '')))"
+    arguments = [f"{p} := {sqltext.sql_literal(v)}" for p, v in parameters.items()]
+    given = ", ".join(f"{sqltext.quote_literal(p)}: {p}" for p in parameters)
+    body = f"FROM query(synth_workflow({sqltext.quote_literal(name)}, to_json({{{given}}}), coalesce(CAST({HIDDEN} AS VARCHAR), '')))"
     signature = ", ".join([*arguments, f"{HIDDEN} := NULL"])
     try:
         with catalog.transaction(con):
@@ -79,7 +79,8 @@ def run_sql(con: duckdb.DuckDBPyConnection, name: str, arguments_json: str) -> s
         raise SynthError(f"workflow '{name}' is not in synth.workflows (dropped?)")
     filled = _filled(row[0], json.loads(arguments_json or "{}") or {})
     statements, _ = rewrite_sql(filled, *catalog.column_lookups(con))
-    return statements[0]
+    # run under the caller's rights: a read-only caller may run a workflow that only reads
+    return sqltext.query(con, statements[0], f"workflow {name}()")
 
 
 def _filled(sql: str, values: dict) -> str:
@@ -101,7 +102,7 @@ def drop_workflow(con: duckdb.DuckDBPyConnection, name: str) -> dict:
     if not con.execute("SELECT count(*) FROM synth.workflows WHERE name = ?", [name]).fetchone()[0]:
         raise SynthError(f"drop_workflow(): unknown workflow '{name}'")
     with catalog.transaction(con):
-        con.execute(f"DROP MACRO TABLE IF EXISTS {spool.quote_identifier(name)}")
+        con.execute(f"DROP MACRO TABLE IF EXISTS {sqltext.quote_identifier(name)}")
         con.execute("DELETE FROM synth.workflows WHERE name = ?", [name])
     return {"workflow": name, "dropped": True}
 

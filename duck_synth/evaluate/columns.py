@@ -16,7 +16,7 @@ import duckdb
 
 from ..errors import SynthError
 from ..sources import describe
-from ..spool import quote_identifier
+from ..sqltext import quote_identifier
 
 NUMERIC_TYPES = re.compile(
     r"^(U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|FLOAT|DOUBLE|REAL|DECIMAL(\(.*\))?)$"

@@ -17,6 +17,7 @@ import math
 
 import duckdb
 
+from .. import caller
 from .codes import finite
 from .columns import Column, SideStats
 from .fidelity import metric_row
@@ -75,6 +76,7 @@ def _cells_sql(side: int, table: str, exprs: list[tuple[int, str, str]]) -> list
 
 def _batches(items: list, size: int = PAIRS_PER_QUERY):
     for start in range(0, len(items), size):
+        caller.check()  # many pairs: a cancelled statement stops between their queries
         yield items[start : start + size]
 
 

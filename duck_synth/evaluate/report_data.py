@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from ..errors import SynthError
-from ..spool import quote_identifier
+from ..sqltext import quote_identifier
 
 NUMERIC_TYPE = re.compile(
     r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|FLOAT|DOUBLE|REAL|DECIMAL.*|NUMERIC.*)$", re.I

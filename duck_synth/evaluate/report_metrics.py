@@ -10,7 +10,7 @@ import json
 
 import duckdb
 
-from ..spool import quote_identifier
+from ..sqltext import quote_identifier
 from .report_data import Column
 
 PRIVACY_METRICS = ("dcr", "exact_copy", "nndr", "distance", "membership", "inference")

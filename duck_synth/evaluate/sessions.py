@@ -25,7 +25,7 @@ from ..encoding import is_numeric_type
 from ..errors import SynthError
 from ..sessions import layout as session_layout
 from ..sources import describe
-from ..spool import quote_identifier as q
+from ..sqltext import quote_identifier as q
 from .fidelity import ks_complements, mean, metric_row, tv_complements
 
 STEPS = 10  # per-step shapes for the first steps, where every session still has data

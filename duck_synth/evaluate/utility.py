@@ -26,6 +26,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score, roc_auc_score
 
+from .. import caller
 from ..errors import SynthError
 from ..sources import describe
 from .columns import Column, choose_columns, prepare
@@ -101,6 +102,7 @@ def _metrics(
     categorical = np.array([not c.continuous for c in features])
     scores = {}
     for name, side in (("tstr", "synthetic"), ("trtr", "real")):
+        caller.check()
         model = _fit(encoded[side], targets[side], categorical, classify, seed)
         score = _classification_scores if classify else _regression_scores
         scores[name] = score(model, encoded["holdout"], targets["holdout"])

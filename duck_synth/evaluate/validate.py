@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from .. import catalog, sessions, sources, spool
+from .. import catalog, sessions, sources, spool, sqltext
 from ..encoding import read_type
 from ..encoding.base import Encoder
 from ..encoding.categorical import RARE_VALUE
@@ -94,7 +94,7 @@ def validate(con: duckdb.DuckDBPyConnection, model_spec: str, synthetic: str) ->
 
 def column_checks(encoder: Encoder, name: str, found_type: str) -> list[Check]:
     """The checks of one present column, its type check first."""
-    col = spool.quote_identifier(name)
+    col = sqltext.quote_identifier(name)
     expected = encoder.duck_type
     domain = domain_type(encoder)
     value = col if found_type == domain else f"TRY_CAST({col} AS {domain})"
@@ -112,8 +112,8 @@ def column_checks(encoder: Encoder, name: str, found_type: str) -> list[Check]:
             )
     elif kind == "datetime":
         summary = encoder.summary()  # the protected range as values of the column's type
-        low = f"CAST({spool.quote_literal(summary['low'])} AS {domain})"
-        high = f"CAST({spool.quote_literal(summary['high'])} AS {domain})"
+        low = f"CAST({sqltext.quote_literal(summary['low'])} AS {domain})"
+        high = f"CAST({sqltext.quote_literal(summary['high'])} AS {domain})"
         checks.append(
             offending(
                 name,
@@ -196,7 +196,7 @@ def category_check(name: str, col: str, value: str, encoder: Encoder) -> Check:
     allowed = [category_text(c) for c in encoder.stats["categories"]]
     if encoder.duck_type == "VARCHAR":
         allowed.append(RARE_VALUE)
-    listed = ", ".join(spool.quote_literal(a) for a in allowed)
+    listed = ", ".join(sqltext.quote_literal(a) for a in allowed)
     condition = f"{value} IS NOT NULL" + (f" AND {value} NOT IN ({listed})" if allowed else "")
     detail = {"categories": len(allowed), "allowed": allowed[:MAX_LISTED_CATEGORIES]}
     return offending(name, "category", col, condition, detail)
@@ -212,7 +212,7 @@ def category_text(category: object) -> str:
 def constant_check(name: str, col: str, duck_type: str, value: object) -> Check:
     if value is None:
         return offending(name, "constant", col, f"{col} IS NOT NULL", {"value": None})
-    literal = f"TRY_CAST({spool.quote_literal(category_text(value))} AS {duck_type})"
+    literal = f"TRY_CAST({sqltext.quote_literal(category_text(value))} AS {duck_type})"
     condition = f"TRY_CAST({col} AS {duck_type}) IS DISTINCT FROM {literal}"
     return offending(name, "constant", col, condition, {"value": value})
 
@@ -272,7 +272,7 @@ def run_checks(con: duckdb.DuckDBPyConnection, relation: str, checks: list[Check
 
 
 def repeated_value(con: duckdb.DuckDBPyConnection, relation: str, name: str) -> str | None:
-    col = spool.quote_identifier(name)
+    col = sqltext.quote_identifier(name)
     row = con.execute(
         f"SELECT CAST({col} AS VARCHAR) FROM ({relation}) AS s WHERE {col} IS NOT NULL "
         f"GROUP BY {col} HAVING count(*) > 1 ORDER BY count(*) DESC, 1 LIMIT 1"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import Cancelled  # noqa: F401  raised by a progress callback
 from ..privacy import PrivacyBudget
 
 
@@ -61,10 +62,6 @@ class Deadline:
             self.longest = max(self.longest, now - self.last)
         self.last = now
         return now - self.started + self.longest > self.seconds
-
-
-class Cancelled(Exception):
-    """Training was asked to stop."""
 
 
 Progress = Callable[[dict], None]

@@ -2,7 +2,8 @@
 
 Each call runs on its own cursor of the server's database (gRPC's threads): one client's long
 training does not hold up another's queries. Queries run when their ticket is fetched (DoGet),
-so the rows stream as they are generated and a client that cancels or goes away stops the
+so the rows stream as they are generated. A client that cancels (CancelFlightInfo, CancelQuery)
+or goes away stops its statement while it runs, a training included (see Watcher), and a
 generation between batches. Implemented: handshake (Basic -> Bearer) and bearer tokens, GetSqlInfo,
 statement queries and updates, prepared statements with bound parameters, catalogs / schemas /
 tables (with their Arrow schemas) / table types, CancelFlightInfo and CancelQuery; everything
@@ -16,7 +17,8 @@ import contextlib
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -25,7 +27,8 @@ import pyarrow.flight as flight
 import sqlglot
 from sqlglot import exp
 
-from .. import spool
+from .. import caller as calls
+from .. import sqltext
 from ..errors import SynthError
 from ..rewrite import DUCKDB
 from ..session import Session
@@ -33,6 +36,7 @@ from . import auth, messages, metadata
 
 TICKET_TTL_S = 600  # a ticket not fetched by then is forgotten
 PREPARED_TTL_S = 24 * 3600
+WATCH_INTERVAL_S = 0.1  # how often a running statement's client is checked for a cancel
 
 
 @dataclass
@@ -59,6 +63,79 @@ class Pending:
     query: str | None = None
     created: float = field(default_factory=time.monotonic)
     cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(eq=False)
+class Watched:
+    context: object  # the gRPC call's ServerCallContext
+    call: calls.Call
+    session: Session
+    pending: Pending | None = None
+
+    def asked_to_stop(self) -> bool:
+        return (
+            self.call.cancelled.is_set()
+            or (self.pending is not None and self.pending.cancelled.is_set())
+            or self.context.is_cancelled()
+        )
+
+
+class Watcher:
+    """Stops a client's statement while it runs when the client cancels it or goes away.
+
+    A training runs inside DoGet before the first batch (and an update inside DoPut), where no
+    batch loop looks at the client. One thread of the server polls each running statement's
+    ``context.is_cancelled()`` and ticket cancel flag; on either it cancels the statement's call
+    (a training or generation stops at its next step or batch) and interrupts the session's
+    DuckDB queries, again each round until the statement ends (DuckDB forgets an interrupt that
+    lands between two queries). The thread is the server's own, started with it: not one per
+    call started from gRPC's threads.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._watched: list[Watched] = []
+        self._closed = threading.Event()
+        threading.Thread(target=self._watch, name="duck-synth-cancel", daemon=True).start()
+
+    def watch(self, context, call: calls.Call, session: Session, pending=None):
+        """Watch a statement; returns the function that ends the watch, which the call must
+        run before it ends: after it returns, the context (which ends with the gRPC call) and
+        the session are no longer touched."""
+        watched = Watched(context, call, session, pending)
+        with self._lock:
+            self._watched.append(watched)
+
+        def stop() -> None:
+            with self._lock:
+                self._watched = [w for w in self._watched if w is not watched]
+
+        return stop
+
+    def _watch(self) -> None:
+        while not self._closed.wait(WATCH_INTERVAL_S):
+            with self._lock:
+                for watched in self._watched:
+                    with contextlib.suppress(Exception):
+                        if watched.asked_to_stop():
+                            watched.call.cancel()
+                            watched.session.interrupt()
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def _once(function: Callable[[], None]) -> Callable[[], None]:
+    lock, done = threading.Lock(), []
+
+    def run() -> None:
+        with lock:
+            if done:
+                return
+            done.append(True)
+        function()
+
+    return run
 
 
 class AuthMiddleware(flight.ServerMiddleware):
@@ -129,6 +206,11 @@ class FlightSqlServer(flight.FlightServerBase):
         self.pending: dict[bytes, Pending] = {}
         self.prepared: dict[bytes, Prepared] = {}
         self.running: dict[bytes, Pending] = {}
+        self.watcher = Watcher()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.watcher.close()
 
     # -- helpers ---------------------------------------------------------------------------
     def _caller(self, context) -> Caller:
@@ -210,41 +292,58 @@ class FlightSqlServer(flight.FlightServerBase):
         if pending.query is None:
             return flight.RecordBatchStream(self._catalog_answer(pending, caller))
         session = self._client_session()
-        try:
-            reader = session.stream(pending.query)
-        except SynthError as error:
-            session.close()
-            raise ValueError(str(error)) from None
-        except duckdb.Error as error:
-            session.close()
-            raise ValueError(str(error).strip().splitlines()[0]) from None
+        call = calls.Call(rights=session.rights)  # the client's statement, which a cancel stops
         with self.lock:
-            self.running[handle] = pending
+            self.running[handle] = pending  # a cancel finds it while it runs, before any batch
+        unwatch = self.watcher.watch(context, call, session, pending)
+
+        def end() -> None:
+            unwatch()
+            with self.lock:
+                self.running.pop(handle, None)
+            session.close()
+
+        try:
+            with calls.running(call):
+                reader = session.stream(pending.query)
+        except (SynthError, duckdb.Error) as error:
+            end()
+            raise _refusal(error, call) from None
+        except BaseException:
+            end()
+            raise
         schema = plain_schema(reader.schema)
-        return flight.GeneratorStream(
-            schema, self._batches(context, reader, schema, session, handle, pending)
-        )
+
+        def finish() -> None:
+            reader.close()
+            end()
+
+        finish = _once(finish)
+        batches = self._batches(context, reader, schema, pending, call, finish)
+        # a stream dropped unread (the client gone before the first batch) still ends so
+        weakref.finalize(batches, finish).atexit = False
+        return flight.GeneratorStream(schema, batches)
 
     def _batches(
-        self, context, reader, schema, session, handle, pending
+        self, context, reader, schema, pending, call: calls.Call, finish: Callable[[], None]
     ) -> Iterator[pa.RecordBatch]:
-        """The rows, stopping between batches when the client cancels or goes away."""
+        """The rows, stopping between batches when the client cancels or goes away (the
+        watcher stops a long batch too). Each batch is read as the statement's call: this may
+        run on another thread than do_get."""
         try:
             while not (context.is_cancelled() or pending.cancelled.is_set()):
                 try:
-                    batch = reader.read_next_batch()
+                    with calls.running(call):
+                        batch = reader.read_next_batch()
                 except StopIteration:
                     return
-                except SynthError as error:
-                    raise ValueError(str(error)) from None
+                except (SynthError, duckdb.Error) as error:
+                    raise _refusal(error, call) from None
                 yield batch if batch.schema == schema else batch.cast(schema)
             if pending.cancelled.is_set():
                 raise flight.FlightCancelledError("the query was cancelled")
         finally:
-            reader.close()
-            with self.lock:
-                self.running.pop(handle, None)
-            session.close()
+            finish()
 
     def _catalog_answer(self, pending: Pending, caller: Caller) -> pa.Table:
         command, name = pending.message, pending.command
@@ -278,7 +377,7 @@ class FlightSqlServer(flight.FlightServerBase):
         caller = self._caller(context)
         name, command = messages.unpack(descriptor.command or b"")
         if name == "CommandStatementUpdate":  # no data follows: do not read
-            count = self._update(caller, command.query, [{}])
+            count = self._update(caller, command.query, [{}], context)
         elif name == "CommandPreparedStatementQuery":
             prepared = self._prepared(command.prepared_statement_handle, caller)
             prepared.parameters = _parameter_rows(reader)
@@ -290,27 +389,36 @@ class FlightSqlServer(flight.FlightServerBase):
             return
         elif name == "CommandPreparedStatementUpdate":
             prepared = self._prepared(command.prepared_statement_handle, caller)
-            count = self._update(caller, prepared.query, _parameter_rows(reader) or [{}])
+            count = self._update(
+                caller, prepared.query, _parameter_rows(reader) or [{}], context
+            )
         else:
             raise NotImplementedError(f"{name} is not supported by duck_synth")
         result = messages.new("DoPutUpdateResult", record_count=count)
         writer.write(pa.py_buffer(result.SerializeToString()))
 
-    def _update(self, caller: Caller, query: str, parameter_rows: list[dict]) -> int:
+    def _update(
+        self, caller: Caller, query: str, parameter_rows: list[dict], context=None
+    ) -> int:
         self._check(caller, query)
         session = self._client_session()
+        call = calls.Call(rights=session.rights)
+        unwatch = self.watcher.watch(context, call, session) if context is not None else None
         total = 0
         try:
-            for parameters in parameter_rows:
-                result = session.sql(bind(query, [parameters] if parameters else []))
-                columns = result.columns
-                if columns == ["Count"] and len(result) == 1:
-                    total += int(result.fetchone()[0])
-                else:
-                    total = -1 if total == 0 else total
+            with calls.running(call):
+                for parameters in parameter_rows:
+                    result = session.sql(bind(query, [parameters] if parameters else []))
+                    columns = result.columns
+                    if columns == ["Count"] and len(result) == 1:
+                        total += int(result.fetchone()[0])
+                    else:
+                        total = -1 if total == 0 else total
         except SynthError as error:
-            raise ValueError(str(error)) from None
+            raise _refusal(error, call) from None
         finally:
+            if unwatch is not None:
+                unwatch()
             session.close()
         return total
 
@@ -378,6 +486,18 @@ class FlightSqlServer(flight.FlightServerBase):
         return messages.CANCELLED
 
 
+def _refusal(error: Exception, call: calls.Call) -> Exception:
+    """The client's one-line error: CANCELLED for a statement its client stopped."""
+    if isinstance(error, duckdb.Error):
+        text = str(error).strip()
+        message = text.splitlines()[0] if text else type(error).__name__
+    else:
+        message = str(error)
+    if call.cancelled.is_set():
+        return flight.FlightCancelledError(message)
+    return ValueError(message)
+
+
 def plain_schema(schema: pa.Schema) -> pa.Schema:
     """Dictionary columns (DuckDB ENUMs) as their values: a dictionary that grows between
     batches cannot be sent as one IPC stream's dictionary, and clients want the values."""
@@ -441,4 +561,4 @@ def _literal(value) -> str:
         return f"{value}::DECIMAL"
     if isinstance(value, bytes):
         return "'" + "".join(f"\\x{b:02x}" for b in value) + "'::BLOB"
-    return spool.sql_literal(value)
+    return sqltext.sql_literal(value)

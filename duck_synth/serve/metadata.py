@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from .. import __version__, spool
+from .. import __version__, sqltext
 
 NAME = pa.utf8()
 CATALOGS_SCHEMA = pa.schema([pa.field("catalog_name", NAME, nullable=False)])
@@ -163,7 +163,7 @@ def table_schema(
     if not columns:
         return pa.schema([])
     items = ", ".join(
-        f"CAST(NULL AS {kind}) AS {spool.quote_identifier(name)}" for name, kind in columns
+        f"CAST(NULL AS {kind}) AS {sqltext.quote_identifier(name)}" for name, kind in columns
     )
     arrow = con.execute(f"SELECT {items} LIMIT 0").to_arrow_table().schema
     fields = []

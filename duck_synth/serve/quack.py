@@ -17,7 +17,7 @@ import threading
 
 import duckdb
 
-from .. import spool
+from .. import sqltext
 from ..errors import SynthError
 from ..session import Session
 from . import auth
@@ -43,7 +43,7 @@ def load_statements() -> str:
                 f"Quack needs {package.replace('_', '-')}=={duckdb.__version__} "
                 "(pip install it, or serve with --no-quack)"
             ) from None
-        statements.append(f"LOAD {spool.quote_literal(path)};")
+        statements.append(f"LOAD {sqltext.quote_literal(path)};")
     return " ".join(statements)
 
 
@@ -114,7 +114,7 @@ class QuackEndpoint:
             if session.explains_acting(statement):
                 lines = session.explain(statement).splitlines()
                 return (
-                    "SELECT unnest([" + ", ".join(map(spool.quote_literal, lines)) + "]) AS explain"
+                    "SELECT unnest([" + ", ".join(map(sqltext.quote_literal, lines)) + "]) AS explain"
                 )
             statements, _ = session.rewrite(statement)
             return ";\n".join(statements)
@@ -127,4 +127,4 @@ class QuackEndpoint:
 
 
 def _raising(message: str) -> str:
-    return f"SELECT error({spool.quote_literal(message)})"
+    return f"SELECT error({sqltext.quote_literal(message)})"
