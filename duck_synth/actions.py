@@ -13,7 +13,7 @@ import pyarrow as pa
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from . import catalog, sessions, spool, sqltext
+from . import access, catalog, sessions, spool, sqltext
 from .batches import generate_into
 from .errors import SynthError
 from .evaluate import evaluate_sql
@@ -175,8 +175,9 @@ def export_model(con: duckdb.DuckDBPyConnection, spec: str, path: str) -> dict:
     tensors = load_tensors(record.weights)
     meta = {k: json.dumps(getattr(record, k)) for k in EXPORT_KEYS}
     meta["duck_synth"] = "model"
+    full = access.check_path(path, "export_model()", write=True)
     try:
-        with open(path, "wb") as handle:
+        with open(full, "wb") as handle:
             handle.write(save_tensors(tensors, metadata=meta))
     except OSError as error:
         raise SynthError(f"export_model(): cannot write '{path}': {error.strerror}") from None
@@ -192,7 +193,7 @@ def import_model(con: duckdb.DuckDBPyConnection, path: str, name: str | None) ->
 
     where = "import_model()"
     try:
-        with open(path, "rb") as handle:
+        with open(access.check_path(path, where), "rb") as handle:
             data = handle.read(MAX_WEIGHTS_BYTES + MAX_HEADER_BYTES + 9)
     except OSError as error:
         raise SynthError(f"{where}: cannot read '{path}': {error.strerror}") from None

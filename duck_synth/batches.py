@@ -81,7 +81,9 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
             if abandoned is not None:
                 _log_abandoned(con, quoted, abandoned)
             if not exists:
-                columns = ", ".join(f"{sqltext.quote_identifier(n)} {t}" for n, t in types)
+                columns = ", ".join(
+                    f"{sqltext.quote_identifier(n)} {sqltext.duck_type(t)}" for n, t in types
+                )
                 con.execute(f"CREATE TABLE {quoted} ({columns})")
             con.execute("DELETE FROM synth.batch_runs WHERE table_name = ?", [quoted])
             con.execute(

@@ -55,9 +55,7 @@ class Call:
         if self.cancelled.is_set():
             raise Cancelled("cancelled")
         if self.timeout is not None and time.monotonic() - self.started > self.timeout:
-            raise Cancelled(
-                f"statement timeout: ran past the server's limit of {self.timeout:g} s"
-            )
+            raise Cancelled(f"statement timeout: ran past the server's limit of {self.timeout:g} s")
 
     def cancel(self) -> None:
         self.cancelled.set()

@@ -169,10 +169,11 @@ def load_model(con: duckdb.DuckDBPyConnection, spec: str, with_weights: bool = T
     from .model_schema import check_model  # it imports the models, which need torch
 
     name, version = resolve_version(con, spec)
-    cols = MODEL_COLUMNS if with_weights else MODEL_COLUMNS.replace("weights", "''::BLOB")
-    cols = cols.replace("created", "created::VARCHAR")
     row = con.execute(
-        f"SELECT {cols} FROM synth.models WHERE name = ? AND version = ?", [name, version]
+        "SELECT name, version, method, source, created::VARCHAR, options, columns, statistics, "
+        "metrics, CASE WHEN ? THEN weights ELSE ''::BLOB END, training_rows, format_version "
+        "FROM synth.models WHERE name = ? AND version = ?",
+        [with_weights, name, version],
     ).fetchone()
     where = f"model '{name}@{version}'"
     fields = {}
@@ -249,16 +250,14 @@ def drop_model(
 ) -> list[tuple[str, int]]:
     name, spec_version = parse_model_spec(spec)
     version = version if version is not None else spec_version
-    if version is not None:
-        resolve_version(con, f"{name}@{version}")
-        where, params = "name = ? AND version = ?", [name, version]
-    else:
-        resolve_version(con, name)
-        where, params = "name = ?", [name]
+    resolve_version(con, name if version is None else f"{name}@{version}")
+    params = [name, version, version]
     dropped = con.execute(
-        f"SELECT name, version FROM synth.models WHERE {where} ORDER BY version", params
+        "SELECT name, version FROM synth.models WHERE name = ? AND (? IS NULL OR version = ?) "
+        "ORDER BY version",
+        params,
     ).fetchall()
-    con.execute(f"DELETE FROM synth.models WHERE {where}", params)
+    con.execute("DELETE FROM synth.models WHERE name = ? AND (? IS NULL OR version = ?)", params)
     return dropped
 
 

@@ -3,7 +3,8 @@
     duck-synth [DATABASE | grpc://host:port] [-c SQL | -f FILE.sql] [--csv | --json] [--max-rows N]
                [--read-only] [--token T] [--profile NAME]
     duck-synth serve [DATABASE] [--host H] [--port P] [--quack-port Q | --no-quack] [--token T]
-               [--read-only-token T] [--tls-cert F --tls-key F]
+               [--read-only-token T] [--allow-files DIR ...] [--max-rows N]
+               [--statement-timeout S] [--tls-cert F --tls-key F]
 
 - ``-c SQL`` / ``-f FILE``: run the statements in order and print the last result.
 - no ``-c``/``-f``: an interactive shell when stdin is a terminal, else all of stdin is run.
@@ -529,6 +530,27 @@ def serve_parser() -> argparse.ArgumentParser:
         default=[],
         help="a token that may read and generate, not train, drop or write (repeatable)",
     )
+    p.add_argument(
+        "--allow-files",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder whose files admin tokens may read and write (repeatable; default: the "
+        "database's folder; read-only tokens never reach files)",
+    )
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=10_000_000,
+        help="rows one statement may generate or return (default 10,000,000)",
+    )
+    p.add_argument(
+        "--statement-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds one statement may run (default: no limit)",
+    )
     p.add_argument("--tls-cert", help="PEM certificate: serve grpc+tls://")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument(
@@ -563,6 +585,9 @@ def serve_main(argv: list[str]) -> int:
         tokens=auth.Tokens(admin=admin, read_only=list(args.read_only_token)),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        allow_files=list(args.allow_files) or None,
+        max_rows=args.max_rows,
+        statement_timeout=args.statement_timeout,
     )
     try:
         server = serve(args.database, options)

@@ -519,6 +519,7 @@ class Rows:
         else:
             self.seeds = None
             self.target = target_units(con, self.generator, options)
+            caller.refuse_rows(self.target, f"generate('{spec}')")
             self.generator.set_target(self.target)
 
     def __iter__(self):

@@ -16,6 +16,7 @@ Arrow Flight SQL (ADBC), and the connection profiles of ``~/.config/duck_synth/c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -55,22 +56,27 @@ class RemoteSession(Conveniences):
             self._connection.adbc_get_info()  # fail here, not at the first statement
         except AdbcError as error:
             raise SynthError(f"cannot connect to {url}: {_message(error)}") from None
-        self._running = None
+        self._running: list = []  # the cursors of statements running or read: interrupt()
         self._lock = threading.Lock()
 
     def _execute(self, query: str, parameters=None):
         cursor = self._connection.cursor()
         with self._lock:
-            self._running = cursor
+            self._running.append(cursor)
         try:
             cursor.execute(query, parameters)
         except self._errors as error:
-            cursor.close()
+            self._done(cursor)
             raise SynthError(_message(error)) from None
-        finally:
-            with self._lock:
-                self._running = None
+        except BaseException:
+            self._done(cursor)
+            raise
         return cursor
+
+    def _done(self, cursor) -> None:
+        with self._lock:
+            self._running = [c for c in self._running if c is not cursor]
+        cursor.close()
 
     def sql(self, query: str, parameters=None) -> Result:
         cursor = self._execute(query, parameters)
@@ -79,7 +85,7 @@ class RemoteSession(Conveniences):
         except self._errors as error:
             raise SynthError(_message(error)) from None
         finally:
-            cursor.close()
+            self._done(cursor)
 
     execute = sql
 
@@ -89,7 +95,7 @@ class RemoteSession(Conveniences):
         try:
             reader = cursor.fetch_record_batch()
         except self._errors as error:
-            cursor.close()
+            self._done(cursor)
             raise SynthError(_message(error)) from None
 
         def batches():  # holds the cursor: the stream lives as long as it is read
@@ -98,7 +104,7 @@ class RemoteSession(Conveniences):
             except self._errors as error:
                 raise SynthError(_message(error)) from None
             finally:
-                cursor.close()
+                self._done(cursor)
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
@@ -109,10 +115,13 @@ class RemoteSession(Conveniences):
         return "\n".join(str(v) for v in result.arrow().column(column).to_pylist())
 
     def interrupt(self) -> None:
+        """Cancel the statements running (or being read) on this session, from another thread:
+        the server stops them as a client's cancel (a training adds no model)."""
         with self._lock:
-            cursor = self._running
-        if cursor is not None:
-            cursor.adbc_cancel()
+            cursors = list(self._running)
+        for cursor in cursors:
+            with contextlib.suppress(self._errors):
+                cursor.adbc_cancel()
 
     def close(self) -> None:
         self._connection.close()

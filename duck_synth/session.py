@@ -88,6 +88,14 @@ def _udf(function):
 STREAM_BATCH_ROWS = 65_536
 
 
+def _named_arguments(options: dict) -> str:
+    """``, name => literal`` for each keyword argument (names must be identifiers)."""
+    for name in options:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise SynthError(f"not an argument name: {name!r}")
+    return "".join(f", {k} => {sqltext.sql_literal(v)}" for k, v in options.items())
+
+
 class Conveniences:
     """Python shortcuts over the SQL, the same for a local and a remote session."""
 
@@ -95,14 +103,14 @@ class Conveniences:
         raise NotImplementedError
 
     def train(self, name: str, source: str, **options) -> dict:
-        args = "".join(f", {k} => {sqltext.sql_literal(v)}" for k, v in options.items())
+        args = _named_arguments(options)
         result = self.sql(
             f"FROM train({sqltext.sql_literal(name)}, {sqltext.sql_literal(source)}{args})"
         )
         return dict(zip(result.columns, result.fetchone(), strict=True))
 
     def generate(self, model: str, **options) -> Result:
-        args = "".join(f", {k} => {sqltext.sql_literal(v)}" for k, v in options.items())
+        args = _named_arguments(options)
         return self.sql(f"FROM generate({sqltext.sql_literal(model)}{args})")
 
     def models(self) -> Result:

@@ -54,13 +54,18 @@ def create_workflow(
     models = sorted(_models_read(tree))
     for model in models:
         catalog.resolve_version(con, model)  # an unknown model fails now, not when run
-    arguments = [f"{p} := {sqltext.sql_literal(v)}" for p, v in parameters.items()]
-    given = ", ".join(f"{sqltext.quote_literal(p)}: {p}" for p in parameters)
+    # names are identifiers (checked above) and quoted all the same; values are literals
+    quoted = sqltext.quote_identifier
+    arguments = [f"{quoted(p)} := {sqltext.sql_literal(v)}" for p, v in parameters.items()]
+    given = ", ".join(f"{sqltext.quote_literal(p)}: {quoted(p)}" for p in parameters)
     body = f"FROM query(synth_workflow({sqltext.quote_literal(name)}, to_json({{{given}}}), coalesce(CAST({HIDDEN} AS VARCHAR), '')))"
     signature = ", ".join([*arguments, f"{HIDDEN} := NULL"])
     try:
         with catalog.transaction(con):
-            con.execute(f"CREATE OR REPLACE MACRO {name}({signature}) AS TABLE {body}")
+            con.execute(
+                f"CREATE OR REPLACE MACRO {sqltext.quote_identifier(name)}({signature}) "
+                f"AS TABLE {body}"
+            )
             con.execute("DELETE FROM synth.workflows WHERE name = ?", [name])
             con.execute(
                 "INSERT INTO synth.workflows VALUES (?, ?, ?, ?, ?, ?)",

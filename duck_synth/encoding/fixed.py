@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .base import Encoder, Protection, Restriction
+from .datetime import arrow_type_for
 from .numeric import _is_integer_type
 
 
@@ -29,14 +30,55 @@ class ConstantEncoder(Encoder):
         )
 
     def decode(self, tokens, rng, restriction: Restriction | None = None) -> pa.Array:
+        if self.stats["value"] is None:
+            # typed NULLs, not arrow's null type: a batch that went through the residual filter
+            # comes back typed (e.g. int32) and must cast to the first batch's schema; every
+            # DuckDB type casts to and from a string
+            return pa.nulls(len(tokens), pa.string())
         return pa.array([self.stats["value"]] * len(tokens))
 
     def restrict(self, op, value) -> Restriction | None:
-        ok = {"eq": value == self.stats["value"], "in": self.stats["value"] in (value or [])}
-        ok.update(is_null=self.stats["value"] is None, is_not_null=self.stats["value"] is not None)
-        if op in ok:
-            return Restriction(allowed=np.array([bool(ok[op])]))
-        return None
+        constant = self.stats["value"]
+        if op in ("is_null", "is_not_null"):
+            ok = (constant is None) == (op == "is_null")
+        elif op in ("eq", "in"):
+            same = [self._equals(v) for v in (value if op == "in" else [value])]
+            if True not in same and None in same:
+                return None  # a value of another kind: only the residual filter can tell
+            ok = True in same
+        elif op in ("ne", "not_in"):  # NULL <> x is NULL: a NULL constant satisfies neither
+            same = [self._equals(v) for v in (value if op == "not_in" else [value])]
+            if None in same and constant is not None:
+                return None
+            ok = constant is not None and True not in same
+        else:
+            return None
+        return Restriction(allowed=np.array([ok]))
+
+    def _equals(self, value) -> bool | None:
+        """Whether ``value`` equals the constant as DuckDB compares them in the column's type
+        (None: cannot tell here). NULL equals nothing."""
+        constant = self.stats["value"]
+        if constant is None:
+            return False
+        if isinstance(constant, bool):
+            if isinstance(value, str):
+                value = {"true": True, "false": False}.get(value.lower(), value)
+            return value == constant if isinstance(value, bool) else None
+        if isinstance(constant, int | float):
+            try:
+                return float(value) == float(constant) if not isinstance(value, bool) else None
+            except (TypeError, ValueError):
+                return None
+        if not isinstance(value, str):
+            return None
+        if self.duck_type in ("DATE", "TIME") or self.duck_type.startswith("TIMESTAMP"):
+            try:  # the constant is kept as text: compare as values, not spellings
+                kind = arrow_type_for(self.duck_type)
+                return pa.scalar(value).cast(kind) == pa.scalar(constant).cast(kind)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None
+        return value == constant
 
     def summary(self) -> dict:
         return {"null_share": self.stats["null_share"], "cardinality": 1}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from .. import access
 from .. import options as options_module
 from ..errors import SynthError
 from ..sources import describe, read_source
@@ -96,7 +97,7 @@ def report(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, options_js
             ),
         ],
     )
-    path = os.path.abspath(opts.path)
+    path = access.check_path(opts.path, "report()", write=True)
     try:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(document)

@@ -74,9 +74,10 @@ class ColumnNets(nn.Module):
         self.context = context  # the first columns are only ever inputs: no net of their own
         n = len(vocab_sizes)
         predicted = n - context
-        sizes = torch.tensor([v + 1 for v in vocab_sizes])  # +1: the mask token
+        # +1: the mask token; long even when empty (every column constant: no net to fit)
+        sizes = torch.tensor([v + 1 for v in vocab_sizes], dtype=torch.long)
         self.register_buffer("offsets", torch.cumsum(sizes, 0) - sizes)
-        self.register_buffer("mask_tokens", torch.tensor(vocab_sizes))
+        self.register_buffer("mask_tokens", torch.tensor(vocab_sizes, dtype=torch.long))
         self.register_buffer("token_column", torch.repeat_interleave(torch.arange(n), sizes))
         self.register_buffer("positions", _flat_positions(vocab_sizes, positions))
         self.embed = nn.Embedding(int(sizes.sum()), emb_dim)

@@ -25,6 +25,7 @@ import math
 import numpy as np
 import torch
 
+from .. import caller
 from .base import Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
 
 STRUCTURE_SHARE = 0.3  # of the training epsilon, as in the paper
@@ -74,6 +75,7 @@ class PrivBayesModel(GenerativeModel):
         progress({"epoch": 1, "step": 1, "steps": 2, "elapsed": 0.0})
         tables = [np.zeros(0)] * d
         for c in range(d):
+            caller.check()
             cells = _joint_index(tokens, parents[c], levels[c], sizes) * sizes[c] + tokens[:, c]
             width = _cells(levels[c])
             counts = np.bincount(cells, minlength=width * sizes[c]).astype(np.float64)
@@ -106,6 +108,7 @@ class PrivBayesModel(GenerativeModel):
         sensitivity = (math.log(n) / n + (n - 1) / n * math.log(n / (n - 1))) if n > 1 else 1.0
         step_eps = epsilon / max(d - 1, 1) if epsilon else None
         while len(order) < d:
+            caller.check()  # many columns: the search is long; a cancel stops it between them
             candidates = []
             for c in (c for c in range(d) if c not in order):
                 for parent_set, parent_levels in self._parent_sets(order, c, max_cells, rng):

@@ -119,6 +119,9 @@ class TabGanModel(GenerativeModel):
         self.vocab_sizes = list(vocab_sizes)
         self.spans = spans or [None] * len(vocab_sizes)
         self.pac = pac
+        if columns is None and not vocab_sizes:
+            # every column constant: nothing to fit, an empty network to store
+            columns, frequencies = [], []
         self.columns = None if columns is None else [TokenColumn(**c) for c in columns]
         self.frequencies = frequencies
         if self.columns is not None:

@@ -3,18 +3,25 @@
 - Arrow Flight SQL (``grpc://host:port``) for ADBC clients and ``duck_synth.connect(url)``;
 - Quack (``quack:host:port``) for the DuckDB CLI and other DuckDB clients.
 
-Tokens: admin tokens may do anything, read-only tokens may read and generate (auth.py). With
-no token the server only listens on loopback; beyond it a token is required.
+Tokens: admin tokens may do anything within the folders the operator allows (``--allow-files``,
+default the database's folder), read-only tokens may read and generate and never reach a file
+(auth.py, access.py). With no token the server only listens on loopback; beyond it a token is
+required. DuckDB's own settings are the outer bound for everyone (the admin folders plus the
+spool folder, no other file, no network, no extension loading), then locked so that no client
+can change them; duck_synth's per-token rules sit inside that bound.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from dataclasses import dataclass, field
 
+import duckdb
 import pyarrow.flight as flight
 
+from .. import caller, spool, sqltext
 from ..errors import SynthError
 from ..session import Session, connect
 from . import auth
@@ -23,6 +30,7 @@ from .quack import QuackEndpoint
 
 DEFAULT_PORT = 8815
 DEFAULT_QUACK_PORT = 9494
+DEFAULT_MAX_ROWS = 10_000_000
 
 
 @dataclass
@@ -33,6 +41,60 @@ class ServeOptions:
     tokens: auth.Tokens = field(default_factory=auth.Tokens)
     tls_cert: str | None = None
     tls_key: str | None = None
+    allow_files: list[str] | None = None  # admin folders; None: the database's folder
+    max_rows: int | None = DEFAULT_MAX_ROWS  # rows a statement may generate or return
+    statement_timeout: float | None = None  # seconds a statement may run
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What each role may do on this server, and the limits of every statement."""
+
+    admin: caller.Rights
+    read_only: caller.Rights
+    timeout: float | None
+
+    def rights(self, role: str) -> caller.Rights:
+        return self.admin if role == auth.ADMIN else self.read_only
+
+    def call(self, role: str) -> caller.Call:
+        return caller.Call(self.rights(role), timeout=self.timeout)
+
+
+def policy(database: str | None, options: ServeOptions) -> Policy:
+    if options.max_rows is not None and options.max_rows < 1:
+        raise SynthError("--max-rows must be at least 1")
+    if options.statement_timeout is not None and options.statement_timeout <= 0:
+        raise SynthError("--statement-timeout must be more than 0 seconds")
+    if options.allow_files is not None:
+        folders = []
+        for folder in options.allow_files:
+            if not os.path.isdir(folder):
+                raise SynthError(f"--allow-files: '{folder}' is not a folder")
+            folders.append(os.path.realpath(folder))
+    elif database and database != ":memory:":
+        folders = [os.path.dirname(os.path.realpath(database))]
+    else:
+        folders = []
+    return Policy(
+        admin=caller.Rights(
+            caller.ADMIN, folders=tuple(folders), remote=True, max_rows=options.max_rows
+        ),
+        read_only=caller.Rights(
+            caller.READ_ONLY, folders=(), remote=True, max_rows=options.max_rows
+        ),
+        timeout=options.statement_timeout,
+    )
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, folders: list[str]) -> None:
+    """DuckDB's outer bound for every client: files only under ``folders``, no Python objects
+    by name (replacement scans), no extension loading; then no setting can change."""
+    con.execute("SET GLOBAL python_enable_replacements = false")
+    allowed = [folder.rstrip(os.sep) + os.sep for folder in folders]
+    con.execute(f"SET GLOBAL allowed_directories = {sqltext.sql_literal(allowed)}")
+    con.execute("SET GLOBAL enable_external_access = false")
+    con.execute("SET GLOBAL lock_configuration = true")
 
 
 class Server:
@@ -46,15 +108,32 @@ class Server:
             )
         if bool(options.tls_cert) != bool(options.tls_key):
             raise SynthError("TLS needs both --tls-cert and --tls-key")
-        self.session: Session = connect(database)
+        self.policy = policy(database, options)
         tls = None
         scheme = "grpc"
         if options.tls_cert:
             tls = [(_read(options.tls_cert), _read(options.tls_key))]
             scheme = "grpc+tls"
+        self.session: Session = connect(database)
+        self.quack = None
+        self.quack_uri = None
+        try:
+            if options.quack_port is not None:
+                self.quack = QuackEndpoint(self.session, options.tokens, self.policy)
+                self.quack.prepare()
+            # threads that run no client call of their own (Quack's) act as an admin here
+            caller.set_default(caller.Call(self.policy.admin, timeout=self.policy.timeout))
+            lock_down(self.session.con, [*self.policy.admin.folders, spool.folder()])
+        except BaseException:
+            self.session.close()
+            raise
         try:
             self.flight = FlightSqlServer(
-                self.session, f"{scheme}://{options.host}:{options.port}", options.tokens, tls
+                self.session,
+                f"{scheme}://{options.host}:{options.port}",
+                options.tokens,
+                tls,
+                self.policy,
             )
         except OSError as error:
             self.session.close()
@@ -63,10 +142,7 @@ class Server:
             ) from None
         host = "localhost" if options.host in auth.LOOPBACK_HOSTS else options.host
         self.url = f"{scheme}://{host}:{self.flight.port}"
-        self.quack = None
-        self.quack_uri = None
-        if options.quack_port is not None:
-            self.quack = QuackEndpoint(self.session, options.tokens)
+        if self.quack is not None:
             try:
                 self.quack_uri = self.quack.start(options.host, options.quack_port)
             except Exception:
@@ -86,6 +162,7 @@ class Server:
             self.quack.stop()
         self.flight.shutdown()
         self.session.close()
+        caller.set_default(caller.Call())
 
 
 def _read(path: str) -> bytes:

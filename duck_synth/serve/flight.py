@@ -389,17 +389,13 @@ class FlightSqlServer(flight.FlightServerBase):
             return
         elif name == "CommandPreparedStatementUpdate":
             prepared = self._prepared(command.prepared_statement_handle, caller)
-            count = self._update(
-                caller, prepared.query, _parameter_rows(reader) or [{}], context
-            )
+            count = self._update(caller, prepared.query, _parameter_rows(reader) or [{}], context)
         else:
             raise NotImplementedError(f"{name} is not supported by duck_synth")
         result = messages.new("DoPutUpdateResult", record_count=count)
         writer.write(pa.py_buffer(result.SerializeToString()))
 
-    def _update(
-        self, caller: Caller, query: str, parameter_rows: list[dict], context=None
-    ) -> int:
+    def _update(self, caller: Caller, query: str, parameter_rows: list[dict], context=None) -> int:
         self._check(caller, query)
         session = self._client_session()
         call = calls.Call(rights=session.rights)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 
 import duckdb
@@ -52,14 +53,21 @@ def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
 
 
 class QuackEndpoint:
-    def __init__(self, session: Session, tokens: auth.Tokens):
+    """Quack for admin tokens. Read-only tokens are refused here: the UDFs a Quack statement
+    binds run on DuckDB's worker threads, where the caller's rights (caller.py) cannot follow
+    them, so a string argument (a source, seed_rows...) could not be checked as it runs; they
+    use Flight SQL, where it can."""
+
+    def __init__(self, session: Session, tokens: auth.Tokens, policy=None):
         self.session = session
         self.tokens = tokens
+        self.policy = policy
         self.roles: dict[str, str] = {}
         self.lock = threading.Lock()
         self.uri: str | None = None
 
-    def start(self, host: str, port: int) -> str:
+    def prepare(self) -> None:
+        """Load the extensions and install our checks: before the server locks its settings."""
         con = self.session.con
         load_extensions(con)
         con.create_function(
@@ -78,6 +86,9 @@ class QuackEndpoint:
         )
         con.execute("SET GLOBAL quack_authentication_function = 'synth_quack_authenticate'")
         con.execute("SET GLOBAL quack_authorization_function = 'synth_quack_authorize'")
+
+    def start(self, host: str, port: int) -> str:
+        con = self.session.con
         host_name = "localhost" if host in auth.LOOPBACK_HOSTS else host
         self.uri = f"quack:{host_name}:{port}"
         # Quack wants a server token of its own; clients are checked by authenticate()
@@ -102,29 +113,41 @@ class QuackEndpoint:
         return True
 
     def authorize(self, connection: str, statement: str) -> str:
+        """The SQL to run for ``statement``. A refusal is returned as SQL raising it when the
+        statement is a query (the client reads the reason); for anything else it raises, since
+        Quack runs the client's own rows into an INSERT whatever SQL comes back."""
         with self.lock:
             role = self.roles.get(connection)
         if role is None:
             role = auth.ADMIN if not self.tokens.required else None
         if role is None:
-            return _raising("not authenticated")
+            return _refuse(statement, "not authenticated")
+        if role != auth.ADMIN:
+            return _refuse(statement, READ_ONLY_REFUSAL)
         session = Session(self.session.con.cursor(), self.session.path, install=False)
         try:
-            auth.check(session.con, role, statement)
             if session.explains_acting(statement):
                 lines = session.explain(statement).splitlines()
                 return (
-                    "SELECT unnest([" + ", ".join(map(sqltext.quote_literal, lines)) + "]) AS explain"
+                    "SELECT unnest(["
+                    + ", ".join(map(sqltext.quote_literal, lines))
+                    + "]) AS explain"
                 )
             statements, _ = session.rewrite(statement)
             return ";\n".join(statements)
-        except auth.Refused as refused:
-            return _raising(str(refused))
         except SynthError as error:
-            return _raising(str(error))
+            return _refuse(statement, str(error))
         finally:
             session.close()
 
 
-def _raising(message: str) -> str:
-    return f"SELECT error({sqltext.quote_literal(message)})"
+READ_ONLY_REFUSAL = (
+    "read-only tokens are not served over Quack: connect over Flight SQL (grpc://...) with "
+    "an ADBC client or duck_synth.connect()"
+)
+
+
+def _refuse(statement: str, message: str) -> str:
+    if re.match(r"^\s*(select|from|with|values|\()", statement, re.I):
+        return f"SELECT error({sqltext.quote_literal(message)})"
+    raise auth.Refused(message)

@@ -1,0 +1,208 @@
+"""No value becomes SQL text by formatting: every SQL string handed to DuckDB is a literal, or
+is built from literals and the sqltext helpers (quoting, DuckDB-parsed types, checked queries).
+
+The scan reads duck_synth's source with ``ast``; each place that runs SQL made otherwise is
+listed below with the reason it is safe. A new one fails this test until it is made safe or
+listed with its reason.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "duck_synth"
+RUNS_SQL = {"execute", "executemany", "sql", "query"}
+# functions whose result is SQL safe to run or nest: quoting, DuckDB-parsed types, queries
+# checked by sqltext.query (exactly one query, under the caller's rights)
+SAFE_BUILDERS = {
+    "quote_identifier",
+    "quote_literal",
+    "sql_literal",
+    "duck_type",
+    "cast",
+    "q",  # quote_identifier, imported as q
+    "read_source",
+    "select_sql",
+    "cast_sql",
+}
+
+EXCEPTIONS = {
+    # user SQL, run as the user's own statement (checked by access.py on a server)
+    ("session.py", "_run"): "the caller's own statement, after the rewrite",
+    ("session.py", "_stream"): "the caller's own statement, after the rewrite",
+    ("session.py", "execute"): "session.execute is session.sql",
+    ("session.py", "_standalone_append"): "arguments written back by sqlglot from the "
+    "caller's own parsed statement",
+    ("session.py", "train"): "a call built from sql_literal values and checked keyword names",
+    ("session.py", "generate"): "a call built from sql_literal values and checked keyword names",
+    ("cli.py", "_execute"): "the user's statement, run through session.sql",
+    ("remote.py", "_execute"): "the remote user's statement, sent to the server",
+    ("remote.py", "explain"): "the remote user's statement, sent to the server",
+    ("streaming.py", "generation_stream"): "written back by sqlglot from the caller's parsed "
+    "statement",
+    ("streaming.py", "_run_on"): "the rewritten statement of the caller",
+    ("serve/flight.py", "_update"): "the client's statement, checked by access.py, with "
+    "bound values as sql_literal literals",
+    ("workflows.py", "create_workflow"): "the macro's signature: quoted parameter names "
+    "(identifiers) with sql_literal defaults",
+    # SQL shipped in the package
+    ("catalog.py", "install"): "the migrations and macros shipped in sql/",
+    ("serve/quack.py", "load_extensions"): "LOAD statements of the shipped extension files, "
+    "quoted by quote_literal",
+    # internal relations: made by read_source/sqltext.query or by the module itself
+    ("batches.py", "generate_into"): "the table name quoted by quote_identifier, types by "
+    "duck_type",
+    ("batches.py", "_append"): "quoted table name; the select is cast_sql over a registered batch",
+    ("batches.py", "_check_columns"): "quoted table name",
+    ("batches.py", "_remember_unique"): "quoted table and column names",
+    ("evaluate/__init__.py", "_fidelity_rows"): "temp table names made by the module",
+    ("evaluate/codes.py", "prepare_codes"): "temp table names made by the module; items quoted",
+    ("evaluate/columns.py", "prepare"): "temp table names made by the module over a "
+    "read_source relation",
+    ("evaluate/columns.py", "side_stats"): "temp table name; items quoted",
+    ("evaluate/fidelity.py", "_per_column"): "built from temp table names and quoted columns",
+    ("evaluate/pairs.py", "contingency_rows"): "built from temp table names and quoted columns",
+    ("evaluate/pairs.py", "information_rows"): "built from temp table names and quoted columns",
+    ("evaluate/pairs.py", "_correlations"): "temp table name; items quoted",
+    ("evaluate/privacy.py", "privacy_metrics"): "temp table names made by the module",
+    ("evaluate/privacy.py", "sample_frame"): "built from temp table names and quoted columns",
+    ("evaluate/privacy.py", "_metrics"): "temp table names made by the module",
+    ("evaluate/privacy.py", "exact_copy_rate"): "temp table names; quoted columns",
+    ("evaluate/report.py", "report"): "a read_source relation",
+    ("evaluate/report_data.py", "histogram"): "read_source relations; quoted columns",
+    ("evaluate/report_data.py", "categories"): "read_source relations; quoted columns",
+    ("evaluate/report_data.py", "_cramers_v"): "a read_source relation; quoted columns",
+    ("evaluate/report_data.py", "associations"): "a read_source relation; quoted columns",
+    ("evaluate/report_metrics.py", "_ks_complement"): "read_source relations; quoted columns",
+    ("evaluate/report_metrics.py", "_tv_complement"): "read_source relations; quoted columns",
+    ("evaluate/sessions.py", "_step_rows"): "temp table names; quoted columns",
+    ("evaluate/utility.py", "utility_metrics"): "temp table names made by the module",
+    ("evaluate/validate.py", "run_checks"): "a read_source relation; aggregates over quoted "
+    "columns with quote_literal / duck_type values",
+    ("evaluate/validate.py", "repeated_value"): "a read_source relation; quoted column",
+    ("generate.py", "_matching_training_rows"): "a read_source relation; the filter written "
+    "back by sqlglot after sqltext.predicate checked it",
+    ("generate.py", "keep"): "cast_sql over the registered batch, the filter written back by "
+    "sqlglot, in a connection without file access",
+    ("recommend.py", "shape_of"): "a read_source relation; quoted columns",
+    ("replace.py", "resample"): "a read_source relation; the condition written back by sqlglot",
+    ("replace.py", "_typed"): "sqltext.cast over a registered table",
+    ("replace.py", "_holds_for"): "the rule written back by sqlglot over a registered table",
+    ("sessions.py", "_varying"): "a read_source relation; quoted columns",
+    ("sources.py", "describe"): "a read_source relation",
+    ("train.py", "train"): "a read_source relation; read_sql quotes names and parses types",
+    ("train.py", "column_facts"): "a read_source relation; quoted columns",
+    ("train.py", "_session_plan"): "a read_source relation; quoted columns",
+    ("train.py", "check_constraints"): "a read_source relation; the constraint written back "
+    "by sqlglot after sqltext.predicate checked it",
+    ("serve/metadata.py", "db_schemas"): "fixed conditions; values bound as parameters",
+    ("serve/metadata.py", "tables"): "fixed conditions; values bound as parameters",
+    ("serve/metadata.py", "table_schema"): "quoted names, types by duck_type",
+    ("catalog.py", "mark_interrupted_runs"): "UTC_NOW, a constant",
+    ("catalog.py", "update_run"): "UTC_NOW, a constant",
+    ("catalog.py", "finish_run"): "UTC_NOW, a constant",
+    ("catalog.py", "start_run"): "UTC_NOW, a constant",
+    ("catalog.py", "insert_model"): "MODEL_COLUMNS and UTC_NOW, constants",
+}
+
+
+def _builder(call: ast.Call) -> bool:
+    function = call.func
+    if isinstance(function, ast.Attribute):
+        if isinstance(function.value, ast.Name) and function.value.id == "sqltext":
+            return True  # sqltext.query / sqltext.cast / ...
+        return function.attr in SAFE_BUILDERS
+    return isinstance(function, ast.Name) and function.id in SAFE_BUILDERS
+
+
+def _safe(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.JoinedStr):
+        return all(
+            isinstance(part, ast.Constant)
+            or (isinstance(part, ast.FormattedValue) and _safe_value(part.value))
+            for part in node.values
+        )
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _safe(node.left) and _safe(node.right)
+    return isinstance(node, ast.Call) and _builder(node)
+
+
+def _safe_value(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) or (isinstance(node, ast.Call) and _builder(node))
+
+
+def sql_calls_built_by_formatting() -> list[tuple[str, str, int, str]]:
+    """(file, function, line, SQL expression) of each call running SQL that is not safe."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        tree = ast.parse(path.read_text())
+        owner = {}
+        for function in ast.walk(tree):
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                for node in ast.walk(function):
+                    owner.setdefault(id(node), function.name)
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in RUNS_SQL
+                and node.args
+            ):
+                continue
+            receiver = node.func.value
+            if isinstance(receiver, ast.Name) and receiver.id == "sqltext":
+                continue  # the checker itself
+            argument = node.args[0]
+            if (
+                node.func.attr == "sql"
+                and isinstance(argument, ast.Name)
+                and argument.id
+                in (
+                    "DUCKDB",
+                    "dialect",
+                )
+            ):
+                continue  # sqlglot writing a tree back, not running SQL
+            if not _safe(argument):
+                function = owner.get(id(node), "<module>")
+                found.append((relative, function, node.lineno, ast.unparse(argument)[:80]))
+    return found
+
+
+def test_no_sql_is_built_by_formatting_outside_the_listed_exceptions():
+    unlisted = [
+        f"{file}:{line} in {function}(): {text}"
+        for file, function, line, text in sql_calls_built_by_formatting()
+        if (file, function) not in EXCEPTIONS
+    ]
+    assert not unlisted, "SQL built by formatting (use sqltext, or list it):\n" + "\n".join(
+        unlisted
+    )
+
+
+def test_every_listed_exception_is_still_needed():
+    used = {(file, function) for file, function, _, _ in sql_calls_built_by_formatting()}
+    stale = sorted(set(EXCEPTIONS) - used)
+    assert not stale, f"listed but no longer needed: {stale}"
+
+
+@pytest.mark.parametrize(
+    "code, safe",
+    [
+        ("con.execute('SELECT 1')", True),
+        ("con.execute(f'SELECT * FROM {sqltext.quote_identifier(name)}')", True),
+        ("con.execute(f'SELECT * FROM {name}')", False),
+        ("con.execute('SELECT ' + value)", False),
+        ("con.execute(text)", False),
+        ("con.execute(f'CAST(x AS {sqltext.duck_type(t)})')", True),
+    ],
+)
+def test_the_scan_tells_formatting_from_helpers(code, safe):
+    call = ast.parse(code).body[0].value
+    assert _safe(call.args[0]) is safe
