@@ -130,6 +130,28 @@ def test_constant_column_is_emitted_as_is():
     assert encoder.decode(np.zeros(3), RNG).to_pylist() == ["same"] * 3
 
 
+def test_conditions_on_a_constant_compare_values_in_its_type():
+    def allowed(encoder, op, value):
+        restriction = encoder.restrict(op, value)
+        return None if restriction is None else restriction.allowed.tolist()
+
+    number = fit([5] * 50, "INTEGER")
+    assert allowed(number, "eq", 5) == allowed(number, "eq", "5") == [True]
+    assert allowed(number, "eq", 6) == allowed(number, "in", [1, 2]) == [False]
+    assert allowed(number, "ne", 5) == [False] and allowed(number, "ne", 6) == [True]
+    assert allowed(number, "eq", "five") is None  # only the residual filter can tell
+    day = fit([dt.date(2020, 1, 2)] * 50, "DATE")
+    assert allowed(day, "eq", "2020-01-02") == [True]
+    assert allowed(day, "eq", "2021-01-02") == [False]
+    word = fit(["k"] * 50, "VARCHAR")
+    assert allowed(word, "eq", "k") == allowed(word, "is_not_null", None) == [True]
+    assert allowed(word, "eq", 5) is None
+    empty = fit([None] * 50, "INTEGER")
+    assert allowed(empty, "eq", 1) == allowed(empty, "ne", 1) == [False]
+    assert allowed(empty, "is_null", None) == [True]
+    assert empty.decode(np.zeros(2), RNG).to_pylist() == [None, None]
+
+
 def test_free_text_is_refused_by_name():
     text = [f"a long review number {i} " + "lorem ipsum " * 12 for i in range(100)] + ["x"]
     with pytest.raises(SynthError, match="column 'c' looks like free text"):

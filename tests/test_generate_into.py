@@ -3,6 +3,7 @@ gap (the real process is killed with SIGKILL while it writes)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -174,5 +175,43 @@ def test_a_run_that_fails_before_any_batch_leaves_nothing(database, refused):
             ).fetchone()[0]
             == 0
         )
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("target", [100, 200])  # the unfinished run's arguments, or others
+def test_a_dropped_table_abandons_its_unfinished_run_and_starts_fresh(database, target):
+    s = duck_synth.connect(str(database))
+    try:
+        s.sql(f"CREATE TABLE gone_{target} (id BIGINT, cut VARCHAR, color VARCHAR, price INTEGER)")
+        s.con.execute(
+            f"INSERT INTO synth.batch_runs VALUES ('\"gone_{target}\"', 'small', 1, "
+            '\'{"target": 100, "temperature": 1.0, "top_p": 1.0, "batch_size": 50, '
+            '"drop_unique_violation": false, "limit_strings": false}\', 3, 100, '
+            '\'{"batch": 1, "drawn": 50, "returned": 50, "passed": 50, "generator": '
+            '{"keys_emitted": 50, "sessions_returned": 0, "quotas": null}}\', \'running\', '
+            "now(), now())"
+        )
+        s.sql(f"DROP TABLE gone_{target}")
+        done = s.sql(
+            f"FROM generate_into('gone_{target}', 'small', target => {target}, batch_size => 50)"
+        ).df()
+        assert done.resumed_from[0] == 0 and done.rows[0] == target
+        assert s.sql(f"SELECT count(*), min(id) FROM gone_{target}").fetchone() == (target, 1)
+        status, arguments = s.sql(
+            f"SELECT status, json_extract_string(arguments, 'target') FROM synth.batch_runs "
+            f"WHERE table_name = '\"gone_{target}\"'"
+        ).fetchone()
+        assert (status, int(arguments)) == ("done", target)
+        # the abandoned run stays in the generation log with what it had written
+        logged = s.sql(
+            "SELECT rows_returned, arguments FROM synth.generations "
+            "WHERE json_extract_string(arguments, 'abandoned') IS NOT NULL"
+        ).fetchall()
+        assert [
+            (rows, json.loads(arguments)["abandoned"])
+            for rows, arguments in logged
+            if json.loads(arguments)["into"] == f'"gone_{target}"'
+        ] == [(50, "the table was dropped")]
     finally:
         s.close()
