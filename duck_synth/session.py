@@ -294,7 +294,7 @@ class Session(Conveniences):
         cursor = self._stream_cursor()  # its own: the open result goes with it when it ends
         with spool.statement() as made:
             try:
-                cursor.execute(f"SET streaming_buffer_size = '{streaming.STREAM_BUFFER}'")
+                streaming.small_buffer(cursor)
                 caller.check()
                 cursor.execute(rewritten[-1])
             except BaseException as error:
@@ -337,9 +337,16 @@ class Session(Conveniences):
         or so; a cancelled training is recorded as cancelled and adds no model) and DuckDB is
         interrupted (a plain query stops). It never waits for the running statement."""
         with self._guard:
-            calls, cursors = list(self._calls), list(self._cursors)
+            calls = list(self._calls)
         for call in calls:
             call.cancel()
+        self.interrupt_queries()
+
+    def interrupt_queries(self) -> None:
+        """Interrupt the DuckDB queries running on this session, leaving its calls as they are
+        (a server stopping a statement past its timeout)."""
+        with self._guard:
+            cursors = list(self._cursors)
         for connection in [self.con, *cursors]:
             with contextlib.suppress(duckdb.Error):
                 connection.interrupt()
@@ -376,8 +383,14 @@ def _clean_error(error: duckdb.Error) -> Exception:
         _udf_errors.last = None
         last.__traceback__ = last.__context__ = last.__cause__ = None
         return last
-    if isinstance(error, duckdb.InterruptException) and caller.current().cancelled.is_set():
-        return Cancelled("interrupted")  # interrupt() stopped a plain query
+    if isinstance(error, duckdb.InterruptException):
+        call = caller.current()
+        if call.cancelled.is_set():
+            return Cancelled("interrupted")  # interrupt() stopped a plain query
+        try:
+            call.check()
+        except Cancelled as stopped:  # the server's statement timeout stopped it
+            return stopped
     text = str(error)
     match = re.search(r"SynthError: (.*)", text)
     if match:

@@ -11,6 +11,7 @@ Python here: a thread left inside a Python stream when the process exits would c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 
 import duckdb
@@ -26,6 +27,13 @@ BATCH_VIEW = "synth_stream_batch"
 # DuckDB runs a streaming query ahead of its reader up to this much (default ~1 MB)
 STREAM_BUFFER = "64KB"
 CLAUSES_OF_WHOLE_RESULTS = ("group", "having", "order", "limit", "offset", "distinct", "qualify")
+
+
+def small_buffer(cursor) -> None:
+    """A small streaming buffer, so a streamed result is read as it is made (a server whose
+    settings are locked keeps DuckDB's default)."""
+    with contextlib.suppress(duckdb.InvalidInputException):
+        cursor.execute(f"SET streaming_buffer_size = '{STREAM_BUFFER}'")
 
 
 def row_wise_generate(tree: exp.Expression) -> exp.Anonymous | None:

@@ -178,10 +178,10 @@ def test_a_failing_training_is_recorded_and_adds_no_model(fresh, monkeypatch):
 
 
 def test_a_cancelled_training_is_recorded_and_adds_no_model(fresh):
-    from duck_synth import train
+    from duck_synth import caller
 
     def cancel_soon(self, tokens, config, progress):
-        train.cancel_requested.set()
+        caller.current().cancel()  # the statement's call, as Session.interrupt() cancels it
         progress({"epoch": 1, "step": 1, "steps": 1, "elapsed": 0.0})
 
     from duck_synth.models.autoregressive import AutoregressiveModel

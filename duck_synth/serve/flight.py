@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
+import logging
 import secrets
 import threading
 import time
@@ -28,7 +30,7 @@ import sqlglot
 from sqlglot import exp
 
 from .. import caller as calls
-from .. import sqltext
+from .. import spool, sqltext
 from ..errors import SynthError
 from ..rewrite import DUCKDB
 from ..session import Session
@@ -79,6 +81,10 @@ class Watched:
             or self.context.is_cancelled()
         )
 
+    def timed_out(self) -> bool:
+        timeout = self.call.timeout
+        return timeout is not None and time.monotonic() - self.call.started > timeout
+
 
 class Watcher:
     """Stops a client's statement while it runs when the client cancels it or goes away.
@@ -88,8 +94,9 @@ class Watcher:
     ``context.is_cancelled()`` and ticket cancel flag; on either it cancels the statement's call
     (a training or generation stops at its next step or batch) and interrupts the session's
     DuckDB queries, again each round until the statement ends (DuckDB forgets an interrupt that
-    lands between two queries). The thread is the server's own, started with it: not one per
-    call started from gRPC's threads.
+    lands between two queries). Past the call's timeout it interrupts the DuckDB queries (the
+    call's own checks stop the rest, with the timeout's message). The thread is the server's
+    own, started with it: not one per call started from gRPC's threads.
     """
 
     def __init__(self):
@@ -120,6 +127,8 @@ class Watcher:
                         if watched.asked_to_stop():
                             watched.call.cancel()
                             watched.session.interrupt()
+                        elif watched.timed_out():
+                            watched.session.interrupt_queries()
 
     def close(self) -> None:
         self._closed.set()
@@ -187,6 +196,43 @@ class NoHandshakeMessages(flight.ServerAuthHandler):
         return ""
 
 
+log = logging.getLogger("duck_synth.serve")
+
+
+def one_line_errors(method):
+    """A client gets one line and never a traceback or a server path: pyarrow sends a Python
+    exception's traceback along with it, so every error leaves as a Flight error. Unexpected
+    ones are logged here in full and reach the client as a reference to the log."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except flight.FlightError:
+            raise
+        except auth.Refused as refused:
+            raise flight.FlightUnauthorizedError(_one_line(refused)) from None
+        except (SynthError, duckdb.Error, ValueError, KeyError) as error:
+            text = error.args[0] if isinstance(error, KeyError) and error.args else error
+            raise flight.FlightServerError(_one_line(text)) from None
+        except NotImplementedError as error:
+            raise flight.FlightServerError(f"UNIMPLEMENTED: {_one_line(error)}") from None
+        except Exception:
+            reference = secrets.token_hex(4)
+            log.exception("internal error %s in %s", reference, method.__name__)
+            raise flight.FlightInternalError(
+                f"internal error (the server's log has the details, reference {reference})"
+            ) from None
+
+    return wrapper
+
+
+def _one_line(error) -> str:
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line.replace(spool.folder(), "<spool>")
+
+
 class FlightSqlServer(flight.FlightServerBase):
     def __init__(
         self,
@@ -194,6 +240,7 @@ class FlightSqlServer(flight.FlightServerBase):
         location: str,
         tokens: auth.Tokens,
         tls_certificates: list[tuple[bytes, bytes]] | None = None,
+        policy=None,
     ):
         super().__init__(
             location,
@@ -202,6 +249,7 @@ class FlightSqlServer(flight.FlightServerBase):
             tls_certificates=tls_certificates or [],
         )
         self.session = session
+        self.policy = policy  # serve.Policy: each role's rights, the statement timeout
         self.lock = threading.Lock()
         self.pending: dict[bytes, Pending] = {}
         self.prepared: dict[bytes, Prepared] = {}
@@ -216,8 +264,16 @@ class FlightSqlServer(flight.FlightServerBase):
     def _caller(self, context) -> Caller:
         return context.get_middleware("auth").caller
 
-    def _client_session(self) -> Session:
-        return Session(self.session.con.cursor(), self.session.path, install=False)
+    def _client_session(self, caller: Caller) -> Session:
+        session = Session(self.session.con.cursor(), self.session.path, install=False)
+        if self.policy is not None:
+            session.rights = self.policy.rights(caller.role)
+        return session
+
+    def _call(self, session: Session) -> calls.Call:
+        """The client's statement, which a cancel or the server's timeout stops."""
+        timeout = self.policy.timeout if self.policy is not None else None
+        return calls.Call(rights=session.rights, timeout=timeout)
 
     def _ticket(self, pending: Pending, schema: pa.Schema | None, descriptor) -> flight.FlightInfo:
         handle = secrets.token_bytes(16)
@@ -252,6 +308,7 @@ class FlightSqlServer(flight.FlightServerBase):
             cursor.close()
 
     # -- GetFlightInfo ---------------------------------------------------------------------
+    @one_line_errors
     def get_flight_info(self, context, descriptor) -> flight.FlightInfo:
         caller = self._caller(context)
         name, command = messages.unpack(descriptor.command or b"")
@@ -261,6 +318,7 @@ class FlightSqlServer(flight.FlightServerBase):
         if name == "CommandPreparedStatementQuery":
             prepared = self._prepared(command.prepared_statement_handle, caller)
             query = bind(prepared.query, prepared.parameters)
+            self._check(caller, query)  # the bound values are part of what it does
             return self._ticket(Pending(caller, name, query=query), None, descriptor)
         schemas = {
             "CommandGetSqlInfo": metadata.SQL_INFO_SCHEMA,
@@ -278,6 +336,7 @@ class FlightSqlServer(flight.FlightServerBase):
         raise NotImplementedError(f"{name} is not supported by duck_synth")
 
     # -- DoGet -----------------------------------------------------------------------------
+    @one_line_errors
     def do_get(self, context, ticket) -> flight.FlightDataStream:
         caller = self._caller(context)
         try:
@@ -291,8 +350,8 @@ class FlightSqlServer(flight.FlightServerBase):
             raise KeyError("unknown or expired ticket (fetch a ticket once, soon after it is made)")
         if pending.query is None:
             return flight.RecordBatchStream(self._catalog_answer(pending, caller))
-        session = self._client_session()
-        call = calls.Call(rights=session.rights)  # the client's statement, which a cancel stops
+        session = self._client_session(caller)
+        call = self._call(session)
         with self.lock:
             self.running[handle] = pending  # a cancel finds it while it runs, before any batch
         unwatch = self.watcher.watch(context, call, session, pending)
@@ -330,6 +389,8 @@ class FlightSqlServer(flight.FlightServerBase):
         """The rows, stopping between batches when the client cancels or goes away (the
         watcher stops a long batch too). Each batch is read as the statement's call: this may
         run on another thread than do_get."""
+        limit = call.rights.max_rows
+        sent = 0
         try:
             while not (context.is_cancelled() or pending.cancelled.is_set()):
                 try:
@@ -339,6 +400,18 @@ class FlightSqlServer(flight.FlightServerBase):
                     return
                 except (SynthError, duckdb.Error) as error:
                     raise _refusal(error, call) from None
+                except Exception:
+                    reference = secrets.token_hex(4)
+                    log.exception("internal error %s while streaming", reference)
+                    raise flight.FlightInternalError(
+                        f"internal error (the server's log has the details, reference {reference})"
+                    ) from None
+                sent += batch.num_rows
+                if limit is not None and sent > limit:
+                    raise flight.FlightServerError(
+                        f"the result has more than {limit:,} rows, the server's limit of rows "
+                        "per statement (--max-rows): add a LIMIT or a smaller target"
+                    )
                 yield batch if batch.schema == schema else batch.cast(schema)
             if pending.cancelled.is_set():
                 raise flight.FlightCancelledError("the query was cancelled")
@@ -373,6 +446,7 @@ class FlightSqlServer(flight.FlightServerBase):
             cursor.close()
 
     # -- DoPut -----------------------------------------------------------------------------
+    @one_line_errors
     def do_put(self, context, descriptor, reader, writer) -> None:
         caller = self._caller(context)
         name, command = messages.unpack(descriptor.command or b"")
@@ -397,8 +471,8 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _update(self, caller: Caller, query: str, parameter_rows: list[dict], context=None) -> int:
         self._check(caller, query)
-        session = self._client_session()
-        call = calls.Call(rights=session.rights)
+        session = self._client_session(caller)
+        call = self._call(session)
         unwatch = self.watcher.watch(context, call, session) if context is not None else None
         total = 0
         try:
@@ -427,6 +501,7 @@ class FlightSqlServer(flight.FlightServerBase):
             ("CancelQuery", "cancel a query between batches (deprecated form)"),
         ]
 
+    @one_line_errors
     def do_action(self, context, action) -> Iterator[bytes]:
         caller = self._caller(context)
         body = action.body.to_pybytes() if action.body is not None else b""
@@ -491,7 +566,9 @@ def _refusal(error: Exception, call: calls.Call) -> Exception:
         message = str(error)
     if call.cancelled.is_set():
         return flight.FlightCancelledError(message)
-    return ValueError(message)
+    if isinstance(error, auth.Refused):
+        return flight.FlightUnauthorizedError(message)
+    return flight.FlightServerError(message)
 
 
 def plain_schema(schema: pa.Schema) -> pa.Schema:
