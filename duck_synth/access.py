@@ -123,9 +123,7 @@ def check_path(path: str, what: str, write: bool = False) -> str:
         root = os.path.realpath(folder)
         if full == root or full.startswith(root.rstrip(os.sep) + os.sep):
             return full
-    raise Refused(
-        f"{what}: '{path}' is outside the folders this server allows (--allow-files)"
-    )
+    raise Refused(f"{what}: '{path}' is outside the folders this server allows (--allow-files)")
 
 
 def _check_read_only(con, statement: str, kind) -> None:

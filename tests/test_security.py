@@ -67,10 +67,9 @@ def state(url: str) -> tuple:
 
 def refused_over_flight(url: str, token: str, sql: str, parameters=None) -> str:
     """The statement fails; returns the server's message (its first line)."""
-    with adbc(url, token) as conn, conn.cursor() as cur:
-        with pytest.raises(AdbcError) as raised:
-            cur.execute(sql, parameters) if parameters is not None else cur.execute(sql)
-            cur.fetchall()
+    with adbc(url, token) as conn, conn.cursor() as cur, pytest.raises(AdbcError) as raised:
+        cur.execute(sql, parameters) if parameters is not None else cur.execute(sql)
+        cur.fetchall()
     message = str(raised.value)
     assert "Traceback" not in message and 'File "' not in message, message
     assert SECRET not in message
