@@ -210,21 +210,29 @@ def one_line_errors(method):
             return method(*args, **kwargs)
         except flight.FlightError:
             raise
-        except auth.Refused as refused:
-            raise flight.FlightUnauthorizedError(_one_line(refused)) from None
-        except (SynthError, duckdb.Error, ValueError, KeyError) as error:
-            text = error.args[0] if isinstance(error, KeyError) and error.args else error
-            raise flight.FlightServerError(_one_line(text)) from None
-        except NotImplementedError as error:
-            raise flight.FlightServerError(f"UNIMPLEMENTED: {_one_line(error)}") from None
-        except Exception:
-            reference = secrets.token_hex(4)
-            log.exception("internal error %s in %s", reference, method.__name__)
-            raise flight.FlightInternalError(
-                f"internal error (the server's log has the details, reference {reference})"
-            ) from None
+        except Exception as error:  # noqa: BLE001  every error leaves as one line
+            failure = client_error(error, method.__name__)
+        # raised outside the except block: the client's error keeps no reference to the
+        # original exception, its traceback or the frames (and tensors) it holds
+        raise failure
 
     return wrapper
+
+
+def client_error(error: Exception, where: str) -> flight.FlightError:
+    """The one-line Flight error a client gets for ``error``; unexpected ones are logged."""
+    if isinstance(error, auth.Refused):
+        return flight.FlightUnauthorizedError(_one_line(error))
+    if isinstance(error, SynthError | duckdb.Error | ValueError | KeyError):
+        text = error.args[0] if isinstance(error, KeyError) and error.args else error
+        return flight.FlightServerError(_one_line(text))
+    if isinstance(error, NotImplementedError):
+        return flight.FlightServerError(f"UNIMPLEMENTED: {_one_line(error)}")
+    reference = secrets.token_hex(4)
+    log.error("internal error %s in %s", reference, where, exc_info=error)
+    return flight.FlightInternalError(
+        f"internal error (the server's log has the details, reference {reference})"
+    )
 
 
 def _one_line(error) -> str:
@@ -362,15 +370,18 @@ class FlightSqlServer(flight.FlightServerBase):
                 self.running.pop(handle, None)
             session.close()
 
+        failure = None
         try:
             with calls.running(call):
                 reader = session.stream(pending.query)
         except (SynthError, duckdb.Error) as error:
             end()
-            raise _refusal(error, call) from None
+            failure = _refusal(error, call)
         except BaseException:
             end()
             raise
+        if failure is not None:  # raised here: it holds no reference to the error's frames
+            raise failure
         schema = plain_schema(reader.schema)
 
         def finish() -> None:
@@ -393,19 +404,18 @@ class FlightSqlServer(flight.FlightServerBase):
         sent = 0
         try:
             while not (context.is_cancelled() or pending.cancelled.is_set()):
+                failure = None
                 try:
                     with calls.running(call):
                         batch = reader.read_next_batch()
                 except StopIteration:
                     return
                 except (SynthError, duckdb.Error) as error:
-                    raise _refusal(error, call) from None
-                except Exception:
-                    reference = secrets.token_hex(4)
-                    log.exception("internal error %s while streaming", reference)
-                    raise flight.FlightInternalError(
-                        f"internal error (the server's log has the details, reference {reference})"
-                    ) from None
+                    failure = _refusal(error, call)
+                except Exception as error:  # noqa: BLE001  one line to the client
+                    failure = client_error(error, "a stream")
+                if failure is not None:  # raised here: it holds no reference to the error
+                    raise failure
                 sent += batch.num_rows
                 if limit is not None and sent > limit:
                     raise flight.FlightServerError(
@@ -474,7 +484,7 @@ class FlightSqlServer(flight.FlightServerBase):
         session = self._client_session(caller)
         call = self._call(session)
         unwatch = self.watcher.watch(context, call, session) if context is not None else None
-        total = 0
+        total, failure = 0, None
         try:
             with calls.running(call):
                 for parameters in parameter_rows:
@@ -485,11 +495,13 @@ class FlightSqlServer(flight.FlightServerBase):
                     else:
                         total = -1 if total == 0 else total
         except SynthError as error:
-            raise _refusal(error, call) from None
+            failure = _refusal(error, call)
         finally:
             if unwatch is not None:
                 unwatch()
             session.close()
+        if failure is not None:
+            raise failure
         return total
 
     # -- DoAction --------------------------------------------------------------------------
