@@ -26,14 +26,14 @@ SLID = Path(__file__).resolve().parent.parent / "examples" / "data" / "SLID.csv"
 def slid():
     session = duck_synth.connect()
     session.con.execute(SLID_TABLE)
-    summary = session.train("gan", "slid", method="tabgan", epochs=40, seed=0)
+    summary = session.train("gan", "slid", method="tabgan", epochs=60, seed=0)
     yield session, summary
     session.close()
 
 
 def test_train_summary_names_the_method_and_its_losses(slid):
     session, summary = slid
-    assert (summary["method"], summary["epochs"], summary["stopped"]) == ("tabgan", 40, "epochs")
+    assert (summary["method"], summary["epochs"], summary["stopped"]) == ("tabgan", 60, "epochs")
     losses = session.con.execute(
         "SELECT losses FROM synth.runs WHERE run_id = ?", [summary["run_id"]]
     ).fetchone()[0]
