@@ -62,16 +62,26 @@ _types_con: duckdb.DuckDBPyConnection | None = None
 MAX_TYPE_LENGTH = 100_000  # an ENUM of many values is long; a type longer than this is not
 
 
-@functools.lru_cache(maxsize=4096)
-def duck_type(text: str) -> str:
+def duck_type(text: str, con: duckdb.DuckDBPyConnection | None = None) -> str:
     """``text`` as DuckDB writes the type it parses to; SynthError when it is not one type.
+    With ``con``, the types that database defines (``CREATE TYPE``) are known too.
 
     >>> duck_type("decimal(10, 2)")
     'DECIMAL(10,2)'
     """
-    global _types_con
     if not isinstance(text, str) or not text.strip() or len(text) > MAX_TYPE_LENGTH:
         raise SynthError(f"not a DuckDB type: {_shown(text)}")
+    if con is None:
+        return _builtin_type(text)
+    try:
+        return str(con.type(text))
+    except (duckdb.Error, TypeError, ValueError):
+        raise SynthError(f"not a DuckDB type: {_shown(text)}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _builtin_type(text: str) -> str:
+    global _types_con
     with _types_lock:
         if _types_con is None:
             _types_con = duckdb.connect()

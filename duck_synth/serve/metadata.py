@@ -163,7 +163,8 @@ def table_schema(
     if not columns:
         return pa.schema([])
     items = ", ".join(
-        f"CAST(NULL AS {kind}) AS {sqltext.quote_identifier(name)}" for name, kind in columns
+        f"CAST(NULL AS {sqltext.duck_type(kind, con)}) AS {sqltext.quote_identifier(name)}"
+        for name, kind in columns
     )
     arrow = con.execute(f"SELECT {items} LIMIT 0").to_arrow_table().schema
     fields = []
