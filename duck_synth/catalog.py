@@ -323,7 +323,8 @@ def log_generation(
 
 
 def column_lookups(con: duckdb.DuckDBPyConnection):
-    """(columns of a model, columns of a table or view): what the rewrite needs to know."""
+    """(columns of a model, columns of a table or view, a view's SQL): what the rewrite needs
+    to know."""
 
     def columns_of_model(spec: str) -> list[str] | None:
         try:
@@ -349,4 +350,18 @@ def column_lookups(con: duckdb.DuckDBPyConnection):
             return None  # unknown, or ambiguous without a schema
         return [r[2] for r in rows]
 
-    return columns_of_model, columns_of_table
+    def view_sql(name: str) -> str | None:
+        # the SQL as stored, never the view bound (which would generate)
+        parts = name.split(".")
+        if len(parts) > 3:
+            return None
+        database, schema, view = [None] * (3 - len(parts)) + parts
+        rows = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE NOT internal AND lower(view_name) = lower(?) "
+            "AND (? IS NULL OR lower(schema_name) = lower(?)) "
+            "AND (? IS NULL OR lower(database_name) = lower(?))",
+            [view, schema, schema, database, database],
+        ).fetchall()
+        return rows[0][0] if len(rows) == 1 else None
+
+    return columns_of_model, columns_of_table, view_sql

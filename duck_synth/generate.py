@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load as load_tensors
 
-from . import caller, catalog, sessions, spool, sqltext
+from . import caller, catalog, sessions, spool, sqltext, views
 from .conditions import CompiledFilter, compile_filter, json_predicate
 from .controls import Fairness, Quotas, UniqueValues, imputation_masks, limit_strings
 from .encoding import NULL_TOKEN, Encoder, from_json
@@ -487,6 +487,9 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
 
     >>> FROM generate('diamonds', target => 3) WHERE cut = 'Fair'   -- 3 rows, all Fair
     """
+    if views.is_marked(options_json):  # a view's SQL bound to be created or described
+        record = catalog.load_model(con, spec, with_weights=False)
+        return views.columns_sql([(c["name"], c["type"]) for c in record.columns])
     run = Rows(con, spec, options_json)
     path = spool.new_path("generate")
     writer = pq.ParquetWriter(path, run.schema, compression="snappy")

@@ -1,12 +1,20 @@
 """The duck_synth dialect on top of DuckDB's SQL: small sqlglot passes, each tree -> tree.
 
 - ``check_arguments``: named arguments of train()/generate() must exist (one clear line).
+- ``expand_views`` (views.py): a view over generate() is read as its SQL, as a subquery.
+- ``sink_predicates`` (pushdown.py): WHERE conjuncts over subqueries, CTEs and views move down
+  into them, level by level, toward the generate() they read.
 - ``push_predicates``: WHERE conjuncts that reference only a generate() call's columns move into
   its ``filter`` argument, so generate() conditions on them and ``target`` counts rows that pass.
   Not pushed: conjuncts that touch another source, sit above an outer join that NULL-extends the
   generated side, contain subqueries, aggregates, window or volatile functions, or a generate()
   with seed_rows.
-- ``push_limit``: ``LIMIT n`` over a bare generate() with no target becomes ``target => n``.
+- ``push_limit``: ``LIMIT n`` caps, never inflates: over a generate() read as is (through
+  subqueries that only project), ``target => t`` becomes ``target => least(t, n)``; without a
+  target the default rows are drawn and LIMIT cuts them. ORDER BY, aggregates, a WHERE left
+  after generation or OFFSET keep LIMIT where it is.
+- ``mark_views`` (views.py): CREATE VIEW stores its generate() calls so that binding the view
+  (creating, describing it) reads their columns only.
 
 Each pass records notes (what went where and why) that ``explain`` shows.
 """
@@ -22,7 +30,9 @@ from sqlglot import exp
 
 from .errors import SynthError
 from .options import GenerateOptions, TrainOptions, argument_names
+from .pushdown import sink_predicates
 from .sqltext import DUCKDB
+from .views import ViewSql, expand_views, mark_views
 
 ColumnsOf = Callable[[str], list[str] | None]
 ARGUMENTS = {
@@ -248,31 +258,61 @@ def _add_filter(call: exp.Anonymous, conjuncts: list[exp.Expression]) -> None:
     )
 
 
-# -- pass: LIMIT to target --------------------------------------------------------------------
+# -- pass: LIMIT caps the target ------------------------------------------------------------
+LIMIT_BLOCKERS = ("where", "group", "having", "order", "qualify", "offset", "distinct", "joins")
+
+
+def _projects_only(select: exp.Select) -> bool:
+    """Whether ``select`` passes its source's rows through one for one (projections only)."""
+    if any(select.args.get(k) for k in LIMIT_BLOCKERS):
+        return False
+    return not any(e.find(exp.AggFunc, exp.Window) for e in select.expressions)
+
+
+def _limited_call(select: exp.Select) -> exp.Anonymous | None:
+    """The generate() whose rows ``select`` reads one for one, through projecting subqueries."""
+    while _projects_only(select):
+        from_ = select.args.get("from_") or select.args.get("from")
+        source = from_.this if from_ is not None else None
+        call = generate_call(source) if source is not None else None
+        if call is not None:
+            return call
+        if not isinstance(source, exp.Subquery) or not isinstance(source.this, exp.Select):
+            return None
+        if source.this.args.get("limit"):
+            return None  # the inner LIMIT is its own cap
+        select = source.this
+    return None
+
+
 def push_limit(tree: exp.Expression, notes: Notes) -> exp.Expression:
     for select in list(tree.find_all(exp.Select)):
         limit = select.args.get("limit")
-        from_ = select.args.get("from_") or select.args.get("from")
-        if limit is None or from_ is None or select.args.get("joins"):
-            continue
-        call = generate_call(from_.this)
-        if call is None:
-            continue
-        blockers = [
-            k
-            for k in ("where", "group", "having", "order", "qualify", "offset", "distinct")
-            if select.args.get(k)
-        ]
-        if any(e.find(exp.AggFunc, exp.Window) for e in select.expressions):
-            blockers.append("aggregate")
-        given = kwargs(call)
-        if blockers or {"target", "magnitude", "seed_rows"} & set(given):
-            continue
-        count = limit.expression
+        count = limit.expression if limit is not None else None
         if not (isinstance(count, exp.Literal) and count.is_int):
             continue
-        call.append("expressions", exp.Kwarg(this=exp.var("target"), expression=count.copy()))
-        notes.add(f"LIMIT {count.this} became target => {count.this} of {call_label(call)}")
+        call = _limited_call(select)
+        if call is None:
+            continue
+        given = kwargs(call)
+        target = given.get("target")
+        if "seed_rows" in given or "magnitude" in given:
+            continue
+        if target is None:
+            notes.add(
+                f"LIMIT {count.this} caps {call_label(call)}: its default rows are drawn, "
+                "then cut at the LIMIT"
+            )
+            continue
+        value = target.expression
+        if isinstance(value, exp.Literal) and value.is_int:
+            if int(value.this) <= int(count.this):
+                continue
+            target.set("expression", count.copy())
+        else:
+            least = exp.Anonymous(this="least", expressions=[value.copy(), count.copy()])
+            target.set("expression", least)
+        notes.add(f"LIMIT {count.this} caps the target of {call_label(call)}")
     return tree
 
 
@@ -281,15 +321,22 @@ def rewrite(
     columns_of_model: ColumnsOf,
     columns_of_table: ColumnsOf,
     notes: Notes | None = None,
+    view_sql: ViewSql | None = None,
 ) -> exp.Expression:
     notes = notes if notes is not None else Notes()
     tree = check_arguments(tree)
+    tree = expand_views(tree, view_sql, notes)
+    tree = sink_predicates(tree, columns_of_table, notes)
     tree = push_predicates(tree, columns_of_model, columns_of_table, notes)
-    return push_limit(tree, notes)
+    tree = push_limit(tree, notes)
+    return mark_views(tree, notes)
 
 
 def rewrite_sql(
-    sql: str, columns_of_model: ColumnsOf, columns_of_table: ColumnsOf
+    sql: str,
+    columns_of_model: ColumnsOf,
+    columns_of_table: ColumnsOf,
+    view_sql: ViewSql | None = None,
 ) -> tuple[list[str], Notes]:
     """Rewritten statements (the original text where nothing changed) and the notes."""
     notes = Notes()
@@ -303,5 +350,7 @@ def rewrite_sql(
     finally:
         quiet.setLevel(level)
     original = [t.sql(DUCKDB) for t in trees]
-    rewritten = [rewrite(t, columns_of_model, columns_of_table, notes).sql(DUCKDB) for t in trees]
+    rewritten = [
+        rewrite(t, columns_of_model, columns_of_table, notes, view_sql).sql(DUCKDB) for t in trees
+    ]
     return ([sql] if rewritten == original else rewritten), notes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from duck_synth.errors import SynthError
@@ -9,15 +11,36 @@ from duck_synth.rewrite import rewrite_sql
 
 MODELS = {"d": ["carat", "cut", "price"], "m": ["a", "b"]}
 TABLES = {"t": ["cut", "k"], "other": ["id", "price"]}
+VIEWS = {  # as duckdb_views() shows them: stored by the rewrite, so marked
+    "fair": "CREATE VIEW fair AS SELECT * FROM generate('d', target => 10, "
+    "conditions => '{\"view\": \"columns only\"}') WHERE cut = 'Fair';",
+    "renamed": "CREATE VIEW renamed(c, p) AS SELECT cut, price FROM generate('d');",
+}
+FIXTURES = Path(__file__).parent / "fixtures" / "rewrite.sql"
 
 
 def rewritten(sql: str) -> str:
-    statements, _ = rewrite_sql(sql, MODELS.get, TABLES.get)
+    statements, _ = rewrite_sql(sql, MODELS.get, TABLES.get, VIEWS.get)
     return ";\n".join(statements)
 
 
 def notes(sql: str) -> list[str]:
-    return rewrite_sql(sql, MODELS.get, TABLES.get)[1].lines
+    return rewrite_sql(sql, MODELS.get, TABLES.get, VIEWS.get)[1].lines
+
+
+def fixture_pairs() -> list[tuple[str, str]]:
+    lines = [
+        line
+        for line in FIXTURES.read_text().splitlines()
+        if line.strip() and (not line.startswith("--") or line == "-- same")
+    ]
+    pairs = list(zip(lines[::2], lines[1::2], strict=True))
+    return [(given, given if expected == "-- same" else expected) for given, expected in pairs]
+
+
+@pytest.mark.parametrize(("given", "expected"), fixture_pairs())
+def test_fixture(given, expected):
+    assert rewritten(given) == expected
 
 
 def test_equality_is_pushed_into_the_generator():
@@ -116,11 +139,38 @@ def test_seed_rows_calls_are_not_filtered():
     assert rewritten(sql) == sql
 
 
-def test_limit_over_bare_generate_becomes_target():
+def test_limit_caps_a_larger_target():
     assert (
-        rewritten("SELECT * FROM generate('d') LIMIT 7")
+        rewritten("SELECT * FROM generate('d', target => 50) LIMIT 7")
         == "SELECT * FROM GENERATE('d', target => 7) LIMIT 7"
     )
+
+
+def test_limit_over_the_default_target_cuts_it_and_says_so():
+    sql = "SELECT * FROM generate('d') LIMIT 100001"
+    assert rewritten(sql) == sql
+    assert notes(sql) == [
+        "LIMIT 100001 caps generate('d'): its default rows are drawn, then cut at the LIMIT"
+    ]
+
+
+def test_limit_caps_a_computed_target_with_least():
+    assert rewritten("SELECT * FROM generate('d', target => 10 * 5) LIMIT 7") == (
+        "SELECT * FROM GENERATE('d', target => LEAST(10 * 5, 7)) LIMIT 7"
+    )
+
+
+def test_predicate_left_above_a_window_says_why():
+    sql = (
+        "SELECT * FROM (SELECT *, row_number() OVER () AS r FROM generate('d')) s WHERE s.cut = 'F'"
+    )
+    assert notes(sql) == [
+        "kept in WHERE: s.cut = 'F' (the subquery has window functions; applied after generation)"
+    ]
+
+
+def test_marked_view_calls_are_unmarked_when_expanded():
+    assert "view" not in rewritten("SELECT * FROM fair")
 
 
 def test_limit_is_not_a_target_when_ordered_aggregated_or_targeted():
@@ -128,14 +178,15 @@ def test_limit_is_not_a_target_when_ordered_aggregated_or_targeted():
         "SELECT * FROM generate('d') ORDER BY price LIMIT 7",
         "SELECT count(*) FROM generate('d') LIMIT 7",
         "SELECT * FROM generate('d', target => 3) LIMIT 7",
+        "SELECT * FROM generate('d') LIMIT 7",
         "SELECT * FROM generate('d') LIMIT 7 OFFSET 2",
     ):
         assert rewritten(sql) == sql
 
 
-def test_limit_after_pushed_filter_becomes_target():
-    assert rewritten("SELECT * FROM generate('d') WHERE cut = 'A' LIMIT 3") == (
-        "SELECT * FROM GENERATE('d', filter => 'cut = ''A''', target => 3) LIMIT 3"
+def test_limit_after_pushed_filter_caps_target():
+    assert rewritten("SELECT * FROM generate('d', target => 9) WHERE cut = 'A' LIMIT 3") == (
+        "SELECT * FROM GENERATE('d', target => 3, filter => 'cut = ''A''') LIMIT 3"
     )
 
 
