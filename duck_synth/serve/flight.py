@@ -5,9 +5,10 @@ training does not hold up another's queries. Queries run when their ticket is fe
 so the rows stream as they are generated. A client that cancels (CancelFlightInfo, CancelQuery)
 or goes away stops its statement while it runs, a training included (see Watcher), and a
 generation between batches. Implemented: handshake (Basic -> Bearer) and bearer tokens, GetSqlInfo,
-statement queries and updates, prepared statements with bound parameters, catalogs / schemas /
-tables (with their Arrow schemas) / table types, CancelFlightInfo and CancelQuery; everything
-else answers UNIMPLEMENTED.
+statement queries and updates, prepared statements with bound parameters (and their dataset
+schema where it is known without running anything), bulk ingest, transactions, catalogs /
+schemas / tables (with their Arrow schemas) / table types, CancelFlightInfo and CancelQuery;
+everything else (Substrait, savepoints, keys, XDBC type info) answers UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -26,15 +27,12 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 import pyarrow.flight as flight
-import sqlglot
-from sqlglot import exp
 
 from .. import caller as calls
-from .. import spool, sqltext
+from .. import spool
 from ..errors import SynthError
-from ..rewrite import DUCKDB
 from ..session import Session
-from . import auth, messages, metadata
+from . import auth, ingest, messages, metadata, params, transactions
 
 TICKET_TTL_S = 600  # a ticket not fetched by then is forgotten
 PREPARED_TTL_S = 24 * 3600
@@ -53,6 +51,7 @@ class Prepared:
     owner: Caller
     parameters: list[dict] = field(default_factory=list)  # rows of bound values
     used: float = field(default_factory=time.monotonic)
+    transaction: bytes | None = None  # its statements run in this transaction
 
 
 @dataclass
@@ -63,6 +62,7 @@ class Pending:
     command: str
     message: object | None = None
     query: str | None = None
+    transaction: bytes | None = None
     created: float = field(default_factory=time.monotonic)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -262,11 +262,13 @@ class FlightSqlServer(flight.FlightServerBase):
         self.pending: dict[bytes, Pending] = {}
         self.prepared: dict[bytes, Prepared] = {}
         self.running: dict[bytes, Pending] = {}
+        self.transactions = transactions.Transactions()
         self.watcher = Watcher()
 
     def shutdown(self) -> None:
         super().shutdown()
         self.watcher.close()
+        self.transactions.close()
 
     # -- helpers ---------------------------------------------------------------------------
     def _caller(self, context) -> Caller:
@@ -277,6 +279,21 @@ class FlightSqlServer(flight.FlightServerBase):
         if self.policy is not None:
             session.rights = self.policy.rights(caller.role)
         return session
+
+    @contextlib.contextmanager
+    def _statement_session(self, caller: Caller, transaction: bytes | None) -> Iterator[Session]:
+        """The session a statement runs on: its transaction's (one statement at a time), else
+        a fresh one on its own cursor, closed after it."""
+        if transaction is not None:
+            open_transaction = self.transactions.get(transaction, caller.token)
+            with open_transaction.lock:
+                yield open_transaction.session
+            return
+        session = self._client_session(caller)
+        try:
+            yield session
+        finally:
+            session.close()
 
     def _call(self, session: Session) -> calls.Call:
         """The client's statement, which a cancel or the server's timeout stops."""
@@ -322,12 +339,15 @@ class FlightSqlServer(flight.FlightServerBase):
         name, command = messages.unpack(descriptor.command or b"")
         if name == "CommandStatementQuery":
             self._check(caller, command.query)
-            return self._ticket(Pending(caller, name, query=command.query), None, descriptor)
+            transaction = self._transaction_id(command, caller)
+            pending = Pending(caller, name, query=command.query, transaction=transaction)
+            return self._ticket(pending, None, descriptor)
         if name == "CommandPreparedStatementQuery":
             prepared = self._prepared(command.prepared_statement_handle, caller)
-            query = bind(prepared.query, prepared.parameters)
+            query = params.bind(prepared.query, prepared.parameters)
             self._check(caller, query)  # the bound values are part of what it does
-            return self._ticket(Pending(caller, name, query=query), None, descriptor)
+            pending = Pending(caller, name, query=query, transaction=prepared.transaction)
+            return self._ticket(pending, None, descriptor)
         schemas = {
             "CommandGetSqlInfo": metadata.SQL_INFO_SCHEMA,
             "CommandGetCatalogs": metadata.CATALOGS_SCHEMA,
@@ -358,6 +378,8 @@ class FlightSqlServer(flight.FlightServerBase):
             raise KeyError("unknown or expired ticket (fetch a ticket once, soon after it is made)")
         if pending.query is None:
             return flight.RecordBatchStream(self._catalog_answer(pending, caller))
+        if pending.transaction is not None:
+            return flight.RecordBatchStream(self._in_transaction(context, caller, pending))
         session = self._client_session(caller)
         call = self._call(session)
         with self.lock:
@@ -382,7 +404,7 @@ class FlightSqlServer(flight.FlightServerBase):
             raise
         if failure is not None:  # raised here: it holds no reference to the error's frames
             raise failure
-        schema = plain_schema(reader.schema)
+        schema = metadata.plain_schema(reader.schema)
 
         def finish() -> None:
             reader.close()
@@ -428,14 +450,46 @@ class FlightSqlServer(flight.FlightServerBase):
         finally:
             finish()
 
+    def _in_transaction(self, context, caller: Caller, pending: Pending) -> pa.Table:
+        """A query of a transaction, run on its cursor (which sees its writes) and sent whole:
+        its rows are read before the next statement of the transaction may run."""
+        failure = None
+        with self._statement_session(caller, pending.transaction) as session:
+            call = self._call(session)
+            unwatch = self.watcher.watch(context, call, session, pending)
+            try:
+                with calls.running(call):
+                    table = session.sql(pending.query).arrow()
+            except (SynthError, duckdb.Error) as error:
+                failure = _refusal(error, call)
+            finally:
+                unwatch()
+        if failure is not None:  # raised here: it holds no reference to the error's frames
+            raise failure
+        limit = call.rights.max_rows
+        if limit is not None and table.num_rows > limit:
+            raise flight.FlightServerError(
+                f"the result has more than {limit:,} rows, the server's limit of rows "
+                "per statement (--max-rows): add a LIMIT or a smaller target"
+            )
+        return table.cast(metadata.plain_schema(table.schema))
+
+    def _transaction_id(self, command, caller: Caller) -> bytes | None:
+        """The transaction a command names (checked now: an unknown one fails at once)."""
+        if not command.HasField("transaction_id") or not command.transaction_id:
+            return None
+        self.transactions.get(command.transaction_id, caller.token)
+        return command.transaction_id
+
     def _catalog_answer(self, pending: Pending, caller: Caller) -> pa.Table:
         command, name = pending.message, pending.command
-        if name == "CommandGetSqlInfo":
-            return metadata.sql_info(list(command.info), caller.role == auth.READ_ONLY)
         if name == "CommandGetTableTypes":
             return metadata.table_types()
         cursor = self.session.con.cursor()
         try:
+            if name == "CommandGetSqlInfo":
+                read_only = caller.role == auth.READ_ONLY
+                return metadata.sql_info(list(command.info), read_only, cursor)
             if name == "CommandGetCatalogs":
                 return metadata.catalogs(cursor)
             if name == "CommandGetDbSchemas":
@@ -461,10 +515,14 @@ class FlightSqlServer(flight.FlightServerBase):
         caller = self._caller(context)
         name, command = messages.unpack(descriptor.command or b"")
         if name == "CommandStatementUpdate":  # no data follows: do not read
-            count = self._update(caller, command.query, [{}], context)
+            transaction = self._transaction_id(command, caller)
+            count = self._update(caller, command.query, [{}], context, transaction)
+        elif name == "CommandStatementIngest":
+            count = self._ingest(caller, command, reader, context)
         elif name == "CommandPreparedStatementQuery":
             prepared = self._prepared(command.prepared_statement_handle, caller)
             prepared.parameters = _parameter_rows(reader)
+            # the handle stays the same: the bound values are kept on the server
             result = messages.new(
                 "DoPutPreparedStatementResult",
                 prepared_statement_handle=command.prepared_statement_handle,
@@ -473,36 +531,66 @@ class FlightSqlServer(flight.FlightServerBase):
             return
         elif name == "CommandPreparedStatementUpdate":
             prepared = self._prepared(command.prepared_statement_handle, caller)
-            count = self._update(caller, prepared.query, _parameter_rows(reader) or [{}], context)
+            rows = _parameter_rows(reader) or [{}]
+            count = self._update(caller, prepared.query, rows, context, prepared.transaction)
         else:
             raise NotImplementedError(f"{name} is not supported by duck_synth")
         result = messages.new("DoPutUpdateResult", record_count=count)
         writer.write(pa.py_buffer(result.SerializeToString()))
 
-    def _update(self, caller: Caller, query: str, parameter_rows: list[dict], context=None) -> int:
+    def _update(
+        self,
+        caller: Caller,
+        query: str,
+        parameter_rows: list[dict],
+        context=None,
+        transaction: bytes | None = None,
+    ) -> int:
         self._check(caller, query)
-        session = self._client_session(caller)
-        call = self._call(session)
-        unwatch = self.watcher.watch(context, call, session) if context is not None else None
         total, failure = 0, None
-        try:
-            with calls.running(call):
-                for parameters in parameter_rows:
-                    result = session.sql(bind(query, [parameters] if parameters else []))
-                    columns = result.columns
-                    if columns == ["Count"] and len(result) == 1:
-                        total += int(result.fetchone()[0])
-                    else:
-                        total = -1 if total == 0 else total
-        except SynthError as error:
-            failure = _refusal(error, call)
-        finally:
-            if unwatch is not None:
-                unwatch()
-            session.close()
+        with self._statement_session(caller, transaction) as session:
+            call = self._call(session)
+            unwatch = self.watcher.watch(context, call, session) if context is not None else None
+            try:
+                with calls.running(call):
+                    for parameters in parameter_rows:
+                        bound = params.bind(query, [parameters] if parameters else [])
+                        result = session.sql(bound)
+                        columns = result.columns
+                        if columns == ["Count"] and len(result) == 1:
+                            total += int(result.fetchone()[0])
+                        else:
+                            total = -1 if total == 0 else total
+            except SynthError as error:
+                failure = _refusal(error, call)
+            finally:
+                if unwatch is not None:
+                    unwatch()
         if failure is not None:
             raise failure
         return total
+
+    def _ingest(self, caller: Caller, command, reader, context) -> int:
+        """Bulk ingest (see ingest.py), on the command's transaction when it names one."""
+        if caller.role == auth.READ_ONLY:
+            raise auth.Refused("read-only token: bulk ingest writes a table, which it may not")
+        transaction = self._transaction_id(command, caller)
+        if transaction is None:
+            transaction = self.transactions.of_peer(caller.token, context.peer())
+        failure = None
+        with self._statement_session(caller, transaction) as session:
+            call = self._call(session)
+            unwatch = self.watcher.watch(context, call, session)
+            try:
+                with calls.running(call):
+                    count = ingest.ingest(session.con, command, reader.to_reader())
+            except duckdb.Error as error:
+                failure = _refusal(error, call)
+            finally:
+                unwatch()
+        if failure is not None:
+            raise failure
+        return count
 
     # -- DoAction --------------------------------------------------------------------------
     def list_actions(self, context) -> list[tuple[str, str]]:
@@ -511,6 +599,8 @@ class FlightSqlServer(flight.FlightServerBase):
             ("ClosePreparedStatement", "close a prepared statement"),
             ("CancelFlightInfo", "cancel a query between batches"),
             ("CancelQuery", "cancel a query between batches (deprecated form)"),
+            ("BeginTransaction", "begin a transaction"),
+            ("EndTransaction", "commit or roll back a transaction"),
         ]
 
     @one_line_errors
@@ -525,14 +615,33 @@ class FlightSqlServer(flight.FlightServerBase):
                     "CreatePreparedStatement needs an ActionCreatePreparedStatementRequest"
                 )
             self._check(caller, request.query)
+            transaction = self._transaction_id(request, caller)
             handle = secrets.token_bytes(16)
             with self.lock:
                 self._forget_old()
-                self.prepared[handle] = Prepared(request.query, caller)
+                self.prepared[handle] = Prepared(request.query, caller, transaction=transaction)
             result = messages.new(
                 "ActionCreatePreparedStatementResult", prepared_statement_handle=handle
             )
+            schema = self._dataset_schema(request.query)
+            if schema is not None:
+                result.dataset_schema = schema.serialize().to_pybytes()
             return [messages.pack(result)]
+        if kind == "BeginTransaction":
+            session = self._client_session(caller)
+            try:
+                handle = self.transactions.begin(caller.token, session, context.peer())
+            except BaseException:
+                session.close()
+                raise
+            result = messages.new("ActionBeginTransactionResult", transaction_id=handle)
+            return [messages.pack(result)]
+        if kind == "EndTransaction":
+            _, request = messages.unpack(body)
+            if not hasattr(request, "action"):
+                raise ValueError("EndTransaction needs an ActionEndTransactionRequest")
+            self.transactions.end(request.transaction_id, caller.token, request.action)
+            return []
         if kind == "ClosePreparedStatement":
             _, request = messages.unpack(body)
             with self.lock:
@@ -552,6 +661,13 @@ class FlightSqlServer(flight.FlightServerBase):
                 return [status.SerializeToString()]
             return [messages.pack(messages.new("ActionCancelQueryResult", result=cancelled))]
         raise NotImplementedError(f"action {kind!r} is not supported by duck_synth")
+
+    def _dataset_schema(self, query: str) -> pa.Schema | None:
+        cursor = self.session.con.cursor()
+        try:
+            return metadata.dataset_schema(cursor, query)
+        finally:
+            cursor.close()
 
     def _cancel(self, info_bytes: bytes, caller: Caller) -> int:
         try:
@@ -583,15 +699,6 @@ def _refusal(error: Exception, call: calls.Call) -> Exception:
     return flight.FlightServerError(message)
 
 
-def plain_schema(schema: pa.Schema) -> pa.Schema:
-    """Dictionary columns (DuckDB ENUMs) as their values: a dictionary that grows between
-    batches cannot be sent as one IPC stream's dictionary, and clients want the values."""
-    fields = [
-        f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema
-    ]
-    return pa.schema(fields, metadata=schema.metadata)
-
-
 def _optional(command, name: str) -> str | None:
     return getattr(command, name) if command.HasField(name) else None
 
@@ -599,51 +706,3 @@ def _optional(command, name: str) -> str | None:
 def _parameter_rows(reader: flight.MetadataRecordBatchReader) -> list[dict]:
     table = reader.read_all()
     return table.to_pylist()
-
-
-def bind(query: str, parameter_rows: list[dict]) -> str:
-    """``query`` with its ``?`` / ``$n`` placeholders replaced by the bound values as SQL
-    literals, so the rewrite sees them (a bound value in WHERE is pushed into generate())."""
-    if not parameter_rows:
-        return query
-    if len(parameter_rows) > 1:
-        raise ValueError(
-            f"a query takes one row of parameters, got {len(parameter_rows)} (use executemany for updates)"
-        )
-    values = list(parameter_rows[0].values())
-    try:
-        trees = sqlglot.parse(query, read=DUCKDB)
-    except sqlglot.errors.SqlglotError as error:
-        raise ValueError(f"cannot bind parameters: {str(error).splitlines()[0]}") from None
-    position = 0
-
-    def literal(node):
-        nonlocal position
-        if not isinstance(node, exp.Placeholder):
-            return node
-        if node.this and str(node.this).isdigit():
-            index = int(node.this) - 1
-        else:
-            index = position
-            position += 1
-        if not 0 <= index < len(values):
-            raise ValueError(f"the query has more placeholders than the {len(values)} bound values")
-        return sqlglot.parse_one(_literal(values[index]), read=DUCKDB)
-
-    bound = [t.transform(literal) for t in trees if t is not None]
-    return ";\n".join(t.sql(DUCKDB) for t in bound)
-
-
-def _literal(value) -> str:
-    import datetime
-    import decimal
-
-    if isinstance(value, datetime.datetime):
-        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
-    if isinstance(value, datetime.date):
-        return f"DATE '{value.isoformat()}'"
-    if isinstance(value, decimal.Decimal):
-        return f"{value}::DECIMAL"
-    if isinstance(value, bytes):
-        return "'" + "".join(f"\\x{b:02x}" for b in value) + "'::BLOB"
-    return sqltext.sql_literal(value)

@@ -56,7 +56,19 @@ FIELDS: dict[str, list[tuple[str, int, str, bool]]] = {
         ("query", 1, "string", False),
         ("transaction_id", 2, "bytes", False),
     ],
-    "CommandStatementIngest": [("table", 2, "string", False)],
+    "CommandStatementIngest": [
+        ("table_definition_options", 1, "bytes", False),  # a TableDefinitionOptions
+        ("table", 2, "string", False),
+        ("schema", 3, "string", False),
+        ("catalog", 4, "string", False),
+        ("temporary", 5, "bool", False),
+        ("transaction_id", 6, "bytes", False),
+    ],
+    # CommandStatementIngest.TableDefinitionOptions; its enums travel as varints, as int32 do
+    "TableDefinitionOptions": [
+        ("if_not_exist", 1, "int32", False),
+        ("if_exists", 2, "int32", False),
+    ],
     "CommandStatementSubstraitPlan": [],
     "TicketStatementQuery": [("statement_handle", 1, "bytes", False)],
     "CommandPreparedStatementQuery": [("prepared_statement_handle", 1, "bytes", False)],
@@ -74,6 +86,12 @@ FIELDS: dict[str, list[tuple[str, int, str, bool]]] = {
         ("is_update", 4, "bool", False),
     ],
     "ActionClosePreparedStatementRequest": [("prepared_statement_handle", 1, "bytes", False)],
+    "ActionBeginTransactionRequest": [],
+    "ActionBeginTransactionResult": [("transaction_id", 1, "bytes", False)],
+    "ActionEndTransactionRequest": [
+        ("transaction_id", 1, "bytes", False),
+        ("action", 2, "int32", False),  # enum EndTransaction
+    ],
     "ActionCancelQueryRequest": [("info", 1, "bytes", False)],  # a serialized FlightInfo
     "ActionCancelQueryResult": [("result", 1, "int32", False)],  # enum CancelResult
     # arrow.flight.protocol (Flight.proto), sent raw, not in an Any
@@ -81,6 +99,10 @@ FIELDS: dict[str, list[tuple[str, int, str, bool]]] = {
     "CancelFlightInfoResult": [("status", 1, "int32", False)],  # enum CancelStatus
 }
 CANCELLED = 1  # CancelResult.CANCELLED and CancelStatus.CANCEL_STATUS_CANCELLED
+COMMIT, ROLLBACK = 1, 2  # ActionEndTransactionRequest.EndTransaction
+# CommandStatementIngest.TableDefinitionOptions: TableNotExistOption, TableExistsOption
+NOT_EXIST_CREATE, NOT_EXIST_FAIL = 1, 2
+EXISTS_FAIL, EXISTS_APPEND, EXISTS_REPLACE = 1, 2, 3
 
 _TYPES = {
     "string": descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
