@@ -141,3 +141,34 @@ def test_every_shape_through_the_cli(small_path, tmp_path):
         result = cli(tmp_path, str(copy), "--csv", "-c", sql)
         read = list(csv.DictReader(io.StringIO(result.stdout)))
         assert read == [{"cut": "Fair", "n": str(count)}], shape
+
+
+def test_superset_and_quack_shapes_through_the_server(small_path, tmp_path):
+    """Flight SQL (a bound parameter in Superset's wrapped query) and Quack (a nested
+    subquery, and a view) keep the promise too."""
+    from tests.test_serve import ADMIN, adbc, duckdb_cli, free_port, start_server, stop
+
+    copy = tmp_path / "served.duckdb"
+    shutil.copy(small_path, copy)
+    process, url, quack = start_server(
+        copy, "--port", "0", "--quack-port", str(free_port()), "--token", ADMIN
+    )
+    try:
+        with adbc(url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT cut, COUNT(*) AS n FROM (SELECT * FROM generate('m', target => 70, "
+                "seed => 1)) AS virtual_table WHERE cut = ? GROUP BY cut LIMIT 100",
+                ("Fair",),
+            )
+            assert cur.fetchall() == [("Fair", 70)]
+        result = duckdb_cli(
+            f"SELECT count(*) AS n, count(*) FILTER (WHERE cut = 'Fair') AS fair "
+            f"FROM quack_query('{quack}', 'SELECT * FROM (SELECT * FROM generate(''m'', "
+            f"target => 33)) t WHERE t.cut = ''Fair''', token => '{ADMIN}');"
+            f"SELECT count(*) AS n FROM quack_query('{quack}', "
+            f"'SELECT * FROM synthetic WHERE cut = ''Fair''', token => '{ADMIN}');"
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["n,fair", "33,33", "n", "40"]
+    finally:
+        stop(process)
