@@ -1,7 +1,8 @@
 """Dates, timestamps (with or without time zone) and times.
 
 They are modelled as integers (days, or microseconds since the epoch / midnight) with the
-numeric encoder's protected range, points and bins, and turned back into their own type.
+numeric encoder's protected range, points and bins, and turned back into their own type at the
+training values' granularity (the numeric step: whole seconds, minutes or days stay so).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Values are clipped to a protected range (the k-th smallest and k-th largest value), so extremes
 are never emitted. Frequent exact values become "point" tokens (decoded exactly); the rest falls
 into quantile bins decoded uniformly within the bin and rounded to the column's precision, so
-integers stay integers and decimals keep their scale. Tokens: 0 NULL, 1.. points, then bins.
+integers stay integers, decimals keep the places the data has (at most the type's scale) and
+integers keep their common step (``stats["step"]``: whole seconds in microseconds stay whole
+seconds; a model without it has none). Tokens: 0 NULL, 1.. points, then bins.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from ..privacy import ColumnBudget, Grid, noisy_histogram, quantiles_from_histog
 from .base import NULL_TOKEN, Encoder, Protection, Restriction
 
 MAX_DECIMALS = 6
+# integers up to this are exact in float64: a common divisor of larger ones would be an artefact
+EXACT_INTEGERS = 2**53
 
 
 def _decimals_of(values: np.ndarray) -> int:
@@ -26,6 +30,15 @@ def _decimals_of(values: np.ndarray) -> int:
         if np.allclose(np.round(sample, d), sample, rtol=0, atol=10 ** -(d + 3)):
             return d
     return MAX_DECIMALS
+
+
+def _step_of(values: np.ndarray) -> int:
+    """The largest integer every value is a multiple of (1 when none): the grid integers were
+    recorded on, as whole seconds are in microseconds, kept when decoding."""
+    if len(values) == 0 or np.abs(values).max() >= EXACT_INTEGERS:
+        return 1
+    step = int(np.gcd.reduce(np.abs(values).astype(np.int64)))
+    return max(step, 1)
 
 
 class NumericEncoder(Encoder):
@@ -46,12 +59,15 @@ class NumericEncoder(Encoder):
             return private_statistics(x, n, protection, duck_type, grid or Grid())
         null_share = 1 - len(x) / n if n else 0.0
         integer = _is_integer_type(duck_type) or (len(x) > 0 and bool(np.all(np.mod(x, 1) == 0)))
-        decimals = 0 if integer else _scale_of(duck_type) or _decimals_of(x)
+        # the data's own precision, within the type's scale (cents stay cents in a DECIMAL(9,4))
+        scale = _scale_of(duck_type)
+        decimals = 0 if integer else min(_decimals_of(x), MAX_DECIMALS if scale is None else scale)
         if len(x) == 0:
             return {
                 "null_share": 1.0,
                 "integer": integer,
                 "decimals": decimals,
+                "step": 1,
                 "low": 0.0,
                 "high": 0.0,
                 "points": [],
@@ -85,6 +101,7 @@ class NumericEncoder(Encoder):
             "null_share": float(null_share),
             "integer": bool(integer),
             "decimals": int(decimals),
+            "step": _step_of(x) if integer else 1,
             "low": low,
             "high": high,
             "points": points.tolist(),
@@ -182,6 +199,14 @@ class NumericEncoder(Encoder):
             low = max(low, restriction.low) if restriction.low is not None else low
             high = min(high, restriction.high) if restriction.high is not None else high
         x = np.round(x, self.stats["decimals"])
+        # integers keep the grid they were recorded on (models without "step" have none)
+        grid = self.stats.get("step", 1)
+        if grid > 1 and math.ceil(low / grid) <= math.floor(high / grid):
+            return np.clip(
+                np.round(x / grid) * grid,
+                math.ceil(low / grid) * grid,
+                math.floor(high / grid) * grid,
+            )
         # rounding must not leave the protected (or requested) range
         return np.clip(
             x, math.ceil(low / step - 1e-9) * step, math.floor(high / step + 1e-9) * step
