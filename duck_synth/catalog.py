@@ -323,8 +323,8 @@ def log_generation(
 
 
 def column_lookups(con: duckdb.DuckDBPyConnection):
-    """(columns of a model, columns of a table or view, a view's SQL): what the rewrite needs
-    to know."""
+    """(columns of a model, columns of a table or view, a view's SQL, a model's training rows):
+    what the rewrite needs to know."""
 
     def columns_of_model(spec: str) -> list[str] | None:
         try:
@@ -364,4 +364,10 @@ def column_lookups(con: duckdb.DuckDBPyConnection):
         ).fetchall()
         return rows[0][0] if len(rows) == 1 else None
 
-    return columns_of_model, columns_of_table, view_sql
+    def rows_of_model(spec: str) -> int | None:
+        try:
+            return load_model(con, spec, with_weights=False).training_rows
+        except SynthError:
+            return None
+
+    return columns_of_model, columns_of_table, view_sql, rows_of_model

@@ -11,7 +11,8 @@
   with seed_rows.
 - ``push_limit``: ``LIMIT n`` caps, never inflates: over a generate() read as is (through
   subqueries that only project), ``target => t`` becomes ``target => least(t, n)``; without a
-  target the default rows are drawn and LIMIT cuts them. ORDER BY, aggregates, a WHERE left
+  target or filter, ``target => n`` when n is at most the training rows (the default); else the
+  default rows are drawn and LIMIT cuts them. ORDER BY, aggregates, a WHERE left
   after generation or OFFSET keep LIMIT where it is.
 - ``mark_views`` (views.py): CREATE VIEW stores its generate() calls so that binding the view
   (creating, describing it) reads their columns only.
@@ -35,6 +36,7 @@ from .sqltext import DUCKDB
 from .views import ViewSql, expand_views, mark_views
 
 ColumnsOf = Callable[[str], list[str] | None]
+RowsOf = Callable[[str], int | None]
 ARGUMENTS = {
     "generate": set(argument_names(GenerateOptions)) | {"where"},
     "train": set(argument_names(TrainOptions)),
@@ -285,7 +287,9 @@ def _limited_call(select: exp.Select) -> exp.Anonymous | None:
     return None
 
 
-def push_limit(tree: exp.Expression, notes: Notes) -> exp.Expression:
+def push_limit(
+    tree: exp.Expression, notes: Notes, rows_of_model: RowsOf | None = None
+) -> exp.Expression:
     for select in list(tree.find_all(exp.Select)):
         limit = select.args.get("limit")
         count = limit.expression if limit is not None else None
@@ -297,6 +301,13 @@ def push_limit(tree: exp.Expression, notes: Notes) -> exp.Expression:
         given = kwargs(call)
         target = given.get("target")
         if "seed_rows" in given or "magnitude" in given:
+            continue
+        # no target and nothing that filters: the default is the training rows, known here
+        unfiltered = not {"filter", "where", "conditions", "constraints"} & set(given)
+        rows = rows_of_model(model_name(call)) if rows_of_model and model_name(call) else None
+        if target is None and unfiltered and rows is not None and int(count.this) <= rows:
+            call.append("expressions", exp.Kwarg(this=exp.var("target"), expression=count.copy()))
+            notes.add(f"LIMIT {count.this} caps {call_label(call)}: target => {count.this}")
             continue
         if target is None:
             notes.add(
@@ -322,13 +333,14 @@ def rewrite(
     columns_of_table: ColumnsOf,
     notes: Notes | None = None,
     view_sql: ViewSql | None = None,
+    rows_of_model: RowsOf | None = None,
 ) -> exp.Expression:
     notes = notes if notes is not None else Notes()
     tree = check_arguments(tree)
     tree = expand_views(tree, view_sql, notes)
     tree = sink_predicates(tree, columns_of_table, notes)
     tree = push_predicates(tree, columns_of_model, columns_of_table, notes)
-    tree = push_limit(tree, notes)
+    tree = push_limit(tree, notes, rows_of_model)
     return mark_views(tree, notes)
 
 
@@ -337,6 +349,7 @@ def rewrite_sql(
     columns_of_model: ColumnsOf,
     columns_of_table: ColumnsOf,
     view_sql: ViewSql | None = None,
+    rows_of_model: RowsOf | None = None,
 ) -> tuple[list[str], Notes]:
     """Rewritten statements (the original text where nothing changed) and the notes."""
     notes = Notes()
@@ -351,6 +364,7 @@ def rewrite_sql(
         quiet.setLevel(level)
     original = [t.sql(DUCKDB) for t in trees]
     rewritten = [
-        rewrite(t, columns_of_model, columns_of_table, notes, view_sql).sql(DUCKDB) for t in trees
+        rewrite(t, columns_of_model, columns_of_table, notes, view_sql, rows_of_model).sql(DUCKDB)
+        for t in trees
     ]
     return ([sql] if rewritten == original else rewritten), notes

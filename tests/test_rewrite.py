@@ -11,6 +11,7 @@ from duck_synth.rewrite import rewrite_sql
 
 MODELS = {"d": ["carat", "cut", "price"], "m": ["a", "b"]}
 TABLES = {"t": ["cut", "k"], "other": ["id", "price"]}
+ROWS = {"d": 149}  # training rows: the default target
 VIEWS = {  # as duckdb_views() shows them: stored by the rewrite, so marked
     "fair": "CREATE VIEW fair AS SELECT * FROM generate('d', target => 10, "
     "conditions => '{\"view\": \"columns only\"}') WHERE cut = 'Fair';",
@@ -20,12 +21,12 @@ FIXTURES = Path(__file__).parent / "fixtures" / "rewrite.sql"
 
 
 def rewritten(sql: str) -> str:
-    statements, _ = rewrite_sql(sql, MODELS.get, TABLES.get, VIEWS.get)
+    statements, _ = rewrite_sql(sql, MODELS.get, TABLES.get, VIEWS.get, ROWS.get)
     return ";\n".join(statements)
 
 
 def notes(sql: str) -> list[str]:
-    return rewrite_sql(sql, MODELS.get, TABLES.get, VIEWS.get)[1].lines
+    return rewrite_sql(sql, MODELS.get, TABLES.get, VIEWS.get, ROWS.get)[1].lines
 
 
 def fixture_pairs() -> list[tuple[str, str]]:
@@ -154,6 +155,12 @@ def test_limit_over_the_default_target_cuts_it_and_says_so():
     ]
 
 
+def test_limit_under_the_training_rows_becomes_the_target():
+    assert rewritten("SELECT * FROM (SELECT * FROM generate('d')) LIMIT 17") == (
+        "SELECT * FROM (SELECT * FROM GENERATE('d', target => 17)) LIMIT 17"
+    )
+
+
 def test_limit_caps_a_computed_target_with_least():
     assert rewritten("SELECT * FROM generate('d', target => 10 * 5) LIMIT 7") == (
         "SELECT * FROM GENERATE('d', target => LEAST(10 * 5, 7)) LIMIT 7"
@@ -178,7 +185,7 @@ def test_limit_is_not_a_target_when_ordered_aggregated_or_targeted():
         "SELECT * FROM generate('d') ORDER BY price LIMIT 7",
         "SELECT count(*) FROM generate('d') LIMIT 7",
         "SELECT * FROM generate('d', target => 3) LIMIT 7",
-        "SELECT * FROM generate('d') LIMIT 7",
+        "SELECT * FROM generate('d') WHERE price * random() > 1 LIMIT 7",
         "SELECT * FROM generate('d') LIMIT 7 OFFSET 2",
     ):
         assert rewritten(sql) == sql
