@@ -450,11 +450,21 @@ def read_file(path: str) -> str:
         raise SynthError(f"cannot read '{path}': not UTF-8 text") from None
 
 
+SUBCOMMANDS = {
+    "serve [DATABASE]": "serve a database over Arrow Flight SQL and Quack "
+    "(duck-synth serve --help)",
+}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="duck-synth",
         description="Run duck_synth SQL (train, generate, ...) on a DuckDB database.",
-        epilog="Without -c or -f: an interactive shell, or the SQL read from stdin when it is not a terminal.",
+        # the subcommands are dispatched before this parser (main), so it lists them itself
+        epilog="Without -c or -f: an interactive shell, or the SQL read from stdin when it is "
+        "not a terminal.\n\nsubcommands:\n"
+        + "\n".join(f"  {name:<22}{what}" for name, what in SUBCOMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "database",

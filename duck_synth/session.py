@@ -21,7 +21,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from . import caller, catalog, spool, sqltext, streaming
+from . import caller, catalog, sources, spool, sqltext, streaming
 from .batches import generate_into
 from .errors import Cancelled, SynthError
 from .rewrite import DUCKDB, rewrite_sql, standalone_call
@@ -52,6 +52,14 @@ class Result:
 
     def df(self):
         return self._table.to_pandas()
+
+    def pl(self):
+        """The rows as a polars DataFrame (polars must be installed: it is optional)."""
+        try:
+            import polars
+        except ImportError:
+            raise SynthError("Result.pl() needs polars: pip install polars") from None
+        return polars.from_arrow(self._table)
 
     def fetchall(self) -> list[tuple]:
         columns = [c.to_pylist() for c in self._table.columns]
@@ -86,6 +94,7 @@ def _udf(function):
 
 
 STREAM_BATCH_ROWS = 65_536
+CATALOG_SCHEMA = "synth"  # catalog.py's schema: no database may have its name (_open)
 
 
 def _named_arguments(options: dict) -> str:
@@ -146,9 +155,38 @@ class Session(Conveniences):
         self._guard = threading.Lock()
         self._calls: list[caller.Call] = []
         self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._objects: dict[str, object] = {}  # register(): Python objects read by name
         if install:
             register_functions(con)
             catalog.install(con, read_only=read_only)
+
+    # -- Python objects -------------------------------------------------------------------------
+    def register(self, name: str, data) -> None:
+        """Make a pandas or polars DataFrame or an Arrow table readable by ``name`` in this
+        session's SQL: ``FROM name`` and ``train('m', 'name')``, ``evaluate('name', ...)``...
+
+        >>> s.register("people", people_df)
+        >>> s.sql("FROM train('p', 'people')")
+
+        Objects of the caller's scope are found by name without it, as DuckDB finds them."""
+        if not sources.readable_object(data):
+            raise SynthError(
+                f"register({name!r}): give a pandas or polars DataFrame or an Arrow table, "
+                f"not {type(data).__name__}"
+            )
+        self._objects[name] = data
+        arrow = data.to_arrow() if type(data).__module__.startswith("polars") else data
+        self.con.register(name, arrow)
+
+    def _python_scope(self, call: caller.Call, frame) -> sources.PythonScope | None:
+        """The Python objects this statement may read by name: none for a server's client, nor
+        where DuckDB's replacement scans are off (a server turns them off for everyone)."""
+        if call.rights.remote:
+            return None
+        (enabled,) = self.con.execute(
+            "SELECT current_setting('python_enable_replacements')"
+        ).fetchone()
+        return sources.PythonScope(self._objects, frame) if enabled else None
 
     # -- SQL ------------------------------------------------------------------------------------
     def rewrite(self, query: str) -> tuple[list[str], list[str]]:
@@ -182,7 +220,12 @@ class Session(Conveniences):
         Statements run one by one, each rewritten just before it runs, so a statement sees the
         models made by the ones before it.
         """
-        with self._lock, self._call() as call:
+        frame = sources.caller_frame()
+        with (
+            self._lock,
+            self._call() as call,
+            sources.python_objects(self._python_scope(call, frame)),
+        ):
             result = None
             for statement in script_statements(query) or [query]:
                 call.check()  # an interrupt skips the script's remaining statements
@@ -266,7 +309,12 @@ class Session(Conveniences):
         statement reading one generate() row by row hands out each batch as it is drawn;
         closing the reader early stops the generation between batches. The rows are read as the
         statement's call (``interrupt()`` stops them too), on whichever thread reads them."""
-        with self._lock, self._call() as call:
+        frame = sources.caller_frame()
+        with (
+            self._lock,
+            self._call() as call,
+            sources.python_objects(self._python_scope(call, frame)),
+        ):
             cursor, reader = self._stream(query, batch_rows)
             with self._guard:  # the call stays interruptible while its rows are read
                 self._calls.append(call)
@@ -444,9 +492,33 @@ def connect(
     return _connect_file(path, read_only)
 
 
+def _open(path: str | None, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A connection whose default database is the file. DuckDB names it after the file, and a
+    database named ``synth`` (synth.duckdb) makes every ``synth.models`` of the catalog schema
+    ambiguous; DuckDB cannot rename it, and cursors (``con.cursor()``) always start in the
+    instance's first database, named ``memory`` when it opened none: so such a file is attached
+    under that name in place of the empty in-memory one."""
+    con = duckdb.connect(path or ":memory:", read_only=read_only)
+    name = con.execute("SELECT current_database()").fetchone()[0]
+    if name.lower() != CATALOG_SCHEMA:
+        return con
+    con.close()
+    con = duckdb.connect(":memory:")
+    mode = " (READ_ONLY)" if read_only else ""
+    try:
+        con.execute("ATTACH ':memory:' AS duck_synth_scratch; USE duck_synth_scratch")
+        con.execute("DETACH memory")
+        con.execute(f"ATTACH {sqltext.quote_literal(path)} AS memory{mode}")
+        con.execute("USE memory; DETACH duck_synth_scratch")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def _connect_file(path: str | None, read_only: bool) -> Session:
     try:
-        con = duckdb.connect(path or ":memory:", read_only=read_only)
+        con = _open(path, read_only)
     except duckdb.IOException as error:
         text = str(error)
         if "lock" in text.lower():

@@ -2,6 +2,20 @@
 -- Each UDF does its work at bind time and returns the SQL that reads its result
 -- (a Parquet spool file with the right column types), which query() then runs.
 
+-- synth_call('synth_train', [arguments as VARCHAR]) -> the SQL calling that UDF with those
+-- arguments as literals. The UDFs live in the Python process running duck_synth; query() binds
+-- the text only when it runs it, so elsewhere (the plain duckdb CLI, another language) a macro
+-- fails with this one line instead of "Scalar Function ... does not exist".
+CREATE OR REPLACE MACRO synth_literal(value) AS
+    coalesce('''' || replace(value, '''', '''''') || '''', 'NULL');
+CREATE OR REPLACE MACRO synth_call(udf, arguments) AS
+    CASE WHEN current_setting('duckdb_api') LIKE 'python%'
+         THEN 'FROM query(' || udf || '('
+              || array_to_string(list_transform(arguments, a -> synth_literal(a)), ', ') || '))'
+         ELSE error('this database holds duck_synth models; its functions run in duck_synth: '
+                    || 'open it with `duck-synth FILE` (a shell), or serve it with '
+                    || '`duck-synth serve FILE` and ATTACH it over Quack') END;
+
 -- train('name', 'table or query', ...) -> one summary row. With session_key (and order_by,
 -- metadata) the rows are the steps of sessions: see duck_synth/sessions.py.
 CREATE OR REPLACE MACRO train(
@@ -14,7 +28,7 @@ CREATE OR REPLACE MACRO train(
     epsilon := NULL, delta := NULL, max_grad_norm := NULL, noise_multiplier := NULL,
     dp_statistics_share := NULL, n_parents := NULL, n_bins := NULL, max_cat := NULL,
     bin_strategy := NULL, sample_parents := NULL
-) AS TABLE FROM query(synth_train(name, source, to_json({
+) AS TABLE FROM query(synth_call('synth_train', [CAST(name AS VARCHAR), CAST(source AS VARCHAR), CAST(to_json({
     'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding,
     'seed': seed, 'epochs': epochs, 'max_time': max_time, 'batch_size': batch_size,
     'validation_share': validation_share, 'nrows': nrows, 'strip_strings': strip_strings,
@@ -24,12 +38,12 @@ CREATE OR REPLACE MACRO train(
     'max_grad_norm': max_grad_norm, 'noise_multiplier': noise_multiplier,
     'dp_statistics_share': dp_statistics_share, 'n_parents': n_parents, 'n_bins': n_bins,
     'max_cat': max_cat, 'bin_strategy': bin_strategy, 'sample_parents': sample_parents
-})));
+}) AS VARCHAR)]));
 
 -- recommend('table or query' [, session_key]) -> the methods ranked for the data's shape: rank,
 -- method, applicable, reason, shape. train(..., method => 'auto') takes the first.
 CREATE OR REPLACE MACRO recommend(source, session_key := NULL) AS TABLE
-    FROM query(synth_recommend(source, to_json({'session_key': session_key})));
+    FROM query(synth_call('synth_recommend', [CAST(source AS VARCHAR), CAST(to_json({'session_key': session_key}) AS VARCHAR)]));
 
 -- generate('model' | 'model@version', ...) -> synthetic rows with the training columns' types.
 -- "conditions" takes PostAmplify's JSON conditions ('{"eq": {"fraud": 1}}', ...), ANDed to filter.
@@ -59,14 +73,14 @@ CREATE OR REPLACE MACRO generate(
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,
     constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
     drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
-) AS TABLE FROM query(synth_generate(model, generate_options(
+) AS TABLE FROM query(synth_call('synth_generate', [CAST(model AS VARCHAR), CAST(generate_options(
     target := target, magnitude := magnitude, filter := filter, "where" := "where",
     conditions := conditions, seed := seed, temperature := temperature, top_p := top_p,
     batch_size := batch_size, seed_rows := seed_rows, constraints := constraints,
     equalize := equalize, rebalance := rebalance, impute := impute, fairness := fairness,
     drop_unique_violation := drop_unique_violation, unique_columns := unique_columns,
     limit_strings := limit_strings
-)));
+) AS VARCHAR)]));
 
 -- generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends batch
 -- by batch (batch_size rows, one transaction each) to the table, created with the model's
@@ -93,13 +107,13 @@ CREATE OR REPLACE MACRO generate_into(
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL,
     constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
     drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
-) AS TABLE FROM query(synth_generate_into(table_name, model, generate_into_options(
+) AS TABLE FROM query(synth_call('synth_generate_into', [CAST(table_name AS VARCHAR), CAST(model AS VARCHAR), CAST(generate_into_options(
     target := target, magnitude := magnitude, filter := filter, conditions := conditions,
     seed := seed, temperature := temperature, top_p := top_p, batch_size := batch_size,
     constraints := constraints, equalize := equalize, rebalance := rebalance, impute := impute,
     fairness := fairness, drop_unique_violation := drop_unique_violation,
     unique_columns := unique_columns, limit_strings := limit_strings
-)));
+) AS VARCHAR)]));
 
 -- generations() -> the generation log: what was asked, rows (sessions) drawn, passed and
 -- returned, and the acceptance rate (passed / drawn: the share of drawn rows that survived
@@ -117,13 +131,13 @@ CREATE OR REPLACE MACRO generations() AS TABLE
 CREATE OR REPLACE MACRO resample(
     source, field, condition := NULL, replace_values := NULL, model := NULL, seed := NULL,
     temperature := NULL
-) AS TABLE FROM query(synth_resample(source, field, to_json({
+) AS TABLE FROM query(synth_call('synth_resample', [CAST(source AS VARCHAR), CAST(field AS VARCHAR), CAST(to_json({
     'condition': condition, 'replace_values': replace_values, 'model': model, 'seed': seed,
     'temperature': temperature
-})));
+}) AS VARCHAR)]));
 
 -- synth_sql('any duck_synth SQL') -> its result, with the rewrite (filter pushdown) applied.
-CREATE OR REPLACE MACRO synth_sql(sql_text) AS TABLE FROM query(synth_rewrite(sql_text));
+CREATE OR REPLACE MACRO synth_sql(sql_text) AS TABLE FROM query(synth_call('synth_rewrite', [CAST(sql_text AS VARCHAR)]));
 
 -- models() -> the trained model versions (weights left out), with the workflows that use them.
 CREATE OR REPLACE MACRO models() AS TABLE
@@ -140,28 +154,28 @@ CREATE OR REPLACE MACRO models() AS TABLE
 -- (rewrite applied) as table macro name(n := 1000): FROM name() runs it, FROM name(n := 5)
 -- with other arguments. drop_workflow('name'); workflows() lists them (never running one).
 CREATE OR REPLACE MACRO create_workflow(name, sql_text, parameters := NULL) AS TABLE
-    FROM query(synth_create_workflow(name, sql_text, to_json({'parameters': parameters})));
-CREATE OR REPLACE MACRO drop_workflow(name) AS TABLE FROM query(synth_drop_workflow(name));
+    FROM query(synth_call('synth_create_workflow', [CAST(name AS VARCHAR), CAST(sql_text AS VARCHAR), CAST(to_json({'parameters': parameters}) AS VARCHAR)]));
+CREATE OR REPLACE MACRO drop_workflow(name) AS TABLE FROM query(synth_call('synth_drop_workflow', [CAST(name AS VARCHAR)]));
 CREATE OR REPLACE MACRO workflows() AS TABLE
     SELECT name, CAST(models AS VARCHAR[]) AS models, parameters, sql, runs_as, created
     FROM synth.workflows ORDER BY name;
 
 -- describe_model('model[@version]') -> one row per column: kind, type, protected statistics.
-CREATE OR REPLACE MACRO describe_model(model) AS TABLE FROM query(synth_describe(model));
+CREATE OR REPLACE MACRO describe_model(model) AS TABLE FROM query(synth_call('synth_describe', [CAST(model AS VARCHAR)]));
 
 -- drop_model('model' [, version]) -> what was dropped.
 CREATE OR REPLACE MACRO drop_model(model, version := NULL) AS TABLE
-    FROM query(synth_drop(model, to_json({'version': version})));
+    FROM query(synth_call('synth_drop', [CAST(model AS VARCHAR), CAST(to_json({'version': version}) AS VARCHAR)]));
 
 -- export_model('model[@version]', 'file.safetensors'); import_model('file' [, name]).
-CREATE OR REPLACE MACRO export_model(model, path) AS TABLE FROM query(synth_export(model, path));
+CREATE OR REPLACE MACRO export_model(model, path) AS TABLE FROM query(synth_call('synth_export', [CAST(model AS VARCHAR), CAST(path AS VARCHAR)]));
 CREATE OR REPLACE MACRO import_model(path, name := NULL) AS TABLE
-    FROM query(synth_import(path, to_json({'name': name})));
+    FROM query(synth_call('synth_import', [CAST(path AS VARCHAR), CAST(to_json({'name': name}) AS VARCHAR)]));
 
 -- validate('model[@version]', 'table or query') -> one row per (column, rule) checked against
 -- what the model learned: passed, violations, rows, share, example, detail.
 CREATE OR REPLACE MACRO validate(model, synthetic) AS TABLE
-    FROM query(synth_validate(model, synthetic));
+    FROM query(synth_call('synth_validate', [CAST(model AS VARCHAR), CAST(synthetic AS VARCHAR)]));
 
 -- evaluate('real', 'synthetic' [, holdout, target, columns, sample, seed, sensitive]) -> one
 -- row per metric (metric, columns, value, detail): fidelity computed in SQL, plus overall scores;
@@ -172,10 +186,10 @@ CREATE OR REPLACE MACRO evaluate(
     real_data, synthetic_data,
     holdout := NULL, target := NULL, columns := NULL, sample := NULL, seed := NULL,
     session_key := NULL, order_by := NULL, sensitive := NULL
-) AS TABLE FROM query(synth_evaluate(real_data, synthetic_data, to_json({
+) AS TABLE FROM query(synth_call('synth_evaluate', [CAST(real_data AS VARCHAR), CAST(synthetic_data AS VARCHAR), CAST(to_json({
     'holdout': holdout, 'target': target, 'columns': columns, 'sample': sample, 'seed': seed,
     'session_key': session_key, 'order_by': order_by, 'sensitive': sensitive
-})));
+}) AS VARCHAR)]));
 
 -- report('real', 'synthetic' [, holdout, path, columns, bins, sensitive]) -> one row (path,
 -- columns, plots, bytes): a self-contained HTML file with distribution overlays, association
@@ -183,9 +197,9 @@ CREATE OR REPLACE MACRO evaluate(
 CREATE OR REPLACE MACRO report(
     real_data, synthetic_data, holdout := NULL, path := NULL, columns := NULL, bins := NULL,
     sensitive := NULL
-) AS TABLE FROM query(synth_report(real_data, synthetic_data, to_json({
+) AS TABLE FROM query(synth_call('synth_report', [CAST(real_data AS VARCHAR), CAST(synthetic_data AS VARCHAR), CAST(to_json({
     'holdout': holdout, 'path': path, 'columns': columns, 'bins': bins, 'sensitive': sensitive
-})));
+}) AS VARCHAR)]));
 
 -- Keyed transforms (duck_synth/transforms.py): HMAC-SHA256 under a secret key, so the same value
 -- and key give the same output in every table; without the key nothing can be reversed or linked.
