@@ -29,6 +29,31 @@ def main() -> None:
         print(f"\n-- {title}\n{sql}")
         print(session.sql(sql).df().to_string(index=False, max_rows=12))
 
+    def explain(title: str, sql: str) -> None:
+        print(f"\n-- {title}\nEXPLAIN {sql}")
+        print(duck_synth.explain(sql, session))
+
+    def judge(model: str, real: str, synthetic: str, **session_columns: str) -> None:
+        """evaluate, validate and report: how close, what breaks the learned rules, one file."""
+        options = "".join(f", {k} => '{v}'" for k, v in session_columns.items())
+        show(
+            f"{model}: fidelity of the synthetic rows (evaluate)",
+            f"SELECT metric, columns, round(value, 3) AS value FROM evaluate('{real}', "
+            f"'{synthetic}'{options}) WHERE columns = '' ORDER BY metric",
+        )
+        show(
+            f"{model}: the synthetic rows checked against what the model learned (validate)",
+            "SELECT count(*) AS checks, count(*) FILTER (passed) AS passed, "
+            "list(DISTINCT rule) AS rules "
+            f"FROM validate('{model}', '{synthetic}')",
+        )
+        report = Path(args.database).with_name(f"{model}_report.html")
+        show(
+            f"{model}: one self-contained HTML report (report)",
+            f"SELECT columns, plots, bytes FROM report('{real}', '{synthetic}', "
+            f"path => '{report}')",
+        )
+
     data = HERE / "data"
     session.sql((data / "diamonds.sql").read_text().format(parquet=data / "diamonds.parquet"))
     started = time.monotonic()
@@ -43,13 +68,10 @@ def main() -> None:
         "SELECT cut, count(*) AS n, round(avg(price)) AS avg_price "
         "FROM generate('diamonds_model', target => 100, seed => 1) WHERE cut = 'Fair' GROUP BY cut",
     )
-    print("\n-- where each predicate went:")
-    print(
-        duck_synth.explain(
-            "SELECT * FROM generate('diamonds_model') g JOIN diamonds d USING (carat) "
-            "WHERE g.cut = 'Fair' AND (g.price > 1000 OR d.price > 1000)",
-            session,
-        )
+    explain(
+        "where each predicate went (EXPLAIN runs nothing)",
+        "SELECT * FROM generate('diamonds_model') g JOIN diamonds d USING (carat) "
+        "WHERE g.cut = 'Fair' AND (g.price > 1000 OR d.price > 1000)",
     )
 
     show(
@@ -71,6 +93,7 @@ def main() -> None:
         "CREATE OR REPLACE TABLE diamonds_synthetic AS "
         "FROM generate('diamonds_model', target => 100000, seed => 4)"
     )
+    judge("diamonds_model", "diamonds", "diamonds_synthetic")
     show(
         "types survive (ENUMs stay ENUMs)",
         "SELECT column_name, column_type FROM (DESCRIBE diamonds_synthetic)",
@@ -99,6 +122,12 @@ def main() -> None:
         "'FROM generate(''careers'', seed => 6)', session_key => 'nr', order_by => 'year') "
         "WHERE metric IN ('overall', 'sessions', 'session_shapes', 'step_shape', "
         "'lag1_autocorrelation') AND columns IN ('', 'wage')",
+    )
+    session.sql("CREATE OR REPLACE TABLE careers_synthetic AS FROM generate('careers', seed => 7)")
+    judge("careers", "males", "careers_synthetic", session_key="nr", order_by="year")
+    explain(
+        "a measurement filter picks whole careers",
+        "SELECT * FROM generate('careers', target => 20) WHERE wage > 2.5 LIMIT 100",
     )
     show("the catalog", "SELECT name, version, method, training_rows, created FROM models()")
     show(

@@ -21,6 +21,12 @@ def test_demo_runs_and_leaves_its_models_in_the_database(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "100 Fair diamonds" in done.stdout and "session fidelity" in done.stdout
+    for model in ("diamonds_model", "careers"):  # each model trained is judged three ways
+        titles = [line for line in done.stdout.splitlines() if line.startswith(f"-- {model}: ")]
+        assert [t[t.rindex("(") :] for t in titles] == ["(evaluate)", "(validate)", "(report)"]
+        assert (tmp_path / f"{model}_report.html").stat().st_size > 10_000
+    explains = done.stdout.count("\n-- runs as:")
+    assert explains == 2 and done.stdout.count("\nEXPLAIN SELECT") == explains
     session = duck_synth.connect(str(database))
     models = {name for (name,) in session.sql("SELECT name FROM models()").fetchall()}
     assert models == {"diamonds_model", "careers"}
