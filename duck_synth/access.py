@@ -30,6 +30,7 @@ READING_FUNCTIONS = {
     "describe_model",
     "models",
     "generations",
+    "runs",
     "workflows",
     "recommend",
     "resample",

@@ -19,7 +19,7 @@ import pyarrow as pa
 import torch
 from safetensors.torch import save as save_tensors
 from sqlglot import exp
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from . import caller, catalog, sessions
 from .conditions import parse_predicate
@@ -574,28 +574,56 @@ def _overrides(options: TrainOptions, names: list[str]) -> dict[str, str]:
     return {c: kind for c, kind in options.encoding.items() if c in names}
 
 
+RUN_UPDATE_S = 1.0  # how often a training's progress is written to synth.runs
+
+
 def _fit(con, run_id: int, model, data: tuple[np.ndarray, ...], config: FitConfig) -> dict:
     losses: list[dict] = []
-    bar = tqdm(
-        total=config.epochs,
-        desc="train",
-        unit="epoch",
-        file=sys.stderr,
-        disable=not sys.stderr.isatty() and not os.environ.get("DUCK_SYNTH_PROGRESS"),
-    )
+    bar = progress_bar()
+    last_write = [time.monotonic()]
 
     def progress(event: dict) -> None:
         """Called by the model after each step and epoch: where a cancel of the statement's
-        call (Session.interrupt(), a client's cancel, Ctrl-C) or its timeout stops training."""
+        call (Session.interrupt(), a client's cancel, Ctrl-C) or its timeout stops training.
+        The share done is the larger of the steps taken and the time spent of max_time, so
+        the bar's estimate never runs past max_time."""
         caller.check()
+        share = event["elapsed"] / config.max_time
+        if "step" in event:
+            steps = config.epochs * event["steps"]
+            share = max(share, ((event["epoch"] - 1) * event["steps"] + event["step"]) / steps)
+        else:
+            share = max(share, event["epoch"] / config.epochs)
+        share = min(share, 0.99)
+        bar.update(round(100 * share, 1) - bar.n)
         if event.get("epoch_done"):
             losses.append({k: v for k, v in event.items() if k not in ("elapsed", "epoch_done")})
-            share = max(event["epoch"] / config.epochs, event["elapsed"] / config.max_time)
-            catalog.update_run(con, run_id, min(share, 0.99), event["epoch"], losses)
-            bar.update(1)
             bar.set_postfix({k: f"{v:.4f}" for k, v in losses[-1].items() if k != "epoch"})
+        if event.get("epoch_done") or time.monotonic() - last_write[0] >= RUN_UPDATE_S:
+            # server clients follow a training in FROM runs()
+            catalog.update_run(con, run_id, share, event["epoch"], losses)
+            last_write[0] = time.monotonic()
 
     try:
         return model.fit(*data, config, progress)
     finally:
         bar.close()
+
+
+def progress_bar() -> tqdm:
+    """A bar in percent of the training: a widget in a notebook, a bar on a terminal, nothing
+    in logs unless DUCK_SYNTH_PROGRESS is set (then tqdm's plain lines)."""
+    shown = (
+        sys.stderr.isatty()
+        or "ipykernel" in sys.modules
+        or bool(os.environ.get("DUCK_SYNTH_PROGRESS"))
+    )
+    return tqdm(
+        total=100,
+        desc="train",
+        unit="%",
+        bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}{postfix}]",
+        file=sys.stderr,
+        disable=not shown,
+        mininterval=0.5 if sys.stderr.isatty() else 10.0,
+    )

@@ -215,3 +215,12 @@ CREATE OR REPLACE MACRO shift_date(value, session, key, max_days := 30) AS
     value + CAST(synth_date_offset(CAST(session AS VARCHAR), key, max_days) AS INTEGER);
 CREATE OR REPLACE MACRO shift_timestamp(value, session, key, max_days := 30) AS
     value + to_days(CAST(synth_date_offset(CAST(session AS VARCHAR), key, max_days) AS INTEGER));
+
+-- runs() -> the trainings, newest last: status (running, succeeded, failed, cancelled,
+-- interrupted), progress (share done, written about once a second while it runs), epochs,
+-- seconds, the last epoch's losses and the error of a failed run. A client of a server follows
+-- a training here; cancelling its statement stops it (the run becomes cancelled, no model).
+CREATE OR REPLACE MACRO runs() AS TABLE
+    SELECT run_id, model, version, method, status, progress, epochs, seconds,
+           CAST(json_extract(losses, '$[-1]') AS JSON) AS last_losses, started, finished, error
+    FROM synth.runs ORDER BY run_id;

@@ -276,7 +276,7 @@ class AutoregressiveModel(GenerativeModel):
         for epoch in range(1, config.epochs + 1):
             self.net.train()
             perm = torch.randperm(len(train), generator=generator).to(device)
-            total, timed_out = 0.0, False
+            total, seen, timed_out = 0.0, 0, False
             for step in range(steps_per_epoch):
                 rows = train[perm[step * batch : (step + 1) * batch]]
                 known = self._known_masks(len(rows), generator).to(device)
@@ -285,6 +285,7 @@ class AutoregressiveModel(GenerativeModel):
                 loss.backward()
                 optimizer.step()
                 total += float(loss.detach()) * len(rows)
+                seen += len(rows)
                 elapsed = time.monotonic() - started
                 done = max(
                     ((epoch - 1) * steps_per_epoch + step + 1) / total_steps,
@@ -298,13 +299,15 @@ class AutoregressiveModel(GenerativeModel):
                 if deadline.reached():
                     timed_out = True
                     break
-            val_loss = self._validation_loss(val, val_known) if n_val else total / len(train)
-            history.append({"epoch": epoch, "train_loss": total / len(train), "val_loss": val_loss})
+            # the mean over the rows this epoch saw (a time-cut epoch saw fewer than all)
+            train_loss = total / max(seen, 1)
+            val_loss = self._validation_loss(val, val_known) if n_val else train_loss
+            history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
             progress(
                 {
                     "epoch": epoch,
                     "val_loss": val_loss,
-                    "train_loss": total / len(train),
+                    "train_loss": train_loss,
                     "elapsed": time.monotonic() - started,
                     "epoch_done": True,
                 }

@@ -163,6 +163,7 @@ class TabGanModel(GenerativeModel):
             generator.train()
             critic_net.train()
             distance = g_total = 0.0
+            taken = 0
             for step in range(steps):
                 cond, columns, values = self._training_conditions(sampler, batch, rng, device)
                 raw = generator(self._inputs(cond, batch, device))
@@ -184,15 +185,23 @@ class TabGanModel(GenerativeModel):
                 g_opt.zero_grad(set_to_none=True)
                 g_loss.backward()
                 g_opt.step()
-                distance += float((d_real - d_fake).detach()) / steps
-                g_total += float(g_loss.detach()) / steps
+                distance += float((d_real - d_fake).detach())
+                g_total += float(g_loss.detach())
+                taken = step + 1
                 elapsed = time.monotonic() - started
                 progress({"epoch": epoch, "step": step + 1, "steps": steps, "elapsed": elapsed})
                 if deadline.reached():
                     timed_out = True
                     break
             # a GAN has no validation loss: the critic's Wasserstein estimate shows progress
-            history.append({"epoch": epoch, "generator_loss": g_total, "critic_distance": distance})
+            # (means over the steps taken: a time-cut epoch took fewer than all)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "generator_loss": g_total / taken,
+                    "critic_distance": distance / taken,
+                }
+            )
             progress(history[-1] | {"elapsed": time.monotonic() - started, "epoch_done": True})
             if timed_out:
                 break

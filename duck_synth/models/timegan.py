@@ -306,6 +306,7 @@ class TimeGanModel:
         for epoch in range(1, epochs + 1):
             gen.train()
             distance = g_total = 0.0
+            taken = 0
             for step in range(steps_per_epoch):
                 rows = torch.from_numpy(rng.choice(n, batch, replace=False))
                 real = (attr[rows], ranges[rows], features[rows], flags[rows])
@@ -321,8 +322,9 @@ class TimeGanModel:
                 g_opt.zero_grad(set_to_none=True)
                 g_loss.backward()
                 g_opt.step()
-                distance += float((d_real - d_fake).detach()) / steps_per_epoch
-                g_total += float(g_loss.detach()) / steps_per_epoch
+                distance += float((d_real - d_fake).detach())
+                g_total += float(g_loss.detach())
+                taken = step + 1
                 elapsed = time.monotonic() - started
                 progress(
                     {"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed}
@@ -330,7 +332,14 @@ class TimeGanModel:
                 if deadline.reached():
                     timed_out = True
                     break
-            history.append({"epoch": epoch, "generator_loss": g_total, "critic_distance": distance})
+            # means over the steps taken (a time-cut epoch took fewer than all)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "generator_loss": g_total / taken,
+                    "critic_distance": distance / taken,
+                }
+            )
             progress(history[-1] | {"elapsed": time.monotonic() - started, "epoch_done": True})
             if timed_out:
                 break
