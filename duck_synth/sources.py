@@ -59,9 +59,13 @@ class PythonScope:
 def caller_frame() -> FrameType | None:
     """The innermost frame outside duck_synth: the code that called the session."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("duck_synth"):
+    while frame is not None and _ours(frame.f_globals.get("__name__", "")):
         frame = frame.f_back
     return frame
+
+
+def _ours(module: str) -> bool:
+    return module == "duck_synth" or module.startswith("duck_synth.")
 
 
 @contextlib.contextmanager

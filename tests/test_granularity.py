@@ -105,3 +105,18 @@ def test_session_order_keeps_whole_seconds(tmp_path):
     ).fetchone()
     assert off_grid[0] == 0 and off_grid[1] > 50
     s.close()
+
+
+def test_differentially_private_timestamps_learn_their_step_from_the_budget():
+    from duck_synth.privacy import ColumnBudget
+
+    rng = np.random.default_rng(5)
+    minutes = rng.integers(0, 10**6, 5000)
+    values = pa.array([dt.datetime(2024, 1, 1) + dt.timedelta(minutes=int(m)) for m in minutes])
+    budget = ColumnBudget(1.0, 1e-6, np.random.default_rng(6))
+    [encoder] = analyze(
+        pa.table({"c": values}), {"c": "TIMESTAMP"}, {}, Protection(5, rng, budget=budget)
+    )
+    assert encoder.stats["step"] == 60_000_000  # whole minutes, from noisy counts
+    decoded = encoder.decode(np.repeat(np.arange(1, encoder.n_tokens), 3), rng).to_pylist()
+    assert all(v.second == 0 and v.microsecond == 0 for v in decoded if v is not None)

@@ -8,13 +8,14 @@ training values' granularity (the numeric step: whole seconds, minutes or days s
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
 
-from ..privacy import Grid
+from ..privacy import ColumnBudget, Grid
 from .base import Encoder, Protection, Restriction
-from .numeric import NumericEncoder
+from .numeric import DECIMALS_SLACK, NumericEncoder
 
 
 def arrow_type_for(duck_type: str) -> pa.DataType:
@@ -29,6 +30,10 @@ def arrow_type_for(duck_type: str) -> pa.DataType:
 
 YEAR_DAYS = 365.2425
 HOUR_US = 3_600_000_000
+# With differential privacy the step is chosen among these units (microseconds: a day, an hour,
+# a minute, a second, a millisecond) from this share of the column's budget.
+UNITS_US = (24 * HOUR_US, HOUR_US, 60_000_000, 1_000_000, 1_000)
+STEP_EPSILON_SHARE = 0.1
 
 
 def datetime_grid(arrow_type: pa.DataType) -> Grid:
@@ -49,7 +54,15 @@ class DatetimeEncoder(NumericEncoder):
         ints = encoder._to_int(values)
         present = ints[~np.isnan(ints)]
         grid = datetime_grid(encoder.arrow_type())
-        encoder.stats = cls.analyze(present, len(values), protection, "BIGINT", grid)
+        budget = protection.budget
+        if budget is None or pa.types.is_date32(encoder.arrow_type()):
+            encoder.stats = cls.analyze(present, len(values), protection, "BIGINT", grid)
+            return encoder
+        rest = ColumnBudget(budget.epsilon * (1 - STEP_EPSILON_SHARE), budget.delta, budget.rng)
+        stats = cls.analyze(present, len(values), replace(protection, budget=rest), "BIGINT", grid)
+        units = UNITS_US[1:] if pa.types.is_time(encoder.arrow_type()) else UNITS_US
+        step = private_step(present, budget, budget.epsilon * STEP_EPSILON_SHARE, units)
+        encoder.stats = stats | {"step": step}
         return encoder
 
     def _to_int(self, values: pa.Array) -> np.ndarray:
@@ -90,6 +103,18 @@ class DatetimeEncoder(NumericEncoder):
         bounds = self._from_ints(np.array([self.stats["low"], self.stats["high"]]))
         low, high = (str(v) for v in bounds.to_pylist())
         return {"null_share": self.stats["null_share"], "low": low, "high": high}
+
+
+def private_step(x: np.ndarray, budget: ColumnBudget, epsilon: float, units) -> int:
+    """The coarsest of ``units`` leaving a noisy count of at most 1% of the values off its grid
+    (1: none). Each value counts in the total and once per unit: they share epsilon."""
+    share = epsilon / (len(units) + 1)
+    scale = max(len(x) + float(budget.laplace(1, share)[0]), 1.0)
+    for unit in units:
+        misses = np.count_nonzero(np.mod(x, unit) != 0)
+        if misses + float(budget.laplace(1, share)[0]) <= DECIMALS_SLACK * scale:
+            return int(unit)
+    return 1
 
 
 __all__ = ["DatetimeEncoder", "Encoder"]
