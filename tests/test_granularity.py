@@ -4,6 +4,7 @@ minutes stay minutes, decimals keep the places the data has; old models decode a
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -120,3 +121,16 @@ def test_differentially_private_timestamps_learn_their_step_from_the_budget():
     assert encoder.stats["step"] == 60_000_000  # whole minutes, from noisy counts
     decoded = encoder.decode(np.repeat(np.arange(1, encoder.n_tokens), 3), rng).to_pylist()
     assert all(v.second == 0 and v.microsecond == 0 for v in decoded if v is not None)
+
+
+def test_diamonds_come_out_at_the_precision_of_the_shipped_data(tmp_path):
+    data = Path(__file__).resolve().parent.parent / "examples" / "data" / "diamonds.parquet"
+    s = duck_synth.connect(str(tmp_path / "diamonds.duckdb"))
+    s.sql(f"CREATE TABLE diamonds AS FROM '{data}'")
+    s.sql("FROM train('d', 'diamonds', nrows => 5000, epochs => 1, max_time => 20, seed => 1)")
+    places = s.sql("""
+        SELECT bool_and(round(carat, 2) = carat), bool_and(round(depth, 1) = depth),
+               bool_and(round("table", 1) = "table"), bool_and(round(x, 2) = x)
+        FROM generate('d', target => 2000, seed => 2)""").fetchone()
+    assert places == (True, True, True, True)
+    s.close()
