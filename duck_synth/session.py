@@ -75,12 +75,6 @@ class Result:
     def __repr__(self) -> str:
         return repr(self._table.to_pandas()) if self._table.num_columns else "Result(no rows)"
 
-    def _repr_html_(self) -> str:
-        """A notebook shows the rows as a table (the first 50, as pandas shows a frame)."""
-        if not self._table.num_columns:
-            return "<p>Result(no rows)</p>"
-        return self._table.slice(0, 50).to_pandas()._repr_html_()
-
 
 def _udf(function):
     """Run ``function`` as a UDF: a SynthError is kept so the session can re-raise it cleanly."""
@@ -130,6 +124,12 @@ class Conveniences:
 
     def models(self) -> Result:
         return self.sql("FROM models()")
+
+    def register(self, name: str, data) -> None:
+        raise SynthError(
+            "register() names a DataFrame in this process: it is for a local session "
+            "(a server never reads its clients' Python objects, nor they its own)"
+        )
 
     def close(self) -> None:
         raise NotImplementedError

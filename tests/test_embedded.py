@@ -99,3 +99,16 @@ def test_a_servers_clients_never_reach_its_python_objects(tmp_path):
         client.close()
     finally:
         server.close()
+
+
+def test_a_remote_session_refuses_register(tmp_path):
+    from duck_synth.serve import ServeOptions, serve
+
+    server = serve(str(tmp_path / "served.duckdb"), ServeOptions(port=0, quack_port=None))
+    try:
+        client = duck_synth.connect(server.url)
+        with pytest.raises(SynthError, match="for a local session"):
+            client.register("people", people())
+        client.close()
+    finally:
+        server.close()
