@@ -75,6 +75,12 @@ class Result:
     def __repr__(self) -> str:
         return repr(self._table.to_pandas()) if self._table.num_columns else "Result(no rows)"
 
+    def _repr_html_(self) -> str:
+        """A notebook shows the rows as a table (the first 50, as pandas shows a frame)."""
+        if not self._table.num_columns:
+            return "<p>Result(no rows)</p>"
+        return self._table.slice(0, 50).to_pandas()._repr_html_()
+
 
 def _udf(function):
     """Run ``function`` as a UDF: a SynthError is kept so the session can re-raise it cleanly."""
