@@ -8,6 +8,7 @@ the batch number, so the same model, seed and arguments give the same rows.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 
@@ -115,6 +116,22 @@ def batch_generators(seed: int, batch: int) -> tuple[torch.Generator, np.random.
     )
 
 
+_sandbox_lock = threading.Lock()
+_sandbox: duckdb.DuckDBPyConnection | None = None
+
+
+def sandbox() -> duckdb.DuckDBPyConnection:
+    """One in-memory database per process without file access (its settings locked), whose
+    cursors run residual filters over registered batches: one instance, not one per call."""
+    global _sandbox
+    with _sandbox_lock:
+        if _sandbox is None:
+            _sandbox = duckdb.connect(
+                config={"enable_external_access": False, "lock_configuration": True, "threads": 1}
+            )
+        return _sandbox
+
+
 class Generator:
     """Draws decoded batches from a loaded model under a compiled filter."""
 
@@ -123,12 +140,8 @@ class Generator:
     ):
         self.loaded, self.options, self.compiled, self.seed = loaded, options, compiled, seed
         self.config = SampleConfig(temperature=options.temperature, top_p=options.top_p)
-        # the residual filter runs on the batch alone, in a connection that reaches no file
-        self.filter_con = (
-            duckdb.connect(config={"enable_external_access": False, "lock_configuration": True})
-            if compiled.sql
-            else None
-        )
+        # the residual filter runs on the batch alone, in a database that reaches no file
+        self.filter_con = sandbox().cursor() if compiled.sql else None
         self.keys_emitted = 0
         encoders, modelled = loaded.encoders, loaded.modelled
         known = [name for name, _ in loaded.column_types()]
