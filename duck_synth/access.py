@@ -19,7 +19,7 @@ import re
 
 import duckdb
 
-from . import caller
+from . import caller, sqltext
 from .errors import SynthError
 
 # duck_synth's table macros that only read the database (and generate rows).
@@ -93,7 +93,9 @@ def check_statement(con: duckdb.DuckDBPyConnection, sql: str, rights: caller.Rig
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as error:
-        raise Refused(f"read-only token: cannot read the statement: {_first(error)}") from None
+        raise Refused(
+            f"read-only token: cannot read the statement: {sqltext.first_line(error)}"
+        ) from None
     for statement in statements:
         _check_read_only(con, statement.query, statement.type)
 
@@ -240,8 +242,3 @@ def _workflow_names(con) -> set[str]:
         return {r[0].lower() for r in con.execute("SELECT name FROM synth.workflows").fetchall()}
     except duckdb.Error:
         return set()
-
-
-def _first(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
