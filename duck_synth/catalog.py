@@ -18,7 +18,7 @@ from importlib import resources
 
 import duckdb
 
-from . import spool
+from . import spool, sqltext
 from .errors import SynthError
 
 FORMAT_VERSION = 1
@@ -335,10 +335,10 @@ def column_lookups(con: duckdb.DuckDBPyConnection):
     def columns_of_table(name: str) -> list[str] | None:
         # the declared columns, looked up by name: never binding the relation (a view over
         # generate() would generate) and never pasting the name
-        parts = name.split(".")
-        if len(parts) > 3:
+        parts = sqltext.name_parts(name)
+        if parts is None:
             return None
-        database, schema, table = [None] * (3 - len(parts)) + parts
+        database, schema, table = parts
         rows = con.execute(
             "SELECT database_name, schema_name, column_name FROM duckdb_columns() "
             "WHERE lower(table_name) = lower(?) AND (? IS NULL OR lower(schema_name) = lower(?)) "
@@ -352,10 +352,10 @@ def column_lookups(con: duckdb.DuckDBPyConnection):
 
     def view_sql(name: str) -> str | None:
         # the SQL as stored, never the view bound (which would generate)
-        parts = name.split(".")
-        if len(parts) > 3:
+        parts = sqltext.name_parts(name)
+        if parts is None:
             return None
-        database, schema, view = [None] * (3 - len(parts)) + parts
+        database, schema, view = parts
         rows = con.execute(
             "SELECT sql FROM duckdb_views() WHERE NOT internal AND lower(view_name) = lower(?) "
             "AND (? IS NULL OR lower(schema_name) = lower(?)) "

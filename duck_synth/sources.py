@@ -113,10 +113,10 @@ def read_source(con: duckdb.DuckDBPyConnection, text: str, what: str = "source")
         return sqltext.query(con, text, what)
     if DATA_FILE.search(text.strip()):
         return sqltext.query(con, "SELECT * FROM " + sqltext.quote_literal(text.strip()), what)
-    parts = [p.strip('"') for p in text.strip().split(".")]
-    if len(parts) > 3:
+    parts = sqltext.name_parts(text)
+    if parts is None:
         raise SynthError(f"{what}: unknown table or view '{text}'")
-    database, schema, table = [None] * (3 - len(parts)) + parts
+    database, schema, table = parts
     found = con.execute(
         "SELECT count(*) FROM (SELECT database_name, schema_name, table_name FROM duckdb_tables() "
         "UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views()) "
@@ -125,11 +125,11 @@ def read_source(con: duckdb.DuckDBPyConnection, text: str, what: str = "source")
         [table, schema, schema, database, database],
     ).fetchone()[0]
     if not found:
-        python = _python_object(con, parts[0]) if len(parts) == 1 else None
+        python = _python_object(con, table) if database is None and schema is None else None
         if python is not None:
             return python
         raise SynthError(f"{what}: unknown table or view '{text}'")
-    return "SELECT * FROM " + ".".join(sqltext.quote_identifier(p) for p in parts)
+    return "SELECT * FROM " + ".".join(sqltext.quote_identifier(p) for p in parts if p is not None)
 
 
 def describe(

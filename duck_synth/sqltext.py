@@ -155,6 +155,16 @@ def predicate(con: duckdb.DuckDBPyConnection | None, text: str, what: str) -> ex
     return tree
 
 
+def name_parts(text: str) -> tuple[str | None, str | None, str] | None:
+    """(database, schema, name) of a dotted name, as bound parameters for a catalog lookup;
+    None when it has more than three parts."""
+    parts = [part.strip('"') for part in text.strip().split(".")]
+    if len(parts) > 3:
+        return None
+    database, schema, name = [None] * (3 - len(parts)) + parts
+    return database, schema, name
+
+
 def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -11,7 +11,7 @@ import pyarrow.flight as flight
 import pytest
 from adbc_driver_manager import Error as AdbcError
 from conftest import DIAMONDS_TABLE
-from test_serve import ADMIN, READER, REFUSED, free_port, start_server, stop
+from test_serve import ADMIN, READER, REFUSED, start_with_tokens, stop
 
 import duck_synth
 from duck_synth.serve import messages
@@ -32,17 +32,7 @@ def url(tmp_path_factory):
     s.sql(DIAMONDS_TABLE)
     s.sql("CREATE VIEW fair AS SELECT * FROM diamonds WHERE cut = 'Fair'")
     s.close()
-    process, address, _ = start_server(
-        path,
-        "--port",
-        "0",
-        "--quack-port",
-        str(free_port()),
-        "--token",
-        ADMIN,
-        "--read-only-token",
-        READER,
-    )
+    process, address, _ = start_with_tokens(path)
     yield address
     stop(process)
     assert process.returncode == 0, process.stderr.read()

@@ -12,7 +12,15 @@ import os
 import pytest
 from adbc_driver_manager import Error as AdbcError
 from conftest import DIAMONDS
-from test_serve import ADMIN, READER, adbc, duckdb_cli, free_port, start_server, stop
+from test_serve import (
+    ADMIN,
+    READER,
+    adbc,
+    duckdb_cli,
+    start_server,
+    start_with_tokens,
+    stop,
+)
 
 import duck_synth
 
@@ -36,19 +44,7 @@ def server(tmp_path_factory):
             "USING SAMPLE 300 ROWS (reservoir, 1)"
         )
         s.sql("FROM train('m', 'd', epochs => 1, seed => 1)")
-    process, url, quack = start_server(
-        path,
-        "--port",
-        "0",
-        "--quack-port",
-        str(free_port()),
-        "--token",
-        ADMIN,
-        "--read-only-token",
-        READER,
-        "--max-rows",
-        "2000",
-    )
+    process, url, quack = start_with_tokens(path, "--max-rows", "2000")
     yield url, quack, {"db": database_folder, "outside": outside}
     stop(process)
     assert process.returncode == 0, process.stderr.read()

@@ -48,6 +48,22 @@ def start_server(database, *arguments) -> tuple[subprocess.Popen, str, str | Non
     return process, match.group(1), match.group(2)
 
 
+def start_with_tokens(database, *arguments) -> tuple[subprocess.Popen, str, str | None]:
+    """A server on a free port and a free Quack port, with tokens ADMIN and READER."""
+    return start_server(
+        database,
+        "--port",
+        "0",
+        "--quack-port",
+        str(free_port()),
+        "--token",
+        ADMIN,
+        "--read-only-token",
+        READER,
+        *arguments,
+    )
+
+
 def stop(process: subprocess.Popen) -> None:
     process.terminate()
     process.wait(timeout=30)
@@ -60,17 +76,7 @@ def served(tmp_path_factory):
     s.sql(DIAMONDS_TABLE)
     s.sql("FROM train('d', 'diamonds', epochs => 2, max_time => 30, seed => 3)")
     s.close()
-    process, url, quack = start_server(
-        path,
-        "--port",
-        "0",
-        "--quack-port",
-        str(free_port()),
-        "--token",
-        ADMIN,
-        "--read-only-token",
-        READER,
-    )
+    process, url, quack = start_with_tokens(path)
     yield url, quack
     stop(process)
     assert process.returncode == 0, process.stderr.read()
