@@ -22,7 +22,6 @@ Each pass records notes (what went where and why) that ``explain`` shows.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,7 +31,7 @@ from sqlglot import exp
 from .errors import SynthError
 from .options import GenerateOptions, TrainOptions, argument_names
 from .pushdown import sink_predicates
-from .sqltext import DUCKDB
+from .sqltext import DUCKDB, quiet_sqlglot
 from .views import ViewSql, expand_views, mark_views
 
 ColumnsOf = Callable[[str], list[str] | None]
@@ -64,15 +63,11 @@ def generate_call(node: exp.Expression) -> exp.Anonymous | None:
 
 def standalone_call(sql: str, name: str) -> exp.Anonymous | None:
     """The call when ``sql`` is nothing but ``[SELECT * ]FROM name(...)``."""
-    quiet = logging.getLogger("sqlglot")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        tree = sqlglot.parse_one(sql, read=DUCKDB)
+        with quiet_sqlglot():
+            tree = sqlglot.parse_one(sql, read=DUCKDB)
     except sqlglot.errors.SqlglotError:
         return None
-    finally:
-        quiet.setLevel(level)
     if not isinstance(tree, exp.Select):
         return None
     others = {k for k, v in tree.args.items() if v and k not in ("from_", "from", "expressions")}
@@ -353,15 +348,11 @@ def rewrite_sql(
 ) -> tuple[list[str], Notes]:
     """Rewritten statements (the original text where nothing changed) and the notes."""
     notes = Notes()
-    quiet = logging.getLogger("sqlglot")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # DuckDB syntax sqlglot does not know is passed through as is
     try:
-        trees = [t for t in sqlglot.parse(sql, read=DUCKDB) if t is not None]
+        with quiet_sqlglot():
+            trees = [t for t in sqlglot.parse(sql, read=DUCKDB) if t is not None]
     except sqlglot.errors.SqlglotError:
         return [sql], notes
-    finally:
-        quiet.setLevel(level)
     original = [t.sql(DUCKDB) for t in trees]
     rewritten = [
         rewrite(t, columns_of_model, columns_of_table, notes, view_sql, rows_of_model).sql(DUCKDB)

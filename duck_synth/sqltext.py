@@ -11,7 +11,9 @@ as that query. A predicate (``filter``, ``condition``, ``constraints``) goes thr
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import threading
 
 import duckdb
@@ -163,6 +165,18 @@ def name_parts(text: str) -> tuple[str | None, str | None, str] | None:
         return None
     database, schema, name = [None] * (3 - len(parts)) + parts
     return database, schema, name
+
+
+@contextlib.contextmanager
+def quiet_sqlglot():
+    """sqlglot without its warnings: DuckDB syntax it does not know is passed through as is."""
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def first_line(error: BaseException) -> str:

@@ -14,14 +14,13 @@ v``, a BI tool reading its columns), and binding generate() runs the generation.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 
 import sqlglot
 from sqlglot import exp
 
 from .pushdown import reads_generate
-from .sqltext import DUCKDB, quote_identifier
+from .sqltext import DUCKDB, quiet_sqlglot, quote_identifier
 
 ViewSql = Callable[[str], str | None]
 MARK_KEY, MARK_VALUE = "view", "columns only"
@@ -153,15 +152,11 @@ def _view_query(text: str | None) -> tuple[exp.Query | None, list[exp.Identifier
     """The query of a view that reads generate(), and the column names the view gives."""
     if not text or "generate" not in text.lower():
         return None, []
-    quiet = logging.getLogger("sqlglot")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        create = sqlglot.parse_one(text, read=DUCKDB)
+        with quiet_sqlglot():
+            create = sqlglot.parse_one(text, read=DUCKDB)
     except sqlglot.errors.SqlglotError:
         return None, []
-    finally:
-        quiet.setLevel(level)
     query = create.expression if isinstance(create, exp.Create) else None
     if not isinstance(query, exp.Query) or not reads_generate(query):
         return None, []
