@@ -590,7 +590,18 @@ def _unique_columns(loaded: LoadedModel, options: GenerateOptions) -> list[str]:
 
 
 def target_units(con, generator: Generator, options: GenerateOptions) -> int:
-    """How many rows (sessions) to return: target, magnitude, or the training data's."""
+    """How many rows (sessions) to return: target, magnitude, or the training data's; never
+    more than at_most."""
+    if options.at_most is None:
+        return _uncapped_target(con, generator, options)
+    if options.at_most < 0:
+        raise SynthError(f"generate(): at_most must be zero or more, got {options.at_most}")
+    if options.at_most == 0:
+        return 0
+    return min(options.at_most, _uncapped_target(con, generator, options))
+
+
+def _uncapped_target(con, generator: Generator, options: GenerateOptions) -> int:
     record = generator.loaded.record
     if options.target is not None and options.magnitude is not None:
         raise SynthError("generate(): give either target or magnitude, not both")

@@ -72,6 +72,7 @@ class GenerateOptions:
     drop_unique_violation: bool = False
     unique_columns: list[str] | None = None
     limit_strings: bool = False
+    at_most: int | None = None  # a cap on the target, whatever it is (a query's LIMIT)
 
 
 TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}

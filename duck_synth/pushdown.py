@@ -12,8 +12,10 @@ which changes the columns a BI tool reads, and it cannot see a table function's 
 
 A conjunct stays where it is (applied after generation, as ``explain`` says) when it touches
 another source, or the derived table has LIMIT/OFFSET, window functions, DISTINCT ON, QUALIFY,
-ROLLUP/CUBE/GROUPING SETS, is a set operation, a CTE read twice, or sits on the NULL-extended
-side of an outer join; or the column it reads is an aggregate.
+ROLLUP/CUBE/GROUPING SETS, a CTE read twice, or sits on the NULL-extended side of an outer join;
+or the column it reads is an aggregate. Into a set operation (UNION, INTERSECT, EXCEPT) it moves
+into every branch, the columns matched by position (or by name where every branch is
+``SELECT *`` over generate() of one model).
 """
 
 from __future__ import annotations
@@ -101,9 +103,22 @@ def _inner_expression(
 
 
 def _why_not_into(scope: Scope, derived: exp.Expression) -> str | None:
-    select = scope.expression
+    query = scope.expression
+    if isinstance(query, exp.SetOperation):
+        if query.args.get("by_name") or query.args.get("side") or query.args.get("on"):
+            return "reads a set operation BY NAME"
+        for key in BLOCKING:
+            if query.args.get(key):
+                return f"the set operation has {key.upper()}"
+        branches = _branches(query)
+        reasons = [_why_not_into_select(b) for b in branches]
+        return next((r for r in reasons if r), None)
+    return _why_not_into_select(query)
+
+
+def _why_not_into_select(select: exp.Expression) -> str | None:
     if not isinstance(select, exp.Select):
-        return "reads a set operation (UNION, ...)"
+        return "a branch of the set operation is a parenthesized query with LIMIT or OFFSET"
     for key in BLOCKING:
         if select.args.get(key):
             return f"the subquery has {key.upper()}"
@@ -116,6 +131,53 @@ def _why_not_into(scope: Scope, derived: exp.Expression) -> str | None:
     if any(p.find(exp.Window) for p in select.expressions):
         return "the subquery has window functions"
     return None
+
+
+def _branches(query: exp.Expression) -> list[exp.Expression]:
+    """The selects of a set operation, left to right (``A UNION B UNION C`` nests on the left)."""
+    if isinstance(query, exp.SetOperation):
+        return _branches(query.this) + _branches(query.expression)
+    if isinstance(query, exp.Subquery) and not any(query.args.get(k) for k in ("alias", *BLOCKING)):
+        return _branches(query.this)  # a parenthesized branch: (A UNION B)
+    return [query]
+
+
+def _generate_model(select: exp.Select) -> str | None:
+    """The model a ``SELECT * FROM generate('model', ...)`` reads, else None."""
+    from_ = select.args.get("from_") or select.args.get("from")
+    source = from_.this if from_ is not None else None
+    if not isinstance(source, exp.Table) or not isinstance(source.this, exp.Anonymous):
+        return None
+    call = source.this
+    if call.name.lower() != "generate" or not call.expressions:
+        return None
+    model = call.expressions[0]
+    return model.name if isinstance(model, exp.Literal) and model.is_string else None
+
+
+def _branch_expressions(derived: exp.Expression, query: exp.SetOperation, name: str):
+    """What outer column ``name`` of a set operation is in each of its branches: by position
+    (the first branch names the columns), or by name where every branch is ``SELECT *`` over
+    generate() of one model (same columns, same order)."""
+    branches = _branches(query)
+    alias = (
+        query.parent if isinstance(query.parent, exp.Subquery | exp.CTE) else derived
+    ).args.get("alias")
+    renamed = [c.name.lower() for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+    if all(len(b.expressions) == 1 and _is_star(b.expressions[0]) for b in branches):
+        models = {_generate_model(b) for b in branches}
+        if renamed or len(models) != 1 or None in models:
+            return None
+        return [exp.column(name) for _ in branches]
+    if any(_is_star(p) for b in branches for p in b.expressions):
+        return None
+    names = renamed or [p.alias_or_name.lower() for p in branches[0].expressions]
+    if names.count(name) != 1:
+        return None
+    position = names.index(name)
+    if any(len(b.expressions) <= position for b in branches):
+        return None
+    return [b.expressions[position].unalias() for b in branches]
 
 
 def _owner(column: exp.Column, scope: Scope, outputs) -> str | None:
@@ -179,18 +241,35 @@ def _sink(scope: Scope, reads, columns_of_table, notes) -> None:
             reason = "above an outer join that can NULL-extend the generated rows"
         if reason is None and reads.get(id(inner_scope), 0) > 1:
             reason = f"the CTE {name} is read more than once"
-        moved = conjunct.copy()
+        moves = []
         if reason is None:
-            for column in list(moved.find_all(exp.Column)):
-                inner = _inner_expression(node, inner_scope.expression, column.name.lower())
-                if inner is None or inner.find(exp.AggFunc, exp.Window):
-                    reason = f"{column.sql(DUCKDB)} is an aggregate or not a plain column of {name}"
-                    break
-                atomic = isinstance(inner, exp.Column | exp.Literal)
-                column.replace(inner.copy() if atomic else exp.paren(inner.copy()))
+            moves, reason = _moves(conjunct, node, inner_scope.expression, name)
         if reason is not None:
             kept.append(conjunct)
             notes.add(f"kept in WHERE: {conjunct.sql(DUCKDB)} ({reason}; applied after generation)")
             continue
-        inner_scope.expression.where(moved, copy=False)
+        for into, moved in moves:
+            into.where(moved, copy=False)
     select.set("where", exp.Where(this=exp.and_(*kept)) if kept else None)
+
+
+def _moves(conjunct: exp.Expression, derived: exp.Expression, query: exp.Expression, name: str):
+    """``conjunct`` rewritten for each select it moves into (one, or every branch of a set
+    operation: a filter of a UNION, INTERSECT or EXCEPT is that filter of each branch), or why
+    it cannot move."""
+    branches = _branches(query)
+    moved = [conjunct.copy() for _ in branches]
+    columns_of_copies = [list(copy.find_all(exp.Column)) for copy in moved]  # before replacing
+    for index, column in enumerate(list(conjunct.find_all(exp.Column))):
+        outer = column.name.lower()
+        if isinstance(query, exp.SetOperation):
+            inners = _branch_expressions(derived, query, outer)
+        else:
+            inners = [_inner_expression(derived, query, outer)]
+        if inners is None or any(i is None or i.find(exp.AggFunc, exp.Window) for i in inners):
+            return [], f"{column.sql(DUCKDB)} is an aggregate or not a plain column of {name}"
+        for columns, inner in zip(columns_of_copies, inners, strict=True):
+            target = columns[index]
+            atomic = isinstance(inner, exp.Column | exp.Literal)
+            target.replace(inner.copy() if atomic else exp.paren(inner.copy()))
+    return list(zip(branches, moved, strict=True)), None

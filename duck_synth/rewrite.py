@@ -12,7 +12,7 @@
 - ``push_limit``: ``LIMIT n`` caps, never inflates: over a generate() read as is (through
   subqueries that only project), ``target => t`` becomes ``target => least(t, n)``; without a
   target or filter, ``target => n`` when n is at most the training rows (the default); else the
-  default rows are drawn and LIMIT cuts them. ORDER BY, aggregates, a WHERE left
+  default rows are capped with ``at_most => n``. ORDER BY, aggregates, a WHERE left
   after generation or OFFSET keep LIMIT where it is.
 - ``mark_views`` (views.py): CREATE VIEW stores its generate() calls so that binding the view
   (creating, describing it) reads their columns only.
@@ -295,20 +295,18 @@ def push_limit(
             continue
         given = kwargs(call)
         target = given.get("target")
-        if "seed_rows" in given or "magnitude" in given:
+        if "seed_rows" in given or "at_most" in given:
             continue
         # no target and nothing that filters: the default is the training rows, known here
-        unfiltered = not {"filter", "where", "conditions", "constraints"} & set(given)
+        unfiltered = not {"filter", "where", "conditions", "constraints", "magnitude"} & set(given)
         rows = rows_of_model(model_name(call)) if rows_of_model and model_name(call) else None
         if target is None and unfiltered and rows is not None and int(count.this) <= rows:
             call.append("expressions", exp.Kwarg(this=exp.var("target"), expression=count.copy()))
             notes.add(f"LIMIT {count.this} caps {call_label(call)}: target => {count.this}")
             continue
-        if target is None:
-            notes.add(
-                f"LIMIT {count.this} caps {call_label(call)}: its default rows are drawn, "
-                "then cut at the LIMIT"
-            )
+        if target is None:  # the default (or magnitude) is known when generate() runs
+            call.append("expressions", exp.Kwarg(this=exp.var("at_most"), expression=count.copy()))
+            notes.add(f"LIMIT {count.this} caps {call_label(call)}: at_most => {count.this}")
             continue
         value = target.expression
         if isinstance(value, exp.Literal) and value.is_int:

@@ -52,19 +52,20 @@ CREATE OR REPLACE MACRO recommend(source, session_key := NULL) AS TABLE
 -- constraints (row rules, ANDed to the model's own), equalize => 'column', rebalance =>
 -- {'column': .., 'probabilities': {value: share}}, impute => [columns], fairness =>
 -- {'target_column': .., 'sensitive_columns': [..]}, drop_unique_violation, unique_columns => [..],
--- limit_strings. target counts the rows (sessions) that survive all of them.
+-- limit_strings. target counts the rows (sessions) that survive all of them. at_most => n caps
+-- the rows at n whatever the target would be (the rewrite sets it from a query's LIMIT).
 CREATE OR REPLACE MACRO generate_options(
     target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,
     constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
-    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
+    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL, at_most := NULL
 ) AS to_json({
     'target': target, 'magnitude': magnitude, 'filter': coalesce(filter, "where"),
     'conditions': CAST(conditions AS VARCHAR), 'seed': seed, 'temperature': temperature,
     'top_p': top_p, 'batch_size': batch_size, 'seed_rows': seed_rows,
     'constraints': constraints, 'equalize': equalize, 'rebalance': rebalance, 'impute': impute,
     'fairness': fairness, 'drop_unique_violation': drop_unique_violation, 'unique_columns': unique_columns,
-    'limit_strings': limit_strings
+    'limit_strings': limit_strings, 'at_most': at_most
 });
 
 CREATE OR REPLACE MACRO generate(
@@ -72,14 +73,14 @@ CREATE OR REPLACE MACRO generate(
     target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,
     constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
-    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
+    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL, at_most := NULL
 ) AS TABLE FROM query(synth_call('synth_generate', [CAST(model AS VARCHAR), CAST(generate_options(
     target := target, magnitude := magnitude, filter := filter, "where" := "where",
     conditions := conditions, seed := seed, temperature := temperature, top_p := top_p,
     batch_size := batch_size, seed_rows := seed_rows, constraints := constraints,
     equalize := equalize, rebalance := rebalance, impute := impute, fairness := fairness,
     drop_unique_violation := drop_unique_violation, unique_columns := unique_columns,
-    limit_strings := limit_strings
+    limit_strings := limit_strings, at_most := at_most
 ) AS VARCHAR)]));
 
 -- generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends batch

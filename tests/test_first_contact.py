@@ -65,8 +65,10 @@ def test_plain_duckdb_cli_on_a_duck_synth_file_says_how_to_use_it_in_one_line(tm
     s = duck_synth.connect(str(path))
     s.sql("CREATE TABLE t AS SELECT range % 4 AS a FROM range(200)")
     s.sql("FROM train('m', 't', epochs => 1, max_time => 10, seed => 1)")
+    s.sql("FROM create_workflow('three', 'FROM generate(''m'', target => 3)')")
+    assert len(s.sql("FROM three()").df()) == 3  # a workflow without parameters, in duck_synth
     s.close()
-    for statement in ("FROM generate('m', target => 3)", "FROM train('n', 't')"):
+    for statement in ("FROM generate('m', target => 3)", "FROM train('n', 't')", "FROM three()"):
         done = subprocess.run(
             [cli, str(path), "-c", statement], capture_output=True, text=True, timeout=60
         )

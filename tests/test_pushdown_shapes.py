@@ -1,8 +1,8 @@
 """The WHERE promise in every SQL shape, end to end: target rows, all matching.
 
 A small table (10% 'Fair') and a tiny model trained with a fixed seed; each shape runs through
-``session.sql`` and the ``duck-synth`` CLI. For aggregates, COUNT(*) under the filter is the
-target.
+``session.sql``, the ``duck-synth`` CLI, Flight SQL (ADBC) and Quack (the ``duckdb`` CLI). For
+aggregates, COUNT(*) under the filter is the target.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import duck_synth
+from duck_synth.sqltext import quote_literal
 from tests.test_cli import cli
 
 SMALL = (
@@ -43,6 +44,18 @@ ROWS = [
         50,
     ),
     ("view", "SELECT * FROM synthetic WHERE cut = 'Fair'", 40),
+    (
+        "IN, BETWEEN and OR",
+        "SELECT * FROM (SELECT * FROM generate('m', target => 20, seed => 1)) t "
+        "WHERE t.cut IN ('Fair') AND t.price BETWEEN 0 AND 49 OR t.cut = 'Fair' AND t.price < 0",
+        20,
+    ),
+    (
+        "UNION ALL in a subquery",
+        "SELECT * FROM (SELECT * FROM generate('m', target => 20, seed => 1) UNION ALL "
+        "SELECT * FROM generate('m', target => 15, seed => 2)) u WHERE u.cut = 'Fair'",
+        35,
+    ),
     (
         "join",
         "SELECT g.* FROM (SELECT * FROM generate('m', target => 25, seed => 1)) g "
@@ -105,6 +118,17 @@ def test_limit_caps_the_default_never_inflates(small):
     assert len(small.sql("SELECT * FROM generate('m', target => 5) LIMIT 100001").df()) == 5
 
 
+def test_limit_over_a_filter_without_target_generates_only_the_limit(small):
+    """SQL Lab's automatic LIMIT over a filtered default: 7 rows generated, not the 50 Fair
+    training rows cut to 7."""
+    cuts = small.sql("SELECT * FROM generate('m') WHERE cut = 'Fair' LIMIT 7").df()["cut"]
+    assert len(cuts) == 7 and set(cuts) == {"Fair"}
+    returned = "SELECT rows_returned FROM synth.generations ORDER BY generation_id DESC LIMIT 1"
+    assert small.con.execute(returned).fetchone() == (7,)
+    cuts = small.sql("SELECT * FROM generate('m') WHERE cut = 'Fair' LIMIT 100001").df()["cut"]
+    assert len(cuts) == 50  # the default (matching training rows) when the LIMIT is above it
+
+
 def test_a_view_is_created_listed_and_described_without_generating(small):
     before = generations(small)
     small.sql(
@@ -143,9 +167,21 @@ def test_every_shape_through_the_cli(small_path, tmp_path):
         assert read == [{"cut": "Fair", "n": str(count)}], shape
 
 
-def test_superset_and_quack_shapes_through_the_server(small_path, tmp_path):
-    """Flight SQL (a bound parameter in Superset's wrapped query) and Quack (a nested
-    subquery, and a view) keep the promise too."""
+def quack_script(quack: str, token: str) -> str:
+    """Every shape through quack_query: the counts of ROWS' shapes, then COUNTS' rows."""
+
+    def remote(sql: str) -> str:
+        return f"quack_query('{quack}', {quote_literal(sql)}, token => '{token}')"
+
+    script = [
+        f"SELECT count(*) AS n, count(*) FILTER (WHERE cut = 'Fair') AS fair FROM {remote(sql)};"
+        for _, sql, _ in ROWS
+    ]
+    script += [f"SELECT * FROM {remote(sql)};" for _, sql, _ in COUNTS]
+    return "".join(script)
+
+
+def test_every_shape_through_flight_sql_and_quack(small_path, tmp_path):
     from tests.test_serve import ADMIN, adbc, duckdb_cli, free_port, start_server, stop
 
     copy = tmp_path / "served.duckdb"
@@ -155,20 +191,27 @@ def test_superset_and_quack_shapes_through_the_server(small_path, tmp_path):
     )
     try:
         with adbc(url) as conn, conn.cursor() as cur:
+            for shape, sql, rows in ROWS:
+                cur.execute(sql)
+                cuts = [row[0] for row in cur.fetchall()]
+                assert len(cuts) == rows and set(cuts) == {"Fair"}, shape
+            for shape, sql, count in COUNTS:
+                cur.execute(sql)
+                assert cur.fetchall() == [("Fair", count)], shape
+            # a bound parameter in Superset's wrapped query
             cur.execute(
                 "SELECT cut, COUNT(*) AS n FROM (SELECT * FROM generate('m', target => 70, "
                 "seed => 1)) AS virtual_table WHERE cut = ? GROUP BY cut LIMIT 100",
                 ("Fair",),
             )
             assert cur.fetchall() == [("Fair", 70)]
-        result = duckdb_cli(
-            f"SELECT count(*) AS n, count(*) FILTER (WHERE cut = 'Fair') AS fair "
-            f"FROM quack_query('{quack}', 'SELECT * FROM (SELECT * FROM generate(''m'', "
-            f"target => 33)) t WHERE t.cut = ''Fair''', token => '{ADMIN}');"
-            f"SELECT count(*) AS n FROM quack_query('{quack}', "
-            f"'SELECT * FROM synthetic WHERE cut = ''Fair''', token => '{ADMIN}');"
-        )
+        result = duckdb_cli(quack_script(quack, ADMIN))
         assert result.returncode == 0, result.stderr
-        assert result.stdout.split() == ["n,fair", "33,33", "n", "40"]
+        expected = []
+        for _, _, rows in ROWS:
+            expected += ["n,fair", f"{rows},{rows}"]
+        for _, _, count in COUNTS:
+            expected += ["cut,n", f"Fair,{count}"]
+        assert result.stdout.split() == expected
     finally:
         stop(process)

@@ -147,12 +147,12 @@ def test_limit_caps_a_larger_target():
     )
 
 
-def test_limit_over_the_default_target_cuts_it_and_says_so():
-    sql = "SELECT * FROM generate('d') LIMIT 100001"
-    assert rewritten(sql) == sql
-    assert notes(sql) == [
-        "LIMIT 100001 caps generate('d'): its default rows are drawn, then cut at the LIMIT"
-    ]
+def test_limit_over_the_default_target_caps_it_with_at_most_and_says_so():
+    sql = "SELECT * FROM generate('d') WHERE cut = 'A' LIMIT 100001"
+    assert rewritten(sql) == (
+        "SELECT * FROM GENERATE('d', filter => 'cut = ''A''', at_most => 100001) LIMIT 100001"
+    )
+    assert notes(sql)[-1] == "LIMIT 100001 caps generate('d'): at_most => 100001"
 
 
 def test_limit_under_the_training_rows_becomes_the_target():
