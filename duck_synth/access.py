@@ -19,34 +19,9 @@ import re
 
 import duckdb
 
-from . import caller, sqltext
+from . import caller, sqltext, surface
 from .errors import SynthError
 
-# duck_synth's table macros that only read the database (and generate rows).
-READING_FUNCTIONS = {
-    "generate",
-    "evaluate",
-    "validate",
-    "describe_model",
-    "models",
-    "generations",
-    "runs",
-    "workflows",
-    "recommend",
-    "resample",
-    "synth_sql",
-}
-# duck_synth's table macros that write the database or the server's files.
-WRITING_FUNCTIONS = {
-    "train",
-    "generate_into",
-    "drop_model",
-    "import_model",
-    "export_model",
-    "report",
-    "create_workflow",
-    "drop_workflow",
-}
 # DuckDB table functions that read neither files nor the network, nor change anything.
 SAFE_TABLE_FUNCTIONS = {
     "range",
@@ -78,7 +53,7 @@ SAFE_TABLE_FUNCTIONS = {
 # Scalar functions a read-only caller may not call: they change state, or run SQL text.
 DENIED_SCALARS = {"query", "query_table", "nextval", "setval", "getenv", "write_log"}
 # duck_synth's own scalar UDFs a caller may call directly (the keyed transforms).
-SAFE_UDFS = {"synth_pseudonymize", "synth_mask", "synth_date_offset"}
+SAFE_UDFS = set(surface.TRANSFORM_UDFS)
 _EXPLAIN = re.compile(r"^\s*explain\s+(analy[sz]e\s+)?", re.I)
 
 
@@ -150,15 +125,16 @@ def _check_read_only(con, statement: str, kind) -> None:
     _walk(parsed.get("statements", []), frozenset(), found)
     workflows = _workflow_names(con)
     for name in sorted(found.table_functions):
-        if name in WRITING_FUNCTIONS:
+        # duck_synth's own functions: as the SQL surface declares them (reads or writes)
+        if name in surface.writing():
             raise Refused(f"read-only token: {name}() is not allowed (it writes)")
-        if name not in READING_FUNCTIONS | SAFE_TABLE_FUNCTIONS | workflows:
+        if name not in surface.reading() | SAFE_TABLE_FUNCTIONS | workflows:
             raise Refused(
                 f"read-only token: table function {name}() is not allowed (it may read files "
                 "or change the database)"
             )
     for name in sorted(found.functions):
-        if name in DENIED_SCALARS or name in WRITING_FUNCTIONS:
+        if name in DENIED_SCALARS or name in surface.writing():
             raise Refused(f"read-only token: {name}() is not allowed")
         if name.startswith("synth_") and name not in SAFE_UDFS:
             raise Refused(f"read-only token: {name}() is duck_synth's own; call its macro")

@@ -13,13 +13,20 @@ import pyarrow as pa
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from . import access, catalog, sessions, spool, sqltext
+from . import access, catalog, sessions, spool, sqltext, surface
 from .batches import generate_into
 from .errors import SynthError
 from .evaluate import evaluate_sql
 from .evaluate.report import report
 from .evaluate.validate import validate_sql
 from .generate import generate
+from .options import (
+    DropModelOptions,
+    ImportModelOptions,
+    RecommendOptions,
+    WorkflowOptions,
+    parse,
+)
 from .recommend import recommend
 from .replace import resample
 from .rewrite import rewrite_sql
@@ -56,7 +63,7 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         )
 
     def synth_create_workflow(name, sql_text, options):
-        parameters = json.loads(options).get("parameters")
+        parameters = parse(WorkflowOptions, "create_workflow", options).parameters
         if isinstance(parameters, str):
             parameters = json.loads(parameters)
         return spool.summary_sql(
@@ -73,13 +80,14 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
         return resample(con.cursor(), source, column, options)
 
     def synth_recommend(source, options):
-        return spool.rows_sql("recommend", recommend(con.cursor(), source, json.loads(options)))
+        given = parse(RecommendOptions, "recommend", options)
+        return spool.rows_sql("recommend", recommend(con.cursor(), source, vars(given)))
 
     def synth_describe(model):
         return describe_model(con.cursor(), model)
 
     def synth_drop(model, options):
-        version = json.loads(options).get("version")
+        version = parse(DropModelOptions, "drop_model", options).version
         dropped = catalog.drop_model(con.cursor(), model, version)
         return spool.rows_sql(
             "drop", [{"model": n, "version": v, "dropped": True} for n, v in dropped]
@@ -90,7 +98,10 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
 
     def synth_import(path, options):
         return spool.summary_sql(
-            "import", import_model(con.cursor(), path, json.loads(options).get("name"))
+            "import",
+            import_model(
+                con.cursor(), path, parse(ImportModelOptions, "import_model", options).name
+            ),
         )
 
     def synth_validate(model, synthetic):
@@ -102,24 +113,18 @@ def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
     def synth_report(real, synthetic, options):
         return spool.summary_sql("report", report(con.cursor(), real, synthetic, options))
 
-    return [
-        ("synth_train", synth_train, ["VARCHAR", "VARCHAR", "VARCHAR"]),
-        ("synth_generate", synth_generate, ["VARCHAR", "VARCHAR"]),
-        ("synth_rewrite", synth_rewrite, ["VARCHAR"]),
-        ("synth_generate_into", synth_generate_into, ["VARCHAR", "VARCHAR", "VARCHAR"]),
-        ("synth_create_workflow", synth_create_workflow, ["VARCHAR", "VARCHAR", "VARCHAR"]),
-        ("synth_drop_workflow", synth_drop_workflow, ["VARCHAR"]),
-        ("synth_workflow", synth_workflow, ["VARCHAR", "VARCHAR", "VARCHAR"]),
-        ("synth_resample", synth_resample, ["VARCHAR", "VARCHAR", "VARCHAR"]),
-        ("synth_recommend", synth_recommend, ["VARCHAR", "VARCHAR"]),
-        ("synth_describe", synth_describe, ["VARCHAR"]),
-        ("synth_drop", synth_drop, ["VARCHAR", "VARCHAR"]),
-        ("synth_export", synth_export, ["VARCHAR", "VARCHAR"]),
-        ("synth_import", synth_import, ["VARCHAR", "VARCHAR"]),
-        ("synth_validate", synth_validate, ["VARCHAR", "VARCHAR"]),
-        ("synth_evaluate", synth_evaluate, ["VARCHAR", "VARCHAR", "VARCHAR"]),
-        ("synth_report", synth_report, ["VARCHAR", "VARCHAR", "VARCHAR"]),
-    ]
+    implementations = {name: f for name, f in locals().items() if name.startswith("synth_")}
+    for name, plugin in surface.implementations().items():  # registered functions' UDFs
+
+        def call(*arguments, plugin=plugin):
+            return plugin(con.cursor(), *arguments)
+
+        implementations[name] = call
+    declared = surface.udf_arities()
+    missing = set(declared) ^ set(implementations)
+    if missing:  # the surface and this file must agree (tests/test_surface.py checks it too)
+        raise AssertionError(f"UDFs declared but not implemented, or the reverse: {missing}")
+    return [(name, implementations[name], ["VARCHAR"] * n) for name, n in declared.items()]
 
 
 def describe_model(con: duckdb.DuckDBPyConnection, spec: str) -> str:

@@ -18,7 +18,7 @@ from importlib import resources
 
 import duckdb
 
-from . import spool, sqltext
+from . import spool, sqltext, surface
 from .errors import SynthError
 
 FORMAT_VERSION = 1
@@ -84,7 +84,7 @@ def install(con: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
                     "INSERT OR REPLACE INTO synth.meta VALUES ('schema_version', ?)", [str(version)]
                 )
         current = pending[-1][0]
-    con.execute(_sql_file("macros.sql"))
+    con.execute(surface.macros_sql())
     mark_interrupted_runs(con)
     return current
 

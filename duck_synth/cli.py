@@ -37,8 +37,7 @@ import duckdb
 import pyarrow as pa
 
 import duck_synth
-from duck_synth import SynthError
-from duck_synth.session import ACTING_FUNCTIONS
+from duck_synth import SynthError, surface
 from duck_synth.statements import script_statements, split_statements
 
 PROMPT = "duck_synth> "
@@ -301,7 +300,7 @@ def _execute(session, statement: str) -> pa.Table | str:
         r"explain\s+analy[sz]e\b", bare, flags=re.I
     ):
         text = session.explain(bare)
-        if not ACTING_FUNCTIONS.search(bare):
+        if not surface.acting_pattern().search(bare):
             plan = session.sql(bare).arrow()
             if "explain_value" in plan.column_names:
                 text += "\n-- DuckDB plan:\n" + "\n".join(

@@ -479,12 +479,6 @@ def prepare(
         raise SynthError("generate(): fairness is for tabular models, not session models")
     if seed is None:
         seed = options.seed if options.seed is not None else new_seed()
-    if options.batch_size < 1:
-        raise SynthError(f"generate(): batch_size must be positive, got {options.batch_size}")
-    if not 0 < options.top_p <= 1:
-        raise SynthError(f"generate(): top_p must be in (0, 1], got {options.top_p}")
-    if options.temperature <= 0:
-        raise SynthError(f"generate(): temperature must be positive, got {options.temperature}")
     if loaded.steps is None:
         compiled = compile_filter(options.filter, loaded.encoders, spec, con=con)
         return Generator(loaded, options, compiled, seed)
@@ -594,8 +588,6 @@ def target_units(con, generator: Generator, options: GenerateOptions) -> int:
     more than at_most."""
     if options.at_most is None:
         return _uncapped_target(con, generator, options)
-    if options.at_most < 0:
-        raise SynthError(f"generate(): at_most must be zero or more, got {options.at_most}")
     if options.at_most == 0:
         return 0
     return min(options.at_most, _uncapped_target(con, generator, options))
@@ -606,12 +598,8 @@ def _uncapped_target(con, generator: Generator, options: GenerateOptions) -> int
     if options.target is not None and options.magnitude is not None:
         raise SynthError("generate(): give either target or magnitude, not both")
     if options.target is not None:
-        if options.target < 0:
-            raise SynthError(f"generate(): target must be zero or more, got {options.target}")
         return options.target
     if options.magnitude is not None:
-        if options.magnitude <= 0:
-            raise SynthError(f"generate(): magnitude must be positive, got {options.magnitude}")
         return int(round(options.magnitude * record.training_rows))
     if not generator.compiled.sql:
         return record.training_rows

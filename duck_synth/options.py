@@ -1,19 +1,71 @@
-"""Arguments of the SQL table functions, validated once at the edge.
+"""Named arguments of the SQL functions, validated once at the edge.
 
-Each table macro passes its named arguments as one JSON object; ``parse`` checks names and types
-and fills defaults, so the rest of the code works with plain, typed dataclasses.
+Each table macro passes its named arguments as one JSON object; ``parse`` checks names, types
+and bounds and fills defaults, so the rest of the code works with plain, typed dataclasses.
+The dataclasses are also where sql/macros.sql gets each function's named arguments from
+(surface.py).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from .errors import SynthError
 from .privacy import STATISTICS_SHARE
 
-METHODS = ("autoregressive",)
+
+@dataclass(frozen=True)
+class Bounds:
+    """Where a number may lie: ``low``/``high`` (open or closed), or one of ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    choices: tuple[str, ...] = ()
+    says: str | None = None  # the wording of the refusal, when the bounds' own is not clear
+    finite: bool = False
+    show_value: bool = True  # end the refusal with ", got <value>"
+
+    def holds(self, value: Any) -> bool:
+        if self.choices:
+            return value in self.choices
+        if self.finite and not math.isfinite(value):
+            return False
+        above = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        below = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        return bool(above and below)  # NaN compares false: refused
+
+    def wording(self) -> str:
+        if self.says:
+            return self.says
+        if self.choices:
+            return "must be " + " or ".join(repr(c) for c in self.choices)
+        low, high = _number(self.low), _number(self.high)
+        if self.high is None:
+            if self.open_low:
+                return "must be positive" if self.low == 0 else f"must be more than {low}"
+            return "must be zero or more" if self.low == 0 else f"must be at least {low}"
+        if not self.open_low and not self.open_high:
+            return f"must be between {low} and {high}"
+        return f"must be in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
+
+
+def _number(value: float | None) -> str:
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
+
+
+def bounded(default: Any = None, **bounds: Any) -> Any:
+    """A dataclass field with its bounds, checked by ``parse``."""
+    return field(default=default, metadata={"bounds": Bounds(**bounds)})
+
+
+AT_LEAST_1 = {"low": 1}
+POSITIVE = {"low": 0, "open_low": True}
+SHARE = {"low": 0, "high": 1, "open_low": True, "open_high": True}
 
 
 @dataclass
@@ -23,14 +75,17 @@ class TrainOptions:
     exclude: list[str] | None = None
     encoding: dict[str, str] = field(default_factory=dict)
     seed: int | None = None
-    epochs: int | None = None  # None: the method's default
-    max_time: float = 300.0
-    batch_size: int | None = None
-    validation_share: float = 0.1
-    nrows: int | None = None
+    epochs: int | None = bounded(None, **AT_LEAST_1)  # None: the method's default
+    # a fit with no time can never finish an epoch
+    max_time: float = bounded(
+        300.0, **POSITIVE, says="must be more than 0 seconds", show_value=False
+    )
+    batch_size: int | None = bounded(None, **AT_LEAST_1)
+    validation_share: float = bounded(0.1, low=0, high=1, open_high=True)
+    nrows: int | None = bounded(None, **AT_LEAST_1)
     strip_strings: bool = False
     empty_strings_as_null: bool = False
-    rare_threshold: int = 5
+    rare_threshold: int = bounded(5, **AT_LEAST_1)
     device: str | None = None
     # session data (see sessions.py): one session per key, its steps ordered by order_by
     session_key: str | None = None
@@ -39,29 +94,30 @@ class TrainOptions:
     # row rules every generation of the model keeps (SQL predicates over its columns)
     constraints: list[str] | None = None
     # differential privacy (privacy.py): one budget for the statistics and the network
-    epsilon: float | None = None
-    delta: float = 1e-5
-    max_grad_norm: float = 1.0
-    noise_multiplier: float | None = None
-    dp_statistics_share: float = STATISTICS_SHARE
+    epsilon: float | None = bounded(None, **POSITIVE, finite=True, says="must be a positive number")
+    delta: float = bounded(1e-5, **SHARE)
+    max_grad_norm: float = bounded(1.0, **POSITIVE)
+    noise_multiplier: float | None = bounded(None, **POSITIVE)
+    dp_statistics_share: float = bounded(STATISTICS_SHARE, **SHARE)
     # privbayes (models/privbayes.py), Hazy's parameters
-    n_parents: int = 3
-    n_bins: int = 20
-    max_cat: int = 50
-    bin_strategy: str = "quantile"
-    sample_parents: int | None = None
+    n_parents: int = bounded(3, **AT_LEAST_1)
+    n_bins: int = bounded(20, **AT_LEAST_1)
+    max_cat: int = bounded(50, **AT_LEAST_1)
+    bin_strategy: str = bounded("quantile", choices=("quantile", "uniform"))
+    sample_parents: int | None = bounded(None, **AT_LEAST_1)
 
 
 @dataclass
 class GenerateOptions:
-    target: int | None = None
-    magnitude: float | None = None
+    target: int | None = bounded(None, low=0)
+    magnitude: float | None = bounded(None, **POSITIVE)
     filter: str | None = None
-    conditions: str | None = None  # JSON conditions (conditions.json_predicate), ANDed to filter
+    # JSON conditions (conditions.json_predicate), ANDed to filter; given as JSON or text
+    conditions: str | None = field(default=None, metadata={"as_text": True})
     seed: int | None = None
-    temperature: float = 1.0
-    top_p: float = 1.0
-    batch_size: int = 100_000
+    temperature: float = bounded(1.0, **POSITIVE)
+    top_p: float = bounded(1.0, low=0, high=1, open_low=True)
+    batch_size: int = bounded(100_000, **AT_LEAST_1)
     seed_rows: str | None = None
     # controls (controls.py): rules, shares, imputation, fairness, unique values, string lengths
     constraints: list[str] | None = None
@@ -72,10 +128,57 @@ class GenerateOptions:
     drop_unique_violation: bool = False
     unique_columns: list[str] | None = None
     limit_strings: bool = False
-    at_most: int | None = None  # a cap on the target, whatever it is (a query's LIMIT)
+    at_most: int | None = bounded(None, low=0)  # a cap on the target, whatever it is (LIMIT)
 
 
-TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
+@dataclass
+class ResampleOptions:
+    condition: str | None = None  # rows to replace (all rows when NULL)
+    replace_values: list | None = None
+    model: str | None = None
+    seed: int | None = None
+    temperature: float = bounded(1.0, **POSITIVE)
+
+
+@dataclass
+class EvaluateOptions:
+    holdout: str | None = None
+    target: str | None = None
+    columns: list[str] | None = None
+    sample: int | None = bounded(None, **AT_LEAST_1)
+    seed: int = 0
+    session_key: str | None = None
+    order_by: str | None = None
+    sensitive: str | None = None  # attribute-inference attack on this column (needs holdout)
+
+
+@dataclass
+class ReportOptions:
+    path: str = "report.html"
+    holdout: str | None = None
+    columns: list[str] | None = None
+    bins: int = bounded(30, low=2, high=500)
+    sensitive: str | None = None  # attribute-inference attack on this column (with a holdout)
+
+
+@dataclass
+class RecommendOptions:
+    session_key: str | None = None
+
+
+@dataclass
+class WorkflowOptions:
+    parameters: dict | str | None = None  # {'n': 1000}: the workflow's arguments and defaults
+
+
+@dataclass
+class DropModelOptions:
+    version: int | None = None  # None: every version
+
+
+@dataclass
+class ImportModelOptions:
+    name: str | None = None  # None: the name in the file
 
 
 def _check(function: str, name: str, value: Any, annotation: str) -> Any:
@@ -111,6 +214,13 @@ def _check(function: str, name: str, value: Any, annotation: str) -> Any:
     return value
 
 
+def _check_bounds(function: str, name: str, value: Any, bounds: Bounds | None) -> None:
+    if bounds is None or bounds.holds(value):
+        return
+    got = f", got {value!r}" if bounds.show_value else ""
+    raise SynthError(f"{function}(): {name} {bounds.wording()}{got}")
+
+
 def parse(cls, function: str, options: str | dict | None):
     """Typed options from the macro's JSON (NULL means: use the default)."""
     given = json.loads(options) if isinstance(options, str) else dict(options or {})
@@ -121,11 +231,8 @@ def parse(cls, function: str, options: str | dict | None):
             raise SynthError(f"{function}(): unknown argument '{name}' (known: {', '.join(known)})")
         if value is not None:
             values[name] = _check(function, name, value, known[name].type)
+            _check_bounds(function, name, values[name], known[name].metadata.get("bounds"))
     for name, f in known.items():
         if name not in values:
             values[name] = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
     return cls(**values)
-
-
-def argument_names(cls) -> list[str]:
-    return [f.name for f in fields(cls)]

@@ -40,18 +40,6 @@ class PrivacyBudget:
     noise_multiplier: float | None = None  # None: calibrated so the planned steps spend the rest
     statistics_share: float = STATISTICS_SHARE
 
-    def __post_init__(self) -> None:
-        if not self.epsilon > 0 or not math.isfinite(self.epsilon):
-            raise SynthError(f"train(): epsilon must be a positive number, got {self.epsilon}")
-        if not 0 < self.delta < 1:
-            raise SynthError(f"train(): delta must be in (0, 1), got {self.delta}")
-        if not self.max_grad_norm > 0:
-            raise SynthError("train(): max_grad_norm must be positive")
-        if self.noise_multiplier is not None and not self.noise_multiplier > 0:
-            raise SynthError("train(): noise_multiplier must be positive")
-        if not 0 < self.statistics_share < 1:
-            raise SynthError("train(): dp_statistics_share must be in (0, 1)")
-
     @property
     def statistics_epsilon(self) -> float:
         return self.epsilon * self.statistics_share

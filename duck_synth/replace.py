@@ -8,8 +8,6 @@ drawing is repeated until no row satisfies it any more: the condition then works
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -23,21 +21,12 @@ from .encoding.categorical import CategoricalEncoder
 from .encoding.numeric import NumericEncoder
 from .errors import SynthError
 from .generate import Generator, load, new_seed
-from .options import GenerateOptions, parse
+from .options import GenerateOptions, ResampleOptions, parse
 from .sources import describe, read_source
 from .sqltext import DUCKDB
 
 REDRAWS = 30
 MASK = "__duck_synth_replace"
-
-
-@dataclass
-class ResampleOptions:
-    condition: str | None = None  # rows to replace (all rows when NULL)
-    replace_values: list | None = None
-    model: str | None = None
-    seed: int | None = None
-    temperature: float = 1.0
 
 
 def resample(con: duckdb.DuckDBPyConnection, source: str, column: str, options_json: str) -> str:

@@ -28,18 +28,14 @@ from dataclasses import dataclass, field
 import sqlglot
 from sqlglot import exp
 
+from . import surface
 from .errors import SynthError
-from .options import GenerateOptions, TrainOptions, argument_names
 from .pushdown import sink_predicates
 from .sqltext import DUCKDB, quiet_sqlglot
 from .views import ViewSql, expand_views, mark_views
 
 ColumnsOf = Callable[[str], list[str] | None]
 RowsOf = Callable[[str], int | None]
-ARGUMENTS = {
-    "generate": set(argument_names(GenerateOptions)) | {"where"},
-    "train": set(argument_names(TrainOptions)),
-}
 VOLATILE = {"random", "uuid", "gen_random_uuid", "nextval", "setseed", "now", "current_timestamp"}
 
 
@@ -102,7 +98,7 @@ def call_label(call: exp.Anonymous) -> str:
 # -- pass: argument names --------------------------------------------------------------------
 def check_arguments(tree: exp.Expression) -> exp.Expression:
     for call in tree.find_all(exp.Anonymous):
-        known = ARGUMENTS.get(call.name.lower())
+        known = surface.arguments(call.name)
         if known is None:
             continue
         for name in kwargs(call):

@@ -21,7 +21,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from . import caller, catalog, sources, spool, sqltext, streaming
+from . import caller, catalog, sources, spool, sqltext, streaming, surface
 from .batches import generate_into
 from .errors import Cancelled, SynthError
 from .rewrite import DUCKDB, rewrite_sql, standalone_call
@@ -29,14 +29,9 @@ from .statements import script_statements
 from .workflows import workflow_queries
 
 _udf_errors = threading.local()
+
+
 # Table functions that do their work while a statement is bound (so also under DuckDB's EXPLAIN).
-ACTING_FUNCTIONS = re.compile(
-    r"\b(train|generate|generate_into|resample|recommend|describe_model|drop_model|export_model|"
-    r"import_model|evaluate|report|validate|create_workflow|drop_workflow|synth_sql|synth_\w+)\s*\(",
-    re.I,
-)
-
-
 class Result:
     """A materialised statement result."""
 
@@ -221,7 +216,7 @@ class Session(Conveniences):
 
     def _acts(self, statement: str) -> bool:
         """Whether binding the statement would run something (a generation, a training...)."""
-        if ACTING_FUNCTIONS.search(statement):
+        if surface.acting_pattern().search(statement):
             return True
         names = workflow_queries(self.con.cursor())
         return any(re.search(rf"\b{re.escape(n)}\s*\(", statement, flags=re.I) for n in names)
@@ -529,6 +524,7 @@ def _open(path: str | None, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 def _connect_file(path: str | None, read_only: bool) -> Session:
+    surface.load_plugins()
     try:
         con = _open(path, read_only)
     except duckdb.IOException as error:

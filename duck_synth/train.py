@@ -89,15 +89,6 @@ def train(
     if not isinstance(name, str) or not catalog.MODEL_NAME.match(name or ""):
         raise SynthError(f"train(): model name must be letters, digits, _ . -, got {name!r}")
     method = choose_method(options.method)
-    for field_name in ("epochs", "batch_size", "rare_threshold"):
-        if getattr(options, field_name) is not None and getattr(options, field_name) < 1:
-            raise SynthError(f"train(): {field_name} must be at least 1")
-    if not options.max_time > 0:  # NaN too: a fit with no time can never finish an epoch
-        raise SynthError("train(): max_time must be more than 0 seconds")
-    if not 0 <= options.validation_share < 1:
-        raise SynthError("train(): validation_share must be in [0, 1)")
-    if options.nrows is not None and options.nrows < 1:
-        raise SynthError("train(): nrows must be at least 1")
     seed = (
         options.seed
         if options.seed is not None
@@ -132,7 +123,6 @@ def train(
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
     protection = Protection(options.rare_threshold, np.random.default_rng(seed))
     if method == "privbayes":  # Hazy's coarsening: few bins and categories keep tables small
-        check_privbayes(options)
         protection.max_bins, protection.max_categories = options.n_bins, options.max_cat
         protection.uniform_bins = options.bin_strategy == "uniform"
     if budget is not None:
@@ -298,17 +288,6 @@ def privacy_budget(options: TrainOptions) -> PrivacyBudget | None:
         noise_multiplier=options.noise_multiplier,
         statistics_share=options.dp_statistics_share,
     )
-
-
-def check_privbayes(options: TrainOptions) -> None:
-    for name in ("n_parents", "n_bins", "max_cat", "sample_parents"):
-        value = getattr(options, name)
-        if value is not None and value < 1:
-            raise SynthError(f"train(): {name} must be at least 1")
-    if options.bin_strategy not in ("quantile", "uniform"):
-        raise SynthError(
-            f"train(): bin_strategy must be 'quantile' or 'uniform', got {options.bin_strategy!r}"
-        )
 
 
 def privacy_spent(budget: PrivacyBudget, fitted: dict) -> dict:

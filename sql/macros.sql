@@ -1,4 +1,5 @@
--- The SQL surface of duck_synth: thin table macros over Python UDFs.
+-- The SQL surface of duck_synth: thin macros over Python UDFs.
+-- Rendered from duck_synth/surface.py (python -m duck_synth.surface); edit it there.
 -- Each UDF does its work at bind time and returns the SQL that reads its result
 -- (a Parquet spool file with the right column types), which query() then runs.
 
@@ -21,39 +22,41 @@ CREATE OR REPLACE MACRO synth_call(udf, arguments) AS
 CREATE OR REPLACE MACRO train(
     name, source,
     method := NULL, columns := NULL, exclude := NULL, encoding := NULL, seed := NULL,
-    epochs := NULL, max_time := NULL, batch_size := NULL, validation_share := NULL,
-    nrows := NULL, strip_strings := NULL, empty_strings_as_null := NULL,
-    rare_threshold := NULL, device := NULL,
-    session_key := NULL, order_by := NULL, metadata := NULL, constraints := NULL,
-    epsilon := NULL, delta := NULL, max_grad_norm := NULL, noise_multiplier := NULL,
-    dp_statistics_share := NULL, n_parents := NULL, n_bins := NULL, max_cat := NULL,
-    bin_strategy := NULL, sample_parents := NULL
-) AS TABLE FROM query(synth_call('synth_train', [CAST(name AS VARCHAR), CAST(source AS VARCHAR), CAST(to_json({
-    'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding,
-    'seed': seed, 'epochs': epochs, 'max_time': max_time, 'batch_size': batch_size,
+    epochs := NULL, max_time := NULL, batch_size := NULL, validation_share := NULL, nrows := NULL,
+    strip_strings := NULL, empty_strings_as_null := NULL, rare_threshold := NULL, device := NULL,
+    session_key := NULL, order_by := NULL, metadata := NULL, constraints := NULL, epsilon := NULL,
+    delta := NULL, max_grad_norm := NULL, noise_multiplier := NULL, dp_statistics_share := NULL,
+    n_parents := NULL, n_bins := NULL, max_cat := NULL, bin_strategy := NULL,
+    sample_parents := NULL
+) AS TABLE
+    FROM query(synth_call('synth_train', [CAST(name AS VARCHAR), CAST(source AS VARCHAR), CAST(to_json({
+    'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding, 'seed': seed,
+    'epochs': epochs, 'max_time': max_time, 'batch_size': batch_size,
     'validation_share': validation_share, 'nrows': nrows, 'strip_strings': strip_strings,
     'empty_strings_as_null': empty_strings_as_null, 'rare_threshold': rare_threshold,
     'device': device, 'session_key': session_key, 'order_by': order_by, 'metadata': metadata,
-    'constraints': constraints, 'epsilon': epsilon, 'delta': delta,
-    'max_grad_norm': max_grad_norm, 'noise_multiplier': noise_multiplier,
-    'dp_statistics_share': dp_statistics_share, 'n_parents': n_parents, 'n_bins': n_bins,
-    'max_cat': max_cat, 'bin_strategy': bin_strategy, 'sample_parents': sample_parents
+    'constraints': constraints, 'epsilon': epsilon, 'delta': delta, 'max_grad_norm': max_grad_norm,
+    'noise_multiplier': noise_multiplier, 'dp_statistics_share': dp_statistics_share,
+    'n_parents': n_parents, 'n_bins': n_bins, 'max_cat': max_cat, 'bin_strategy': bin_strategy,
+    'sample_parents': sample_parents
 }) AS VARCHAR)]));
 
 -- recommend('table or query' [, session_key]) -> the methods ranked for the data's shape: rank,
 -- method, applicable, reason, shape. train(..., method => 'auto') takes the first.
 CREATE OR REPLACE MACRO recommend(source, session_key := NULL) AS TABLE
-    FROM query(synth_call('synth_recommend', [CAST(source AS VARCHAR), CAST(to_json({'session_key': session_key}) AS VARCHAR)]));
+    FROM query(synth_call('synth_recommend', [CAST(source AS VARCHAR), CAST(to_json({
+    'session_key': session_key
+}) AS VARCHAR)]));
 
 -- generate('model' | 'model@version', ...) -> synthetic rows with the training columns' types.
--- "conditions" takes PostAmplify's JSON conditions ('{"eq": {"fraud": 1}}', ...), ANDed to filter.
--- "filter" is the pushed-down predicate (WHERE is a reserved word in DuckDB's parser; the
--- quoted "where" is accepted as the same argument). Controls (duck_synth/controls.py):
+-- "conditions" takes PostAmplify's JSON conditions ('{"eq": {"fraud": 1}}', ...), ANDed to
+-- filter. "filter" is the pushed-down predicate (WHERE is a reserved word in DuckDB's parser;
+-- the quoted "where" is accepted as the same argument). Controls (duck_synth/controls.py):
 -- constraints (row rules, ANDed to the model's own), equalize => 'column', rebalance =>
 -- {'column': .., 'probabilities': {value: share}}, impute => [columns], fairness =>
--- {'target_column': .., 'sensitive_columns': [..]}, drop_unique_violation, unique_columns => [..],
--- limit_strings. target counts the rows (sessions) that survive all of them. at_most => n caps
--- the rows at n whatever the target would be (the rewrite sets it from a query's LIMIT).
+-- {'target_column': .., 'sensitive_columns': [..]}, drop_unique_violation, unique_columns =>
+-- [..], limit_strings. target counts the rows (sessions) that survive all of them. at_most => n
+-- caps the rows at n whatever the target would be (the rewrite sets it from a query's LIMIT).
 CREATE OR REPLACE MACRO generate_options(
     target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,
@@ -62,19 +65,19 @@ CREATE OR REPLACE MACRO generate_options(
 ) AS to_json({
     'target': target, 'magnitude': magnitude, 'filter': coalesce(filter, "where"),
     'conditions': CAST(conditions AS VARCHAR), 'seed': seed, 'temperature': temperature,
-    'top_p': top_p, 'batch_size': batch_size, 'seed_rows': seed_rows,
-    'constraints': constraints, 'equalize': equalize, 'rebalance': rebalance, 'impute': impute,
-    'fairness': fairness, 'drop_unique_violation': drop_unique_violation, 'unique_columns': unique_columns,
+    'top_p': top_p, 'batch_size': batch_size, 'seed_rows': seed_rows, 'constraints': constraints,
+    'equalize': equalize, 'rebalance': rebalance, 'impute': impute, 'fairness': fairness,
+    'drop_unique_violation': drop_unique_violation, 'unique_columns': unique_columns,
     'limit_strings': limit_strings, 'at_most': at_most
 });
-
 CREATE OR REPLACE MACRO generate(
     model,
     target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,
     constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
     drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL, at_most := NULL
-) AS TABLE FROM query(synth_call('synth_generate', [CAST(model AS VARCHAR), CAST(generate_options(
+) AS TABLE
+    FROM query(synth_call('synth_generate', [CAST(model AS VARCHAR), CAST(generate_options(
     target := target, magnitude := magnitude, filter := filter, "where" := "where",
     conditions := conditions, seed := seed, temperature := temperature, top_p := top_p,
     batch_size := batch_size, seed_rows := seed_rows, constraints := constraints,
@@ -83,32 +86,33 @@ CREATE OR REPLACE MACRO generate(
     limit_strings := limit_strings, at_most := at_most
 ) AS VARCHAR)]));
 
--- generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends batch
--- by batch (batch_size rows, one transaction each) to the table, created with the model's
--- types if missing; called again after an interruption with the same arguments, it resumes
--- at the next batch (same rows as an uninterrupted run: no duplicate, no gap). A statement that
--- is only this call, run through duck_synth (session.sql, the CLI), runs outside the statement
--- (see Session.sql) so DuckDB checkpoints between batches.
+-- generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends batch by
+-- batch (batch_size rows, one transaction each) to the table, created with the model's types if
+-- missing; called again after an interruption with the same arguments, it resumes at the next
+-- batch (same rows as an uninterrupted run: no duplicate, no gap). A statement that is only this
+-- call, run through duck_synth (session.sql, the CLI), runs outside the statement (see
+-- Session.sql) so DuckDB checkpoints between batches.
 CREATE OR REPLACE MACRO generate_into_options(
-    target := NULL, magnitude := NULL, filter := NULL, conditions := NULL,
-    seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL,
-    constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
-    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
+    target := NULL, magnitude := NULL, filter := NULL, conditions := NULL, seed := NULL,
+    temperature := NULL, top_p := NULL, batch_size := NULL, constraints := NULL, equalize := NULL,
+    rebalance := NULL, impute := NULL, fairness := NULL, drop_unique_violation := NULL,
+    unique_columns := NULL, limit_strings := NULL
 ) AS to_json({
     'target': target, 'magnitude': magnitude, 'filter': filter,
     'conditions': CAST(conditions AS VARCHAR), 'seed': seed, 'temperature': temperature,
-    'top_p': top_p, 'batch_size': batch_size,
-    'constraints': constraints, 'equalize': equalize, 'rebalance': rebalance, 'impute': impute,
-    'fairness': fairness, 'drop_unique_violation': drop_unique_violation,
-    'unique_columns': unique_columns, 'limit_strings': limit_strings
+    'top_p': top_p, 'batch_size': batch_size, 'constraints': constraints, 'equalize': equalize,
+    'rebalance': rebalance, 'impute': impute, 'fairness': fairness,
+    'drop_unique_violation': drop_unique_violation, 'unique_columns': unique_columns,
+    'limit_strings': limit_strings
 });
 CREATE OR REPLACE MACRO generate_into(
     table_name, model,
-    target := NULL, magnitude := NULL, filter := NULL, conditions := NULL,
-    seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL,
-    constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
-    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL
-) AS TABLE FROM query(synth_call('synth_generate_into', [CAST(table_name AS VARCHAR), CAST(model AS VARCHAR), CAST(generate_into_options(
+    target := NULL, magnitude := NULL, filter := NULL, conditions := NULL, seed := NULL,
+    temperature := NULL, top_p := NULL, batch_size := NULL, constraints := NULL, equalize := NULL,
+    rebalance := NULL, impute := NULL, fairness := NULL, drop_unique_violation := NULL,
+    unique_columns := NULL, limit_strings := NULL
+) AS TABLE
+    FROM query(synth_call('synth_generate_into', [CAST(table_name AS VARCHAR), CAST(model AS VARCHAR), CAST(generate_into_options(
     target := target, magnitude := magnitude, filter := filter, conditions := conditions,
     seed := seed, temperature := temperature, top_p := top_p, batch_size := batch_size,
     constraints := constraints, equalize := equalize, rebalance := rebalance, impute := impute,
@@ -125,69 +129,89 @@ CREATE OR REPLACE MACRO generations() AS TABLE
                AS acceptance, seconds, created
     FROM synth.generations ORDER BY generation_id;
 
--- resample('table or query', 'column', condition => 'SQL', replace_values => [..] | model => 'm')
--- -> the rows with the column replaced where condition holds (all rows without one): by values
--- drawn from the list, or by the model given each row's other columns. A condition reading the
--- column is drawn again until it no longer holds (duck_synth/replace.py).
+-- resample('table or query', 'column', condition => 'SQL', replace_values => [..] | model =>
+-- 'm') -> the rows with the column replaced where condition holds (all rows without one): by
+-- values drawn from the list, or by the model given each row's other columns. A condition
+-- reading the column is drawn again until it no longer holds (duck_synth/replace.py).
 CREATE OR REPLACE MACRO resample(
-    source, field, condition := NULL, replace_values := NULL, model := NULL, seed := NULL,
-    temperature := NULL
-) AS TABLE FROM query(synth_call('synth_resample', [CAST(source AS VARCHAR), CAST(field AS VARCHAR), CAST(to_json({
+    source, field,
+    condition := NULL, replace_values := NULL, model := NULL, seed := NULL, temperature := NULL
+) AS TABLE
+    FROM query(synth_call('synth_resample', [CAST(source AS VARCHAR), CAST(field AS VARCHAR), CAST(to_json({
     'condition': condition, 'replace_values': replace_values, 'model': model, 'seed': seed,
     'temperature': temperature
 }) AS VARCHAR)]));
 
 -- synth_sql('any duck_synth SQL') -> its result, with the rewrite (filter pushdown) applied.
-CREATE OR REPLACE MACRO synth_sql(sql_text) AS TABLE FROM query(synth_call('synth_rewrite', [CAST(sql_text AS VARCHAR)]));
+CREATE OR REPLACE MACRO synth_sql(sql_text) AS TABLE
+    FROM query(synth_call('synth_rewrite', [CAST(sql_text AS VARCHAR)]));
 
 -- models() -> the trained model versions (weights left out), with the workflows that use them.
 CREATE OR REPLACE MACRO models() AS TABLE
     SELECT m.name, m.version, m.method, m.source, m.created, m.training_rows,
            json_array_length(m.columns) AS n_columns,
            CAST(json_extract(m.metrics, '$.privacy.epsilon') AS DOUBLE) AS epsilon,
-           CAST(json_extract(m.metrics, '$.privacy.delta') AS DOUBLE) AS delta, m.options, m.metrics, m.format_version,
+           CAST(json_extract(m.metrics, '$.privacy.delta') AS DOUBLE) AS delta, m.options,
+           m.metrics, m.format_version,
            coalesce((SELECT list(w.name ORDER BY w.name) FROM synth.workflows w
                      WHERE list_contains(CAST(w.models AS VARCHAR[]), m.name)), [])
                AS workflows
     FROM synth.models m ORDER BY m.name, m.version;
 
 -- create_workflow('name', 'query' [, parameters => {'n': 1000}]) -> one row. Saves the query
--- (rewrite applied) as table macro name(n := 1000): FROM name() runs it, FROM name(n := 5)
--- with other arguments. drop_workflow('name'); workflows() lists them (never running one).
+-- (rewrite applied) as table macro name(n := 1000): FROM name() runs it, FROM name(n := 5) with
+-- other arguments.
 CREATE OR REPLACE MACRO create_workflow(name, sql_text, parameters := NULL) AS TABLE
-    FROM query(synth_call('synth_create_workflow', [CAST(name AS VARCHAR), CAST(sql_text AS VARCHAR), CAST(to_json({'parameters': parameters}) AS VARCHAR)]));
-CREATE OR REPLACE MACRO drop_workflow(name) AS TABLE FROM query(synth_call('synth_drop_workflow', [CAST(name AS VARCHAR)]));
+    FROM query(synth_call('synth_create_workflow', [CAST(name AS VARCHAR), CAST(sql_text AS VARCHAR), CAST(to_json({
+    'parameters': parameters
+}) AS VARCHAR)]));
+
+-- drop_workflow('name') -> what was dropped.
+CREATE OR REPLACE MACRO drop_workflow(name) AS TABLE
+    FROM query(synth_call('synth_drop_workflow', [CAST(name AS VARCHAR)]));
+
+-- workflows() -> the saved workflows (never running one).
 CREATE OR REPLACE MACRO workflows() AS TABLE
     SELECT name, CAST(models AS VARCHAR[]) AS models, parameters, sql, runs_as, created
     FROM synth.workflows ORDER BY name;
 
 -- describe_model('model[@version]') -> one row per column: kind, type, protected statistics.
-CREATE OR REPLACE MACRO describe_model(model) AS TABLE FROM query(synth_call('synth_describe', [CAST(model AS VARCHAR)]));
+CREATE OR REPLACE MACRO describe_model(model) AS TABLE
+    FROM query(synth_call('synth_describe', [CAST(model AS VARCHAR)]));
 
 -- drop_model('model' [, version]) -> what was dropped.
 CREATE OR REPLACE MACRO drop_model(model, version := NULL) AS TABLE
-    FROM query(synth_call('synth_drop', [CAST(model AS VARCHAR), CAST(to_json({'version': version}) AS VARCHAR)]));
+    FROM query(synth_call('synth_drop', [CAST(model AS VARCHAR), CAST(to_json({
+    'version': version
+}) AS VARCHAR)]));
 
--- export_model('model[@version]', 'file.safetensors'); import_model('file' [, name]).
-CREATE OR REPLACE MACRO export_model(model, path) AS TABLE FROM query(synth_call('synth_export', [CAST(model AS VARCHAR), CAST(path AS VARCHAR)]));
+-- export_model('model[@version]', 'file.safetensors') -> the file written: the weights, and the
+-- model's JSON in its metadata.
+CREATE OR REPLACE MACRO export_model(model, path) AS TABLE
+    FROM query(synth_call('synth_export', [CAST(model AS VARCHAR), CAST(path AS VARCHAR)]));
+
+-- import_model('file' [, name]) -> the model version added (the file is checked whole first).
 CREATE OR REPLACE MACRO import_model(path, name := NULL) AS TABLE
-    FROM query(synth_call('synth_import', [CAST(path AS VARCHAR), CAST(to_json({'name': name}) AS VARCHAR)]));
+    FROM query(synth_call('synth_import', [CAST(path AS VARCHAR), CAST(to_json({
+    'name': name
+}) AS VARCHAR)]));
 
 -- validate('model[@version]', 'table or query') -> one row per (column, rule) checked against
 -- what the model learned: passed, violations, rows, share, example, detail.
 CREATE OR REPLACE MACRO validate(model, synthetic) AS TABLE
     FROM query(synth_call('synth_validate', [CAST(model AS VARCHAR), CAST(synthetic AS VARCHAR)]));
 
--- evaluate('real', 'synthetic' [, holdout, target, columns, sample, seed, sensitive]) -> one
--- row per metric (metric, columns, value, detail): fidelity computed in SQL, plus overall scores;
--- privacy and a membership-inference attack with a holdout (attribute inference on the
--- sensitive column too), utility (train on synthetic, test on the holdout) with a target. With
--- session_key and order_by: session and step metrics, and privacy over whole sessions.
+-- evaluate('real', 'synthetic' [, holdout, target, columns, sample, seed, sensitive]) -> one row
+-- per metric (metric, columns, value, detail): fidelity computed in SQL, plus overall scores;
+-- privacy and a membership-inference attack with a holdout (attribute inference on the sensitive
+-- column too), utility (train on synthetic, test on the holdout) with a target. With session_key
+-- and order_by: session and step metrics, and privacy over whole sessions.
 CREATE OR REPLACE MACRO evaluate(
     real_data, synthetic_data,
     holdout := NULL, target := NULL, columns := NULL, sample := NULL, seed := NULL,
     session_key := NULL, order_by := NULL, sensitive := NULL
-) AS TABLE FROM query(synth_call('synth_evaluate', [CAST(real_data AS VARCHAR), CAST(synthetic_data AS VARCHAR), CAST(to_json({
+) AS TABLE
+    FROM query(synth_call('synth_evaluate', [CAST(real_data AS VARCHAR), CAST(synthetic_data AS VARCHAR), CAST(to_json({
     'holdout': holdout, 'target': target, 'columns': columns, 'sample': sample, 'seed': seed,
     'session_key': session_key, 'order_by': order_by, 'sensitive': sensitive
 }) AS VARCHAR)]));
@@ -196,31 +220,37 @@ CREATE OR REPLACE MACRO evaluate(
 -- columns, plots, bytes): a self-contained HTML file with distribution overlays, association
 -- heatmaps, the metric table and, with a holdout, privacy figures and attacks.
 CREATE OR REPLACE MACRO report(
-    real_data, synthetic_data, holdout := NULL, path := NULL, columns := NULL, bins := NULL,
-    sensitive := NULL
-) AS TABLE FROM query(synth_call('synth_report', [CAST(real_data AS VARCHAR), CAST(synthetic_data AS VARCHAR), CAST(to_json({
-    'holdout': holdout, 'path': path, 'columns': columns, 'bins': bins, 'sensitive': sensitive
+    real_data, synthetic_data,
+    path := NULL, holdout := NULL, columns := NULL, bins := NULL, sensitive := NULL
+) AS TABLE
+    FROM query(synth_call('synth_report', [CAST(real_data AS VARCHAR), CAST(synthetic_data AS VARCHAR), CAST(to_json({
+    'path': path, 'holdout': holdout, 'columns': columns, 'bins': bins, 'sensitive': sensitive
 }) AS VARCHAR)]));
 
 -- Keyed transforms (duck_synth/transforms.py): HMAC-SHA256 under a secret key, so the same value
--- and key give the same output in every table; without the key nothing can be reversed or linked.
--- pseudonymize(value, key) -> a 20-hex-digit pseudonym (NULL stays NULL).
+-- and key give the same output in every table; without the key nothing can be reversed or
+-- linked. pseudonymize(value, key) -> a 20-hex-digit pseudonym (NULL stays NULL).
 CREATE OR REPLACE MACRO pseudonymize(value, key) AS
     synth_pseudonymize(CAST(value AS VARCHAR), key);
--- mask(value, key) -> same length and character classes (digit -> digit, letter -> letter of
--- the same case, the rest kept).
-CREATE OR REPLACE MACRO mask(value, key) AS synth_mask(CAST(value AS VARCHAR), key);
--- shift_date(date, session, key [, max_days]) / shift_timestamp(...): every value of a session
--- moved by the same number of days, drawn from [-max_days, max_days] by the session's HMAC.
+
+-- mask(value, key) -> same length and character classes (digit -> digit, letter -> letter of the
+-- same case, the rest kept).
+CREATE OR REPLACE MACRO mask(value, key) AS
+    synth_mask(CAST(value AS VARCHAR), key);
+
+-- shift_date(date, session, key [, max_days]): every value of a session moved by the same number
+-- of days, drawn from [-max_days, max_days] by the session's HMAC.
 CREATE OR REPLACE MACRO shift_date(value, session, key, max_days := 30) AS
     value + CAST(synth_date_offset(CAST(session AS VARCHAR), key, max_days) AS INTEGER);
+
+-- shift_timestamp(timestamp, session, key [, max_days]): as shift_date, for timestamps.
 CREATE OR REPLACE MACRO shift_timestamp(value, session, key, max_days := 30) AS
     value + to_days(CAST(synth_date_offset(CAST(session AS VARCHAR), key, max_days) AS INTEGER));
 
 -- runs() -> the trainings, newest last: status (running, succeeded, failed, cancelled,
 -- interrupted), progress (share done, written about once a second while it runs), epochs,
--- seconds, the last epoch's losses and the error of a failed run. A client of a server follows
--- a training here; cancelling its statement stops it (the run becomes cancelled, no model).
+-- seconds, the last epoch's losses and the error of a failed run. A client of a server follows a
+-- training here; cancelling its statement stops it (the run becomes cancelled, no model).
 CREATE OR REPLACE MACRO runs() AS TABLE
     SELECT run_id, model, version, method, status, progress, epochs, seconds,
            CAST(json_extract(losses, '$[-1]') AS JSON) AS last_losses, started, finished, error

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -26,6 +25,7 @@ import pyarrow as pa
 from .. import options as option_parsing
 from .. import spool
 from ..errors import SynthError
+from ..options import EvaluateOptions
 from ..sources import describe, read_source
 from .codes import prepare_codes
 from .columns import choose_columns, prepare, side_stats
@@ -42,18 +42,6 @@ RESULT_SCHEMA = pa.schema(
 )
 
 
-@dataclass
-class EvaluateOptions:
-    holdout: str | None = None
-    target: str | None = None
-    columns: list[str] | None = None
-    sample: int | None = None
-    seed: int = 0
-    session_key: str | None = None
-    order_by: str | None = None
-    sensitive: str | None = None  # attribute-inference attack on this column (needs holdout)
-
-
 def evaluate(
     con: duckdb.DuckDBPyConnection,
     real: str,
@@ -65,8 +53,6 @@ def evaluate(
     ``real``, ``synthetic`` (and the ``holdout`` option) are table/view names or queries.
     """
     opts = option_parsing.parse(EvaluateOptions, "evaluate", options_json)
-    if opts.sample is not None and opts.sample < 1:
-        raise SynthError(f"evaluate(): sample must be at least 1, got {opts.sample}")
     if opts.target is not None and opts.holdout is None:
         raise SynthError(
             "evaluate(): target needs holdout => '...' (real rows kept out of training, "

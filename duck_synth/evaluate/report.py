@@ -13,26 +13,16 @@ from __future__ import annotations
 
 import html
 import os
-from dataclasses import dataclass
 
 import duckdb
 
 from .. import access
 from .. import options as options_module
 from ..errors import SynthError
+from ..options import ReportOptions
 from ..sources import describe, read_source
 from . import report_data, report_html, report_plots
 from .report_metrics import is_privacy, metric_rows
-
-
-@dataclass
-class ReportOptions:
-    path: str = "report.html"
-    holdout: str | None = None
-    columns: list[str] | None = None
-    bins: int = 30
-    sensitive: str | None = None  # attribute-inference attack on this column (with a holdout)
-
 
 SHAPE_METRICS = ("column_shape", "shape_ks_complement", "shape_tv_complement")
 DISTRIBUTION_NOTE = (
@@ -50,8 +40,6 @@ ASSOCIATION_NOTE = (
 def report(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, options_json: str) -> dict:
     """Write the HTML file; one summary row (path, columns, plots, bytes)."""
     opts = options_module.parse(ReportOptions, "report", options_json)
-    if opts.bins < 2 or opts.bins > 500:
-        raise SynthError(f"report(): bins must be between 2 and 500, got {opts.bins}")
     real_sql = read_source(con, real, what="report(): real")
     synthetic_sql = read_source(con, synthetic, what="report(): synthetic")
     if opts.holdout is not None:

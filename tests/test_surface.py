@@ -1,0 +1,163 @@
+"""The SQL surface declared once (duck_synth/surface.py): sql/macros.sql, the UDFs, the README's
+reference table and the option bounds follow it, and a plugin's functions (declared in
+tests/plugins only) run through session.sql, the CLI, Flight SQL and Quack, a read-only token
+refused the one that writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import duck_synth
+from duck_synth import options, surface
+from duck_synth.errors import SynthError
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+BEGIN, END = "<!-- surface: begin -->", "<!-- surface: end -->"
+
+
+def test_sql_macros_file_is_the_surface_rendered():
+    assert (ROOT / "sql" / "macros.sql").read_text() == surface.macros_sql(surface.BUILTIN), (
+        "sql/macros.sql differs from duck_synth/surface.py: run python -m duck_synth.surface"
+    )
+
+
+def test_readme_reference_table_is_the_surface():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split(BEGIN)[1].split(END)[0].strip()
+    assert table == surface.reference_table()
+
+
+def test_every_declared_udf_is_registered_with_its_arity():
+    s = duck_synth.connect()
+    rows = s.con.execute(
+        "SELECT function_name, len(parameters) FROM duckdb_functions() "
+        "WHERE function_name LIKE 'synth%' AND function_type = 'scalar'"
+    ).fetchall()
+    registered = dict(rows)
+    for udf, arity in surface.udf_arities().items():
+        assert registered.get(udf) == arity, udf
+    macros = {
+        r[0] for r in s.con.execute("SELECT function_name FROM duckdb_functions()").fetchall()
+    }
+    assert {f.name for f in surface.BUILTIN} <= macros
+    s.close()
+
+
+def test_roles_split_the_surface_and_writers_are_the_ones_that_change_things():
+    assert surface.reading() & surface.writing() == set()
+    assert {"train", "generate_into", "drop_model", "report"} <= surface.writing()
+    assert {"generate", "evaluate", "models", "runs"} <= surface.reading()
+
+
+def bounded_fields():
+    for function in surface.BUILTIN:
+        for field in dataclasses.fields(function.options) if function.options else ():
+            bounds = field.metadata.get("bounds")
+            if bounds is not None and field.name not in function.without:
+                yield function.name, function.options, field.name, bounds
+
+
+def outside(bounds: options.Bounds):
+    if bounds.choices:
+        return "neither"
+    if bounds.low is not None:
+        return bounds.low if bounds.open_low else bounds.low - 1
+    return bounds.high + 1
+
+
+@pytest.mark.parametrize(
+    ("function", "cls", "name", "bounds"),
+    list(bounded_fields()),
+    ids=[f"{f}.{n}" for f, _, n, _ in bounded_fields()],
+)
+def test_each_bound_refuses_in_one_line_naming_function_and_argument(function, cls, name, bounds):
+    value = outside(bounds)
+    with pytest.raises(SynthError) as refused:
+        options.parse(cls, function, {name: value})
+    message = str(refused.value)
+    assert message.startswith(f"{function}(): {name} must ")
+    assert "\n" not in message
+
+
+def test_bounds_reach_sql_as_one_line():
+    s = duck_synth.connect()
+    s.sql("CREATE TABLE t AS SELECT range % 3 AS a FROM range(30)")
+    with pytest.raises(SynthError, match=r"^train\(\): validation_share must be in \[0, 1\)"):
+        s.sql("FROM train('m', 't', epochs => 1, validation_share => 1.0)")
+    with pytest.raises(SynthError, match=r"^train\(\): bin_strategy must be 'quantile' or"):
+        s.sql("FROM train('m', 't', epochs => 1, method => 'privbayes', bin_strategy => 'x')")
+    s.close()
+
+
+def test_a_registered_name_cannot_be_registered_twice():
+    with pytest.raises(SynthError, match="already part of"):
+        surface.register(surface.Function("generate", surface.READS, "again", body="SELECT 1"))
+
+
+# -- a plugin's functions, everywhere ----------------------------------------------------------
+@pytest.fixture
+def plugin_env(monkeypatch):
+    monkeypatch.setenv("DUCK_SYNTH_PLUGINS", "toy_surface")
+    path = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", path)
+
+
+def embedded(database: Path, sql: str) -> str:
+    """``sql`` through session.sql in a fresh process (the plugin stays out of this one)."""
+    script = (
+        "import sys, duck_synth\n"
+        "s = duck_synth.connect(sys.argv[1])\n"
+        "print(s.sql(sys.argv[2]).fetchall())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(database), sql], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.slow
+def test_a_plugin_function_runs_through_session_cli_flight_sql_and_quack(plugin_env, tmp_path):
+    from adbc_driver_manager import Error as AdbcError
+
+    from tests.test_cli import cli
+    from tests.test_serve import ADMIN, READER, adbc, duckdb_cli, start_with_tokens, stop
+
+    database = tmp_path / "plugin.duckdb"
+    assert embedded(database, "FROM echo_rows(2, word => 'hi', times => 2)") == (
+        "[(0, 'hihi'), (1, 'hihi')]"
+    )
+    assert "stamped" in embedded(database, "FROM stamp('notes')")
+    # the plugin's option bounds are checked as the built-in ones
+    done = cli(tmp_path, str(database), "-c", "FROM echo_rows(1, times => 0)")
+    assert done.returncode != 0 and "echo_rows(): times must be at least 1" in done.stderr
+    done = cli(tmp_path, str(database), "--csv", "-c", "FROM echo_rows(3)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["i,word", "0,echo", "1,echo", "2,echo"]
+
+    process, url, quack = start_with_tokens(database)
+    try:
+        with adbc(url) as conn, conn.cursor() as cur:
+            cur.execute("FROM stamp('notes', note => 'over flight')")
+            cur.execute("SELECT count(*) FROM notes")
+            assert cur.fetchone() == (2,)
+        with adbc(url, READER) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM echo_rows(4)")
+            assert cur.fetchone() == (4,)
+            with pytest.raises(AdbcError, match=r"stamp\(\) is not allowed \(it writes\)"):
+                cur.execute("FROM stamp('notes')")
+        result = duckdb_cli(
+            f"SELECT count(*) AS n FROM quack_query('{quack}', 'FROM echo_rows(5)', "
+            f"token => '{ADMIN}');"
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["n", "5"]
+    finally:
+        stop(process)
