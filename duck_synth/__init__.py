@@ -1,8 +1,9 @@
 """duck_synth: synthetic data inside DuckDB, in SQL."""
 
 from .errors import SynthError
+from .interface import Result
 from .remote import RemoteSession
-from .session import Result, Session, connect
+from .session import Session, connect
 
 __version__ = "0.1.0"
 

@@ -25,7 +25,7 @@ import tomllib
 import pyarrow as pa
 
 from .errors import SynthError
-from .session import Conveniences, Result
+from .interface import Conveniences, Result
 
 REMOTE_URL = re.compile(r"^grpc(\+tcp|\+tls)?://", re.I)
 CONFIG_PATH = "~/.config/duck_synth/config.toml"

@@ -24,57 +24,12 @@ from sqlglot import exp
 from . import caller, catalog, sources, spool, sqltext, streaming, surface
 from .batches import generate_into
 from .errors import Cancelled, SynthError
+from .interface import Conveniences, Result
 from .rewrite import DUCKDB, rewrite_sql, standalone_call
 from .statements import script_statements
 from .workflows import workflow_queries
 
 _udf_errors = threading.local()
-
-
-# Table functions that do their work while a statement is bound (so also under DuckDB's EXPLAIN).
-class Result:
-    """A materialised statement result."""
-
-    def __init__(self, table: pa.Table | None):
-        self._table = table if table is not None else pa.table({})
-
-    @property
-    def columns(self) -> list[str]:
-        return self._table.column_names
-
-    def arrow(self) -> pa.Table:
-        return self._table
-
-    def df(self):
-        return self._table.to_pandas()
-
-    def pl(self):
-        """The rows as a polars DataFrame (polars must be installed: it is optional)."""
-        try:
-            import polars
-        except ImportError:
-            raise SynthError("Result.pl() needs polars: pip install polars") from None
-        return polars.from_arrow(self._table)
-
-    def fetchall(self) -> list[tuple]:
-        columns = [c.to_pylist() for c in self._table.columns]
-        return list(zip(*columns, strict=True)) if columns else []
-
-    def fetchone(self) -> tuple | None:
-        rows = self.fetchall()
-        return rows[0] if rows else None
-
-    def __len__(self) -> int:
-        return self._table.num_rows
-
-    def __repr__(self) -> str:
-        return repr(self._table.to_pandas()) if self._table.num_columns else "Result(no rows)"
-
-    def _repr_html_(self) -> str:
-        """A notebook shows the rows as a table (the first 50, as pandas shows a frame)."""
-        if not self._table.num_columns:
-            return "<p>Result(no rows)</p>"
-        return self._table.slice(0, 50).to_pandas()._repr_html_()
 
 
 def _udf(function):
@@ -96,50 +51,6 @@ def _udf(function):
 
 STREAM_BATCH_ROWS = 65_536
 CATALOG_SCHEMA = "synth"  # catalog.py's schema: no database may have its name (_open)
-
-
-def _named_arguments(options: dict) -> str:
-    """``, name => literal`` for each keyword argument (names must be identifiers)."""
-    for name in options:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise SynthError(f"not an argument name: {name!r}")
-    return "".join(f", {k} => {sqltext.sql_literal(v)}" for k, v in options.items())
-
-
-class Conveniences:
-    """Python shortcuts over the SQL, the same for a local and a remote session."""
-
-    def sql(self, query: str) -> Result:
-        raise NotImplementedError
-
-    def train(self, name: str, source: str, **options) -> dict:
-        args = _named_arguments(options)
-        result = self.sql(
-            f"FROM train({sqltext.sql_literal(name)}, {sqltext.sql_literal(source)}{args})"
-        )
-        return dict(zip(result.columns, result.fetchone(), strict=True))
-
-    def generate(self, model: str, **options) -> Result:
-        args = _named_arguments(options)
-        return self.sql(f"FROM generate({sqltext.sql_literal(model)}{args})")
-
-    def models(self) -> Result:
-        return self.sql("FROM models()")
-
-    def register(self, name: str, data) -> None:
-        raise SynthError(
-            "register() names a DataFrame in this process: it is for a local session "
-            "(a server never reads its clients' Python objects, nor they its own)"
-        )
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class Session(Conveniences):

@@ -14,7 +14,7 @@ from .base import NULL_TOKEN, Encoder, Protection, Restriction
 from .categorical import CategoricalEncoder
 from .datetime import DatetimeEncoder
 from .fixed import ConstantEncoder, KeyEncoder
-from .numeric import NumericEncoder, _is_integer_type
+from .numeric import NumericEncoder, is_integer_type
 
 ENCODERS: dict[str, type[Encoder]] = {
     e.kind: e
@@ -35,7 +35,7 @@ MAX_TEXT_LENGTH = 100
 
 def is_numeric_type(duck_type: str) -> bool:
     return (
-        _is_integer_type(duck_type)
+        is_integer_type(duck_type)
         or duck_type in {"FLOAT", "DOUBLE", "REAL"}
         or duck_type.startswith("DECIMAL")
     )
@@ -70,7 +70,7 @@ def choose_kind(name: str, duck_type: str, values: pa.Array) -> str:
     if duck_type in DATETIME_TYPES or duck_type.startswith("TIMESTAMP"):
         return "datetime"
     if is_numeric_type(duck_type):
-        if _is_integer_type(duck_type) and n_distinct == len(values) >= 20:
+        if is_integer_type(duck_type) and n_distinct == len(values) >= 20:
             x = pc.min_max(non_null)
             if x["max"].as_py() - x["min"].as_py() + 1 <= 2 * len(values):
                 return "key"

@@ -133,11 +133,3 @@ class Encoder:
     def summary(self) -> dict:
         """Protected per-column facts shown by describe_model()."""
         return {"null_share": self.stats.get("null_share", 0.0)}
-
-
-def null_tokens(values: pa.Array) -> np.ndarray:
-    return np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def sample_null(n: int, null_share: float, rng: np.random.Generator) -> np.ndarray:
-    return rng.random(n) < null_share

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from .base import Encoder, Protection, Restriction
 from .datetime import arrow_type_for
-from .numeric import _is_integer_type
+from .numeric import is_integer_type
 
 
 class ConstantEncoder(Encoder):
@@ -99,7 +99,7 @@ class KeyEncoder(Encoder):
         self, tokens, rng, restriction: Restriction | None = None, offset: int = 0
     ) -> pa.Array:
         n = len(tokens)
-        if _is_integer_type(self.duck_type):
+        if is_integer_type(self.duck_type):
             return pa.array(np.arange(offset + 1, offset + 1 + n, dtype=np.int64))
         nbytes = (self.stats["length"] + 1) // 2
         raw = rng.integers(0, 256, size=(n, nbytes), dtype=np.uint8)

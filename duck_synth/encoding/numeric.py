@@ -58,7 +58,7 @@ class NumericEncoder(Encoder):
         if protection.budget is not None:
             return private_statistics(x, n, protection, duck_type, grid or Grid())
         null_share = 1 - len(x) / n if n else 0.0
-        integer = _is_integer_type(duck_type) or (len(x) > 0 and bool(np.all(np.mod(x, 1) == 0)))
+        integer = is_integer_type(duck_type) or (len(x) > 0 and bool(np.all(np.mod(x, 1) == 0)))
         # the data's own precision, within the type's scale (cents stay cents in a DECIMAL(9,4))
         scale = _scale_of(duck_type)
         decimals = 0 if integer else min(_decimals_of(x), MAX_DECIMALS if scale is None else scale)
@@ -281,7 +281,7 @@ def private_statistics(
     noisy histogram on a fixed grid (its range, bins and quantiles), and for floats the decimals
     as the fewest that fit all but a noisy 1% of the rows. No exact value is kept ("points")."""
     budget, bins = protection.budget, protection.max_bins
-    integer = _is_integer_type(duck_type)
+    integer = is_integer_type(duck_type)
     scale = 0 if integer else _scale_of(duck_type)
     # NULL rows and present rows are disjoint: the NULL count costs nothing extra (parallel
     # composition); the histogram's two levels and the decimals share the column's epsilon.
@@ -342,7 +342,7 @@ def _private_decimals(x: np.ndarray, budget: ColumnBudget, epsilon: float) -> in
     return MAX_DECIMALS
 
 
-def _is_integer_type(duck_type: str) -> bool:
+def is_integer_type(duck_type: str) -> bool:
     return duck_type.rstrip() in {
         "TINYINT",
         "SMALLINT",
