@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import duck_synth
+import duck_synth.train
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 DIAMONDS = DATA / "diamonds.parquet"
@@ -24,13 +25,105 @@ SLID_TABLE = (
 )
 
 
+# --- every training in a test has a fixed number of epochs ------------------------------------
+# Without ``epochs =>`` a training runs the method's default epochs until max_time, so what it
+# learns depends on how fast the machine is (on a busy 2-core machine: a weaker model and
+# failed thresholds). The guard wraps the code every in-process training runs through
+# (duck_synth.train: the default epochs are only asked for when none were given, and _fit):
+# a training without epochs fails the test, and so does a training that max_time stopped
+# (its epochs were cut: max_time must be a safety cap, never the limit). Tests about max_time
+# itself say so with @pytest.mark.max_time. Trainings in other processes (the CLI, servers) are
+# checked in their SQL text by tests/test_conftest_guard.py.
+MAX_TIME_MARK = "max_time"
+# methods whose fit takes no epochs and no time limit (PrivBayes counts in one pass)
+NO_EPOCHS = {"privbayes"}
+_current: dict[str, pytest.Item | None] = {"item": None}
+# per test (node id): what the guard found, reported when the test ends
+violations: dict[str, list[str]] = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        f"{MAX_TIME_MARK}: the test is about max_time itself: its trainings may run without "
+        "epochs => and may be stopped by max_time (conftest's epochs guard lets them)",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _current["item"] = item  # session and module fixtures train in the first test's set-up
+    try:
+        return (yield)
+    finally:
+        _current["item"] = None
+
+
+def _unguarded() -> bool:
+    item = _current["item"]
+    return item is None or item.get_closest_marker(MAX_TIME_MARK) is not None
+
+
+def _record(message: str) -> str:
+    item = _current["item"]
+    text = f"{item.nodeid}: {message}"
+    violations.setdefault(item.nodeid, []).append(text)
+    return text
+
+
+class TrainingWithoutEpochs(AssertionError):
+    pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _epochs_guard():
+    default_epochs, fit = duck_synth.train.default_epochs, duck_synth.train._fit
+
+    def guarded_default_epochs(method: str) -> int:
+        if method not in NO_EPOCHS and not _unguarded():
+            raise TrainingWithoutEpochs(
+                _record(
+                    f"a '{method}' training without epochs => (it would run until max_time: "
+                    "its result depends on the machine's speed); give epochs => N, or mark the "
+                    f"test @pytest.mark.{MAX_TIME_MARK} if it is about max_time"
+                )
+            )
+        return default_epochs(method)
+
+    def guarded_fit(con, run_id, model, data, config):
+        fitted = fit(con, run_id, model, data, config)
+        if fitted.get("stopped") == "max_time" and not _unguarded():
+            _record(
+                f"max_time => {config.max_time:.0f} s stopped a training of epochs => "
+                f"{config.epochs} after {fitted.get('epochs')} epochs (its result depends on the "
+                f"machine's speed); give it a max_time that never cuts it, or mark the test "
+                f"@pytest.mark.{MAX_TIME_MARK} if it is about max_time"
+            )
+        return fitted
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(duck_synth.train, "default_epochs", guarded_default_epochs)
+        patch.setattr(duck_synth.train, "_fit", guarded_fit)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _epochs_checked(request, _epochs_guard):
+    """Fails the test if a training in it (or in a fixture it set up) broke the guard's rules,
+    even where the error was caught (a server thread, pytest.raises)."""
+    yield
+    found = violations.pop(request.node.nodeid, [])
+    if found:
+        pytest.fail("\n".join(found), pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def diamonds_path(tmp_path_factory) -> Path:
     """A database file with the diamonds table and model 'd' trained on it (once per run)."""
     path = tmp_path_factory.mktemp("diamonds") / "diamonds.duckdb"
     session = duck_synth.connect(str(path))
     session.sql(DIAMONDS_TABLE)
-    session.sql("FROM train('d', 'diamonds', epochs => 16, max_time => 240, seed => 7)")
+    session.sql("FROM train('d', 'diamonds', epochs => 16, max_time => 1800, seed => 7)")
     session.close()
     return path
 

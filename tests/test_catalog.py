@@ -11,7 +11,7 @@ from conftest import DIAMONDS_TABLE
 import duck_synth
 from duck_synth import SynthError
 
-SMALL = "nrows => 3000, epochs => 2, max_time => 5, seed => 1"
+SMALL = "nrows => 3000, epochs => 2, max_time => 600, seed => 1"
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_describe_model_shows_protected_statistics(fresh):
 
 
 def test_train_summary_and_run_are_recorded(fresh):
-    summary = fresh.train("m", "diamonds", nrows=2000, epochs=3, max_time=10, seed=5)
+    summary = fresh.train("m", "diamonds", nrows=2000, epochs=3, max_time=600, seed=5)
     assert (
         summary["rows"] == 2000 and summary["epochs"] <= 3 and summary["method"] == "autoregressive"
     )
@@ -170,7 +170,7 @@ def test_a_failing_training_is_recorded_and_adds_no_model(fresh, monkeypatch):
 
     monkeypatch.setattr(AutoregressiveModel, "fit", broken_fit)
     with pytest.raises(SynthError, match="out of memory on purpose"):
-        fresh.sql("FROM train('m', 'diamonds', nrows => 500)")
+        fresh.sql("FROM train('m', 'diamonds', nrows => 500, epochs => 1)")
     assert fresh.sql("FROM models()").fetchall() == []
     assert fresh.sql("SELECT status, error FROM synth.runs").fetchall() == [
         ("failed", "out of memory on purpose")
@@ -190,7 +190,7 @@ def test_a_cancelled_training_is_recorded_and_adds_no_model(fresh):
     AutoregressiveModel.fit = cancel_soon
     try:
         with pytest.raises(SynthError, match="cancelled; no model was added"):
-            fresh.sql("FROM train('m', 'diamonds', nrows => 500)")
+            fresh.sql("FROM train('m', 'diamonds', nrows => 500, epochs => 1)")
     finally:
         AutoregressiveModel.fit = original
     assert fresh.sql("FROM models()").fetchall() == []

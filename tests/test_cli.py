@@ -21,8 +21,8 @@ from duck_synth.cli import main, script_statements, split_statements
 
 DIAMONDS = Path(__file__).resolve().parent.parent / "examples" / "data" / "diamonds.parquet"
 CREATE_DIAMONDS = f"CREATE TABLE diamonds AS FROM '{DIAMONDS}'"
-QUICK = "max_time => 3, epochs => 2, nrows => 5000, seed => 7"
-LONG_TRAIN = "FROM train('long', 'diamonds', max_time => 60, epochs => 1000, nrows => 5000)"
+QUICK = "max_time => 600, epochs => 2, nrows => 5000, seed => 7"
+LONG_TRAIN = "FROM train('long', 'diamonds', max_time => 600, epochs => 1000, nrows => 5000)"
 COLUMNS = ["carat", "cut", "color", "clarity", "depth", "table", "price", "x", "y", "z"]
 
 

@@ -11,7 +11,7 @@ import pytest
 import duck_synth
 from duck_synth.errors import SynthError
 
-QUICK = "epochs => 1, max_time => 10, seed => 1"
+QUICK = "epochs => 1, max_time => 600, seed => 1"
 
 
 def people(rows: int = 400) -> pd.DataFrame:
@@ -41,7 +41,7 @@ def test_train_reads_a_pandas_dataframe_of_the_callers_scope(session):
 
 def test_train_and_evaluate_read_arrow_tables_and_the_convenience_methods_too(session):
     arrow_people = pa.Table.from_pandas(people())  # noqa: F841  read by its name
-    assert session.train("a", "arrow_people", epochs=1, max_time=10, seed=1)["rows"] == 400
+    assert session.train("a", "arrow_people", epochs=1, max_time=600, seed=1)["rows"] == 400
     metrics = session.sql(
         "SELECT count(*) FROM evaluate('arrow_people', "
         "'SELECT * FROM generate(''a'', target => 200)')"

@@ -20,7 +20,7 @@ def test_connect_opens_a_file_named_synth_duckdb_and_keeps_its_data(tmp_path):
     path = str(tmp_path / "synth.duckdb")
     s = duck_synth.connect(path)
     s.sql("CREATE TABLE t AS SELECT range AS x, range % 3 AS y FROM range(300)")
-    s.sql("FROM train('m', 't', epochs => 1, max_time => 10, seed => 1)")
+    s.sql("FROM train('m', 't', epochs => 1, max_time => 600, seed => 1)")
     assert s.sql("SELECT count(*) FROM generate('m', target => 7)").fetchone() == (7,)
     assert s.sql("SELECT name, version FROM models()").fetchall() == [("m", 1)]
     assert s.sql("SELECT count(*) FROM synth.models").fetchone() == (1,)
@@ -64,7 +64,7 @@ def test_plain_duckdb_cli_on_a_duck_synth_file_says_how_to_use_it_in_one_line(tm
     path = tmp_path / "project.duckdb"
     s = duck_synth.connect(str(path))
     s.sql("CREATE TABLE t AS SELECT range % 4 AS a FROM range(200)")
-    s.sql("FROM train('m', 't', epochs => 1, max_time => 10, seed => 1)")
+    s.sql("FROM train('m', 't', epochs => 1, max_time => 600, seed => 1)")
     s.sql("FROM create_workflow('three', 'FROM generate(''m'', target => 3)')")
     assert len(s.sql("FROM three()").df()) == 3  # a workflow without parameters, in duck_synth
     s.close()

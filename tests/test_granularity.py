@@ -29,7 +29,7 @@ FROM range(3000) t(i)
 def events(tmp_path_factory):
     s = duck_synth.connect(str(tmp_path_factory.mktemp("granularity") / "g.duckdb"))
     s.sql(EVENTS)
-    s.sql("FROM train('ev', 'events', epochs => 2, max_time => 20, seed => 1)")
+    s.sql("FROM train('ev', 'events', epochs => 2, max_time => 600, seed => 1)")
     s.sql("CREATE TABLE synthetic AS FROM generate('ev', target => 2000, seed => 2)")
     yield s
     s.close()
@@ -98,7 +98,7 @@ def test_session_order_keeps_whole_seconds(tmp_path):
         FROM range(2000) t(i)""")
     s.sql(
         "FROM train('v', 'visits', session_key => 'visitor', order_by => 'ts', epochs => 2, "
-        "max_time => 20, seed => 1)"
+        "max_time => 600, seed => 1)"
     )
     off_grid = s.sql(
         "SELECT count(*) FILTER (microsecond(ts) % 1000000 <> 0), count(*) "
@@ -127,7 +127,7 @@ def test_diamonds_come_out_at_the_precision_of_the_shipped_data(tmp_path):
     data = Path(__file__).resolve().parent.parent / "examples" / "data" / "diamonds.parquet"
     s = duck_synth.connect(str(tmp_path / "diamonds.duckdb"))
     s.sql(f"CREATE TABLE diamonds AS FROM '{data}'")
-    s.sql("FROM train('d', 'diamonds', nrows => 5000, epochs => 1, max_time => 20, seed => 1)")
+    s.sql("FROM train('d', 'diamonds', nrows => 5000, epochs => 1, max_time => 600, seed => 1)")
     places = s.sql("""
         SELECT bool_and(round(carat, 2) = carat), bool_and(round(depth, 1) = depth),
                bool_and(round("table", 1) = "table"), bool_and(round(x, 2) = x)

@@ -21,6 +21,7 @@ TABLE = (
 )
 
 
+@pytest.mark.max_time  # a deadline reached after three steps (no clock)
 def test_a_time_cut_epoch_reports_the_mean_loss_of_the_rows_it_saw(monkeypatch):
     reached = base.Deadline.reached
     calls = []

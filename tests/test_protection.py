@@ -26,7 +26,7 @@ def planted(tmp_path_factory):
     path = tmp_path_factory.mktemp("planted") / "planted.duckdb"
     s = duck_synth.connect(str(path))
     s.sql(PLANTED)
-    s.sql("FROM train('p', 'people', epochs => 3, max_time => 15, seed => 3)")
+    s.sql("FROM train('p', 'people', epochs => 3, max_time => 600, seed => 3)")
     s.sql("CREATE TABLE synthetic AS FROM generate('p', target => 100000, seed => 4)")
     yield s, path
     s.close()

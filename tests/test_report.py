@@ -40,7 +40,7 @@ def tables(tmp_path_factory) -> duck_synth.Session:
     s.sql(DIAMONDS_TABLE)
     s.sql("CREATE TABLE real AS FROM diamonds USING SAMPLE 80% (reservoir, 1)")
     s.sql("CREATE TABLE holdout AS FROM diamonds EXCEPT ALL FROM real")
-    s.sql("FROM train('d', 'real', nrows => 3000, epochs => 2, max_time => 5, seed => 1)")
+    s.sql("FROM train('d', 'real', nrows => 3000, epochs => 2, max_time => 600, seed => 1)")
     s.sql("CREATE TABLE syn AS FROM generate('d', target => 3000, seed => 1)")
     yield s
     s.close()

@@ -74,7 +74,7 @@ def served(tmp_path_factory):
     path = tmp_path_factory.mktemp("served") / "served.duckdb"
     s = duck_synth.connect(str(path))
     s.sql(DIAMONDS_TABLE)
-    s.sql("FROM train('d', 'diamonds', epochs => 2, max_time => 30, seed => 3)")
+    s.sql("FROM train('d', 'diamonds', epochs => 2, max_time => 600, seed => 3)")
     s.close()
     process, url, quack = start_with_tokens(path)
     yield url, quack

@@ -28,7 +28,9 @@ def panel(tmp_path_factory):
     path = tmp_path_factory.mktemp("males") / "males.duckdb"
     session = duck_synth.connect(str(path))
     session.con.execute(MALES_TABLE)
-    summary = session.sql(f"FROM train('p', 'males', {PANEL}, epochs => 20, seed => 0)").df()
+    summary = session.sql(
+        f"FROM train('p', 'males', {PANEL}, epochs => 20, max_time => 1800, seed => 0)"
+    ).df()
     yield session, summary.iloc[0]
     session.close()
 
@@ -172,7 +174,7 @@ def test_timestamps_are_rebuilt_from_start_and_gaps_and_text_keys_count_sessions
     )
     summary = session.sql(
         "FROM train('v', 'visits', session_key => 'user_id', order_by => 'ts', epochs => 30, "
-        "seed => 0)"
+        "max_time => 1800, seed => 0)"
     ).df()
     assert summary["sessions"][0] == 500
     rows = session.sql("FROM generate('v', target => 50, seed => 1)").df()
@@ -225,7 +227,10 @@ def test_variable_lengths_are_learned_and_single_step_sessions_work():
         FROM range(600) a(k), range(10) b(step) WHERE step < 1 + k % 10
         """
     )
-    session.sql("FROM train('r', 'runs', session_key => 'k', order_by => 'pos', seed => 0)")
+    session.sql(
+        "FROM train('r', 'runs', session_key => 'k', order_by => 'pos', epochs => 30, "
+        "max_time => 1800, seed => 0)"
+    )
     rows = session.sql("FROM generate('r', seed => 1)").df()
     lengths = rows.groupby("k").size()
     assert len(lengths) == 600 and lengths.min() == 1 and lengths.max() == 10

@@ -137,7 +137,7 @@ def duck_synth_server(tmp_path_factory):
     path = tmp_path_factory.mktemp("superset_data") / "bi.duckdb"
     s = duck_synth.connect(str(path))
     s.sql(DIAMONDS_TABLE)
-    s.sql("FROM train('d', 'diamonds', epochs => 2, max_time => 60, seed => 3)")
+    s.sql("FROM train('d', 'diamonds', epochs => 2, max_time => 600, seed => 3)")
     s.sql(
         "CREATE VIEW fair_diamonds AS SELECT * FROM generate('d', target => 40) WHERE cut = 'Fair'"
     )

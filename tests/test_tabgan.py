@@ -26,7 +26,7 @@ SLID = Path(__file__).resolve().parent.parent / "examples" / "data" / "SLID.csv"
 def slid():
     session = duck_synth.connect()
     session.con.execute(SLID_TABLE)
-    summary = session.train("gan", "slid", method="tabgan", epochs=60, seed=0)
+    summary = session.train("gan", "slid", method="tabgan", epochs=60, max_time=1800, seed=0)
     yield session, summary
     session.close()
 

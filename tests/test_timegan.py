@@ -29,7 +29,8 @@ def gan():
     session = duck_synth.connect()
     session.con.execute(MALES_TABLE)
     summary = session.sql(
-        f"FROM train('g', 'males', method => 'timegan', {PANEL}, epochs => 150, seed => 0)"
+        f"FROM train('g', 'males', method => 'timegan', {PANEL}, epochs => 150, max_time => 1800, "
+        "seed => 0)"
     ).df()
     session.sql("CREATE TABLE synthetic AS FROM generate('g', seed => 1)")
     yield session, summary.iloc[0]
@@ -100,7 +101,11 @@ def test_timegan_needs_sessions(gan, refused):
 
 
 @pytest.mark.parametrize(
-    "method, budget", [("autoregressive", "epochs => 100"), ("timegan", "epochs => 300")]
+    "method, budget",
+    [
+        ("autoregressive", "epochs => 100, max_time => 1800"),
+        ("timegan", "epochs => 300, max_time => 1800"),
+    ],
 )
 def test_variable_lengths_match_for_both_session_methods(method, budget):
     session = duck_synth.connect()

@@ -32,7 +32,7 @@ FROM range(3000) t(i)
 def everything(tmp_path_factory):
     s = duck_synth.connect(str(tmp_path_factory.mktemp("types") / "types.duckdb"))
     s.sql(ALL_TYPES)
-    s.sql("FROM train('all', 'everything', epochs => 3, max_time => 20, seed => 1)")
+    s.sql("FROM train('all', 'everything', epochs => 3, max_time => 600, seed => 1)")
     s.sql("CREATE TABLE synthetic AS FROM generate('all', target => 2000, seed => 2)")
     yield s
     s.close()
@@ -99,7 +99,7 @@ def test_unmodelable_types_are_refused_by_column_name(everything, expression, ty
     with pytest.raises(duck_synth.SynthError, match=pattern):
         everything.sql(f"FROM train('x', '{source}')")
     summary = everything.sql(
-        f"FROM train('x', '{source}', exclude => ['bad'], epochs => 1, max_time => 2)"
+        f"FROM train('x', '{source}', exclude => ['bad'], epochs => 1, max_time => 600)"
     )
     assert summary.fetchone()[0] == "x"
 
@@ -110,7 +110,8 @@ def test_string_cleaning_and_encoding_overrides(tmp_path):
              i % 10 AS grp FROM range(2000) t(i)""")
     s.sql(
         "FROM train('m', 'raw', strip_strings => true, empty_strings_as_null => true, "
-        "encoding => {'code': 'categorical'}, columns => ['label', 'code'], epochs => 2, max_time => 10)"
+        "encoding => {'code': 'categorical'}, columns => ['label', 'code'], epochs => 2, "
+        "max_time => 600)"
     )
     kinds = dict(s.sql("SELECT \"column\", kind FROM describe_model('m')").fetchall())
     assert kinds == {"label": "categorical", "code": "categorical"}

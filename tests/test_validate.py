@@ -31,12 +31,12 @@ def s(tmp_path_factory):
     session.sql(DIAMONDS_TABLE)
     session.sql("CREATE TABLE gems AS SELECT row_number() OVER () AS id, * FROM diamonds")
     session.sql(
-        "FROM train('g', 'gems', nrows => 3000, epochs => 2, max_time => 5, seed => 1, "
+        "FROM train('g', 'gems', nrows => 3000, epochs => 2, max_time => 600, seed => 1, "
         "encoding => {'id': 'key'})"
     )
     session.sql("CREATE TABLE synthetic AS FROM generate('g', seed => 2)")
     session.sql(EVENTS_TABLE)
-    session.sql("FROM train('e', 'events', epochs => 1, max_time => 5, seed => 1)")
+    session.sql("FROM train('e', 'events', epochs => 1, max_time => 600, seed => 1)")
     yield session
     session.close()
 
