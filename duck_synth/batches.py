@@ -18,7 +18,7 @@ import duckdb
 
 from . import catalog, spool, sqltext
 from .errors import SynthError
-from .generate import Progress, batches, prepare, target_units
+from .generate import GenerationProgress, batches, prepare, target_units
 from .options import GenerateOptions, parse
 from .sources import read_source
 
@@ -53,22 +53,7 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
     quoted, exists = _table_sql(con, table)
     name, version = catalog.resolve_version(con, spec)
     arguments = {k: v for k, v in asdict(given).items() if v is not None and k != "seed"}
-    run = con.execute(
-        "SELECT model, version, arguments, seed, target, state, epoch(updated - started) "
-        "FROM synth.batch_runs WHERE table_name = ? AND status = 'running'",
-        [quoted],
-    ).fetchone()
-    abandoned = None
-    if run is not None and not exists:  # its table was dropped: nothing is left to resume
-        abandoned, run = run, None
-    if run is not None:
-        same = (run[0], run[1], json.loads(run[2])) == (name, version, arguments)
-        if not same or (given.seed is not None and given.seed != run[3]):
-            raise SynthError(
-                f"generate_into(): table {quoted} has an unfinished run of {run[0]}@{run[1]} with "
-                f"other arguments ({run[2]}, seed {run[3]}); call it with those to resume, or "
-                "DROP the table"
-            )
+    run, abandoned = _unfinished(con, quoted, exists, (name, version, arguments), given.seed)
     generator = prepare(con, f"{name}@{version}", given, seed=run[3] if run else None)
     types = generator.loaded.column_types()
     if exists:
@@ -76,7 +61,7 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
     if run is None:
         target = target_units(con, generator, generator.options)
         generator.set_target(target)
-        progress = Progress()
+        progress = GenerationProgress()
         with catalog.transaction(con):
             if abandoned is not None:
                 _log_abandoned(con, quoted, abandoned)
@@ -105,7 +90,7 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
         target = run[4]
         generator.set_target(target)
         state = json.loads(run[5])
-        progress = Progress(**{k: v for k, v in state.items() if k != "generator"})
+        progress = GenerationProgress(**{k: v for k, v in state.items() if k != "generator"})
         generator.restore(state["generator"])
         _remember_unique(con, quoted, generator)
         resumed_from = progress.returned
@@ -132,6 +117,35 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
         seconds,
         progress.passed,
     )
+    return _summary(quoted, name, version, target, progress, resumed_from, seconds)
+
+
+def _unfinished(
+    con, quoted: str, exists: bool, call: tuple[str, int, dict], seed: int | None
+) -> tuple[tuple | None, tuple | None]:
+    """(the unfinished run to resume, an unfinished run whose table was dropped); refuses a
+    call whose (model, version, arguments) or seed differ from the unfinished run's."""
+    run = con.execute(
+        "SELECT model, version, arguments, seed, target, state, epoch(updated - started) "
+        "FROM synth.batch_runs WHERE table_name = ? AND status = 'running'",
+        [quoted],
+    ).fetchone()
+    if run is not None and not exists:  # its table was dropped: nothing is left to resume
+        return None, run
+    if run is not None:
+        same = (run[0], run[1], json.loads(run[2])) == call
+        if not same or (seed is not None and seed != run[3]):
+            raise SynthError(
+                f"generate_into(): table {quoted} has an unfinished run of {run[0]}@{run[1]} with "
+                f"other arguments ({run[2]}, seed {run[3]}); call it with those to resume, or "
+                "DROP the table"
+            )
+    return run, None
+
+
+def _summary(
+    quoted: str, name: str, version: int, target: int, progress, resumed_from: int, seconds: float
+) -> dict:
     written = progress.returned - resumed_from
     return {
         "table": quoted,
@@ -186,7 +200,7 @@ def _log_abandoned(con, quoted: str, run: tuple) -> None:
     )
 
 
-def _state(generator, progress: Progress) -> dict:
+def _state(generator, progress: GenerationProgress) -> dict:
     return {**asdict(progress), "generator": generator.state()}
 
 

@@ -20,7 +20,7 @@ from .encoding.base import Restriction
 from .encoding.categorical import CategoricalEncoder
 from .encoding.numeric import NumericEncoder
 from .errors import SynthError
-from .generate import Generator, load, new_seed
+from .generate import load, new_seed
 from .options import GenerateOptions, ResampleOptions, parse
 from .sources import describe, read_source
 from .sqltext import DUCKDB
@@ -108,7 +108,7 @@ def _by_model(con, rows: pa.Table, mask: np.ndarray, column: str, rule, options,
     """New values of ``column`` for the masked rows, drawn by the model given the rows' other
     columns. ``rule``: the condition when it reads the column (drawn again while it holds)."""
     loaded = load(con, options.model)
-    if loaded.steps is not None:
+    if not loaded.shape.tabular:
         raise SynthError("resample(): model must be a tabular model, not a session model")
     encoders = {e.name: e for e in loaded.encoders}
     if column not in encoders or encoders[column].n_tokens == 0:
@@ -139,7 +139,7 @@ def _by_model(con, rows: pa.Table, mask: np.ndarray, column: str, rule, options,
             groups = [(restriction, pending[local]) for restriction, local in groups]
         for k, (restriction, where) in enumerate(groups):
             compiled = CompiledFilter(restrictions={column: restriction} if restriction else {})
-            generator = Generator(loaded, generate_options, compiled, seed)
+            generator = loaded.shape.sampler(loaded, generate_options, compiled, seed)
             seeds = todo.take(pa.array(where)).select(given)
             drawn = generator.draw(len(where), attempt * 4096 + k, seeds).column(column)
             for i, value in zip(where, drawn.to_pylist(), strict=True):

@@ -93,6 +93,63 @@ class GenerativeModel:
         raise NotImplementedError
 
 
+class SessionModel:
+    """The interface of a method that models whole sessions in one network (timegan): a
+    session's attributes (its per-session tokens: metadata, start), its steps and its length
+    are learned and drawn together. Models see tokens only, as GenerativeModel's do."""
+
+    method: str = ""
+    default_epochs: int = 100
+
+    @classmethod
+    def create(
+        cls,
+        attribute_vocab: list[int],
+        step_vocab: list[int],
+        max_length: int,
+        attribute_spans: list | None = None,
+        step_spans: list | None = None,
+    ) -> SessionModel:
+        """A fresh model for attributes and steps of these token counts and value spans."""
+        return cls(attribute_vocab, step_vocab, max_length, attribute_spans, step_spans)
+
+    def fit(
+        self,
+        attributes: np.ndarray,
+        steps: np.ndarray,
+        lengths: np.ndarray,
+        config: FitConfig,
+        progress: Progress,
+    ) -> dict:
+        """Train on ``attributes`` (sessions x attribute tokens), ``steps`` (sessions x
+        max_length x step tokens, padded after each session's length) and ``lengths``; return
+        metrics. ``progress`` may raise Cancelled."""
+        raise NotImplementedError
+
+    def sample(
+        self,
+        n: int,
+        conditions: Conditions,
+        step_allowed: dict[int, np.ndarray],
+        config: SampleConfig,
+        generator: torch.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(attribute tokens n x a, step tokens n x max_length x s, lengths) of ``n`` sessions;
+        ``conditions`` on the attributes, ``step_allowed``: per step column, its allowed tokens."""
+        raise NotImplementedError
+
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """(JSON-able hyper-parameters, tensors) to store."""
+        raise NotImplementedError
+
+    @classmethod
+    def restore(cls, params: dict, tensors: dict[str, torch.Tensor]) -> SessionModel:
+        raise NotImplementedError
+
+
+AnyModel = GenerativeModel | SessionModel  # what a training part fits and a record restores
+
+
 def sample_logits(
     logits: torch.Tensor,
     config: SampleConfig,

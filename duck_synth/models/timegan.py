@@ -28,7 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Conditions, Deadline, FitConfig, Progress, SampleConfig, sample_logits
+from .base import (
+    Conditions,
+    Deadline,
+    FitConfig,
+    Progress,
+    SampleConfig,
+    SessionModel,
+    sample_logits,
+)
 from .gan import (
     CONTINUOUS_FROM,
     Layout,
@@ -177,7 +185,7 @@ def mlp(inputs: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
     return nn.Sequential(*parts, nn.Linear(width, out))
 
 
-class SessionGenerator(nn.Module):
+class SessionNetwork(nn.Module):
     def __init__(self, attributes: Layout, steps: StepLayout, n_ranges: int, batch_steps: int):
         super().__init__()
         self.attributes, self.steps, self.batch_steps = attributes, steps, batch_steps
@@ -220,7 +228,7 @@ class SessionGenerator(nn.Module):
         return features * alive, flags * alive
 
 
-class TimeGanModel:
+class TimeGanModel(SessionModel):
     """Sessions in one network: attributes (per-session tokens) and their steps."""
 
     method = "timegan"
@@ -252,7 +260,7 @@ class TimeGanModel:
         self.step_layout = StepLayout(self.step_columns)
         n_ranges = 2 * len(self.step_layout.continuous)
         batch_steps = math.ceil(self.max_length / MAX_RNN_STEPS)
-        self.generator = SessionGenerator(
+        self.generator = SessionNetwork(
             self.attribute_layout, self.step_layout, n_ranges, batch_steps
         )
         whole = self.attribute_layout.width + n_ranges
@@ -278,14 +286,7 @@ class TimeGanModel:
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         lengths = np.clip(lengths, 1, self.max_length)
-        self.attribute_columns = fit_columns(
-            attributes, self.attribute_vocab, self.attribute_spans, config.seed
-        )
-        self.step_columns = []
-        for k, (vocab, spans) in enumerate(zip(self.step_vocab, self.step_spans, strict=True)):
-            alive = np.arange(steps.shape[1])[None, :] < lengths[:, None]
-            self.step_columns.append(StepColumn.fit(steps[:, :, k][alive], vocab, spans))
-        self._build()
+        self._fit_columns(attributes, steps, lengths, config.seed)
         device = torch.device(config.device)
         attr = torch.from_numpy(self.attribute_layout.encode(attributes, rng)).to(device)
         features, flags, ranges = (
@@ -351,6 +352,20 @@ class TimeGanModel:
             "history": history[-20:],
             "stopped": "max_time" if timed_out else "epochs",
         }
+
+    def _fit_columns(
+        self, attributes: np.ndarray, steps: np.ndarray, lengths: np.ndarray, seed: int
+    ) -> None:
+        """How each attribute and step column is represented, from the training sessions;
+        then the networks."""
+        self.attribute_columns = fit_columns(
+            attributes, self.attribute_vocab, self.attribute_spans, seed
+        )
+        self.step_columns = []
+        for k, (vocab, spans) in enumerate(zip(self.step_vocab, self.step_spans, strict=True)):
+            alive = np.arange(steps.shape[1])[None, :] < lengths[:, None]
+            self.step_columns.append(StepColumn.fit(steps[:, :, k][alive], vocab, spans))
+        self._build()
 
     def _fake(self, n: int, given: torch.Tensor) -> tuple:
         """Generated sessions; the last ``len(given)`` on given (real) attributes."""
