@@ -6,6 +6,7 @@ the SQL text that reads its result (see spool.py).
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import duckdb
@@ -34,97 +35,110 @@ from .train import train
 from .workflows import create_workflow, drop_workflow, run_sql
 
 
+# Each UDF runs on its own cursor of the database (the first argument), as a plugin's does.
+def synth_train(cursor, name, source, options):
+    spooled = []  # before the model commits: a result that cannot be written adds no model
+
+    def write(summary):
+        spooled.append(spool.summary_sql("train", summary))
+
+    train(cursor, name, source, options, before_commit=write)
+    return spooled[0]
+
+
+def synth_generate(cursor, model, options):
+    return generate(cursor, model, options)
+
+
+def synth_rewrite(cursor, sql_text):
+    sqltext.one_statement(cursor, sql_text, "synth_sql()")
+    statements, _ = rewrite_sql(sql_text, *catalog.column_lookups(cursor))
+    if len(statements) != 1:
+        raise SynthError("synth_sql(): give exactly one query")
+    return sqltext.query(cursor, statements[0], "synth_sql()")
+
+
+def synth_generate_into(cursor, table, model, options):
+    return spool.summary_sql("generate_into", generate_into(cursor, table, model, options))
+
+
+def synth_create_workflow(cursor, name, sql_text, options):
+    parameters = parse(WorkflowOptions, "create_workflow", options).parameters
+    if isinstance(parameters, str):
+        parameters = json.loads(parameters)
+    return spool.summary_sql("workflow", create_workflow(cursor, name, sql_text, parameters))
+
+
+def synth_workflow(cursor, name, arguments, _hidden):
+    return run_sql(cursor, name, arguments)
+
+
+def synth_drop_workflow(cursor, name):
+    return spool.summary_sql("workflow", drop_workflow(cursor, name))
+
+
+def synth_resample(cursor, source, column, options):
+    return resample(cursor, source, column, options)
+
+
+def synth_recommend(cursor, source, options):
+    given = parse(RecommendOptions, "recommend", options)
+    return spool.rows_sql("recommend", recommend(cursor, source, vars(given)))
+
+
+def synth_describe(cursor, model):
+    return describe_model(cursor, model)
+
+
+def synth_drop(cursor, model, options):
+    version = parse(DropModelOptions, "drop_model", options).version
+    dropped = catalog.drop_model(cursor, model, version)
+    return spool.rows_sql("drop", [{"model": n, "version": v, "dropped": True} for n, v in dropped])
+
+
+def synth_export(cursor, model, path):
+    return spool.summary_sql("export", export_model(cursor, model, path))
+
+
+def synth_import(cursor, path, options):
+    name = parse(ImportModelOptions, "import_model", options).name
+    return spool.summary_sql("import", import_model(cursor, path, name))
+
+
+def synth_validate(cursor, model, synthetic):
+    return validate_sql(cursor, model, synthetic)
+
+
+def synth_evaluate(cursor, real, synthetic, options):
+    return evaluate_sql(cursor, real, synthetic, options)
+
+
+def synth_report(cursor, real, synthetic, options):
+    return spool.summary_sql("report", report(cursor, real, synthetic, options))
+
+
+BUILTIN_UDFS = {name: f for name, f in dict(globals()).items() if name.startswith("synth_")}
+
+
 def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:
-    """(name, function, parameter types) for every UDF; each call gets a fresh cursor."""
-
-    def synth_train(name, source, options):
-        spooled = []  # before the model commits: a result that cannot be written adds no model
-
-        def write(summary):
-            spooled.append(spool.summary_sql("train", summary))
-
-        train(con.cursor(), name, source, options, before_commit=write)
-        return spooled[0]
-
-    def synth_generate(model, options):
-        return generate(con.cursor(), model, options)
-
-    def synth_rewrite(sql_text):
-        cursor = con.cursor()
-        sqltext.one_statement(cursor, sql_text, "synth_sql()")
-        statements, _ = rewrite_sql(sql_text, *catalog.column_lookups(cursor))
-        if len(statements) != 1:
-            raise SynthError("synth_sql(): give exactly one query")
-        return sqltext.query(cursor, statements[0], "synth_sql()")
-
-    def synth_generate_into(table, model, options):
-        return spool.summary_sql(
-            "generate_into", generate_into(con.cursor(), table, model, options)
-        )
-
-    def synth_create_workflow(name, sql_text, options):
-        parameters = parse(WorkflowOptions, "create_workflow", options).parameters
-        if isinstance(parameters, str):
-            parameters = json.loads(parameters)
-        return spool.summary_sql(
-            "workflow", create_workflow(con.cursor(), name, sql_text, parameters)
-        )
-
-    def synth_workflow(name, arguments, _hidden):
-        return run_sql(con.cursor(), name, arguments)
-
-    def synth_drop_workflow(name):
-        return spool.summary_sql("workflow", drop_workflow(con.cursor(), name))
-
-    def synth_resample(source, column, options):
-        return resample(con.cursor(), source, column, options)
-
-    def synth_recommend(source, options):
-        given = parse(RecommendOptions, "recommend", options)
-        return spool.rows_sql("recommend", recommend(con.cursor(), source, vars(given)))
-
-    def synth_describe(model):
-        return describe_model(con.cursor(), model)
-
-    def synth_drop(model, options):
-        version = parse(DropModelOptions, "drop_model", options).version
-        dropped = catalog.drop_model(con.cursor(), model, version)
-        return spool.rows_sql(
-            "drop", [{"model": n, "version": v, "dropped": True} for n, v in dropped]
-        )
-
-    def synth_export(model, path):
-        return spool.summary_sql("export", export_model(con.cursor(), model, path))
-
-    def synth_import(path, options):
-        return spool.summary_sql(
-            "import",
-            import_model(
-                con.cursor(), path, parse(ImportModelOptions, "import_model", options).name
-            ),
-        )
-
-    def synth_validate(model, synthetic):
-        return validate_sql(con.cursor(), model, synthetic)
-
-    def synth_evaluate(real, synthetic, options):
-        return evaluate_sql(con.cursor(), real, synthetic, options)
-
-    def synth_report(real, synthetic, options):
-        return spool.summary_sql("report", report(con.cursor(), real, synthetic, options))
-
-    implementations = {name: f for name, f in locals().items() if name.startswith("synth_")}
-    for name, plugin in surface.implementations().items():  # registered functions' UDFs
-
-        def call(*arguments, plugin=plugin):
-            return plugin(con.cursor(), *arguments)
-
-        implementations[name] = call
+    """(name, function, parameter types) for every UDF the surface declares, built-in or a
+    plugin's; each call gets a fresh cursor."""
+    implementations = {**BUILTIN_UDFS, **surface.implementations()}
     declared = surface.udf_arities()
     missing = set(declared) ^ set(implementations)
     if missing:  # the surface and this file must agree (tests/test_surface.py checks it too)
         raise AssertionError(f"UDFs declared but not implemented, or the reverse: {missing}")
-    return [(name, implementations[name], ["VARCHAR"] * n) for name, n in declared.items()]
+
+    def bound(implementation):
+        def call(*arguments):
+            return implementation(con.cursor(), *arguments)
+
+        # DuckDB counts a UDF's parameters: the implementation's, the cursor left out
+        signature = inspect.signature(implementation)
+        call.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+        return call
+
+    return [(name, bound(implementations[name]), ["VARCHAR"] * n) for name, n in declared.items()]
 
 
 def describe_model(con: duckdb.DuckDBPyConnection, spec: str) -> str:

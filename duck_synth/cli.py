@@ -19,33 +19,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import json
 import logging
-import math
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
 import duck_synth
 from duck_synth import SynthError, surface
+from duck_synth.cli_output import DEFAULT_MAX_ROWS, EXIT_ERROR, Output, report
 from duck_synth.statements import script_statements, split_statements
 
 PROMPT = "duck_synth> "
 CONTINUATION = "       ...> "
 HISTORY_FILE = "~/.duck_synth_history"
-EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
-DEFAULT_MAX_ROWS = 40
 MODES = ("table", "csv", "json")
 
 HELP = """\
@@ -81,104 +75,6 @@ def _without_leading_comments(statement: str) -> str:
     return re.sub(r"^(\s+|--[^\n]*(\n|$)|/\*.*?\*/)*", "", statement, flags=re.S)
 
 
-# -- output ------------------------------------------------------------------------------------
-@dataclass
-class Output:
-    mode: str = "table"
-    max_rows: int = DEFAULT_MAX_ROWS  # 0: all rows
-    stream: object = None  # defaults to sys.stdout at print time
-
-    @property
-    def out(self):
-        return self.stream or sys.stdout
-
-    def text(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
-
-    def table(self, table: pa.Table) -> None:
-        if table.num_columns == 0 or (
-            table.num_rows == 0 and table.column_names in (["Count"], ["Success"])
-        ):
-            return  # a statement with nothing to show (CREATE, SET, DROP, ...)
-        if self.mode == "csv":
-            write_csv(table, self.out)
-        elif self.mode == "json":
-            write_json(table, self.out)
-        else:
-            self.boxed(table)
-        self.out.flush()
-
-    def boxed(self, table: pa.Table) -> None:
-        terminal = self.out.isatty() if hasattr(self.out, "isatty") else False
-        width = shutil.get_terminal_size().columns if terminal else 1_000_000
-        max_rows = self.max_rows if self.max_rows > 0 else max(table.num_rows, 1)
-        mode = (
-            "columns" if terminal and table.num_rows == 1 and _rows_width(table) > width else "rows"
-        )
-        relation = _renderer().from_arrow(table)
-        saved = sys.stdout
-        sys.stdout = self.out  # DuckDB's renderer prints through sys.stdout
-        try:
-            relation.show(max_width=width, max_rows=max_rows, max_col_width=width, render_mode=mode)
-        finally:
-            sys.stdout = saved
-
-
-_render_connection: duckdb.DuckDBPyConnection | None = None
-
-
-def _renderer() -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB used only to draw result tables."""
-    global _render_connection
-    if _render_connection is None:
-        _render_connection = duckdb.connect(":memory:")
-    return _render_connection
-
-
-def _rows_width(table: pa.Table) -> int:
-    """About how wide a one-row table is when drawn with one column per field."""
-    row = table.slice(0, 1).to_pylist()[0] if table.num_rows else {}
-    return sum(max(len(name), len(str(row.get(name))), 8) + 3 for name in table.column_names) + 1
-
-
-def _plain(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _rows(table: pa.Table):
-    """Row tuples (columns may share a name, so no dicts)."""
-    return zip(*(column.to_pylist() for column in table.columns), strict=True)
-
-
-def write_csv(table: pa.Table, out) -> None:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.column_names)
-    for row in _rows(table):
-        writer.writerow(["" if v is None else _csv_value(v) for v in row])
-
-
-def _csv_value(value) -> str:
-    if isinstance(value, dict | list | tuple):
-        return json.dumps(_plain(value), default=str)
-    return str(value)
-
-
-def write_json(table: pa.Table, out) -> None:
-    """A JSON array of objects, one row a line."""
-    names = table.column_names
-    lines = [
-        json.dumps(_plain(dict(zip(names, row, strict=True))), default=str) for row in _rows(table)
-    ]
-    out.write("[" + ",\n ".join(lines) + "]\n")
-
-
-# -- running statements --------------------------------------------------------------------
 class Interrupts:
     """SIGINT while duck-synth runs: Python's KeyboardInterrupt, and a DuckDB interrupt.
 
@@ -262,30 +158,6 @@ class Interrupts:
                 # the background, blocking the connection's next statement: stop it for good.
                 with contextlib.suppress(Exception):
                     connection.interrupt()
-
-
-def one_line(error: BaseException) -> str:
-    """The message of ``error`` on one line."""
-    if isinstance(error, KeyboardInterrupt | duckdb.InterruptException) or (
-        type(error) is RuntimeError and str(error) == "Query interrupted"  # DuckDB saw the SIGINT
-    ):
-        return "interrupted"
-    text = str(error).strip()
-    if isinstance(error, duckdb.Error | SynthError):
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        return lines[0] if lines else type(error).__name__
-    if isinstance(error, OSError) and error.strerror:
-        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
-    first = text.splitlines()[0] if text else ""
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
-
-
-def report(error: BaseException) -> None:
-    print(f"Error: {one_line(error)}", file=sys.stderr, flush=True)
-    if os.environ.get("DUCK_SYNTH_DEBUG") and not isinstance(error, SynthError | KeyboardInterrupt):
-        import traceback
-
-        traceback.print_exception(error, file=sys.stderr)
 
 
 def execute(session, statement: str, interrupts: Interrupts) -> pa.Table | str:
@@ -503,119 +375,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def serve_parser() -> argparse.ArgumentParser:
-    from duck_synth.serve import DEFAULT_PORT, DEFAULT_QUACK_PORT
-
-    p = argparse.ArgumentParser(
-        prog="duck-synth serve",
-        description="Serve a database: Arrow Flight SQL (ADBC, duck_synth.connect('grpc://...')) "
-        "and Quack (the DuckDB CLI).",
-    )
-    p.add_argument("database", nargs="?", default="synth.duckdb", help="DuckDB database file")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
-    p.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_PORT,
-        help=f"Flight SQL port ({DEFAULT_PORT}; 0: any free)",
-    )
-    quack = p.add_mutually_exclusive_group()
-    quack.add_argument(
-        "--quack-port",
-        type=int,
-        default=DEFAULT_QUACK_PORT,
-        help=f"Quack port ({DEFAULT_QUACK_PORT})",
-    )
-    quack.add_argument("--no-quack", action="store_true", help="no Quack endpoint")
-    p.add_argument(
-        "--token",
-        action="append",
-        default=[],
-        help="an admin token (repeatable; also $DUCK_SYNTH_TOKEN); required beyond loopback",
-    )
-    p.add_argument(
-        "--read-only-token",
-        action="append",
-        default=[],
-        help="a token that may read and generate, not train, drop or write (repeatable)",
-    )
-    p.add_argument(
-        "--allow-files",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder whose files admin tokens may read and write (repeatable; default: the "
-        "database's folder; read-only tokens never reach files)",
-    )
-    p.add_argument(
-        "--max-rows",
-        type=int,
-        default=10_000_000,
-        help="rows one statement may generate or return (default 10,000,000)",
-    )
-    p.add_argument(
-        "--statement-timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="seconds one statement may run (default: no limit)",
-    )
-    p.add_argument("--tls-cert", help="PEM certificate: serve grpc+tls://")
-    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
-    p.add_argument(
-        "--client-sql",
-        action="store_true",
-        help="print the LOAD statements that let the DuckDB CLI speak Quack, and exit "
-        '(duckdb -cmd "$(duck-synth serve --client-sql)")',
-    )
-    return p
-
-
-def serve_main(argv: list[str]) -> int:
-    from duck_synth.serve import ServeOptions, auth, serve
-
-    args = serve_parser().parse_args(argv)
-    if args.client_sql:
-        from duck_synth.serve.quack import load_statements
-
-        try:
-            print(load_statements())
-        except SynthError as error:
-            report(error)
-            return EXIT_ERROR
-        return 0
-    admin = list(args.token)
-    if not admin and os.environ.get("DUCK_SYNTH_TOKEN"):
-        admin.append(os.environ["DUCK_SYNTH_TOKEN"])
-    options = ServeOptions(
-        host=args.host,
-        port=args.port,
-        quack_port=None if args.no_quack else args.quack_port,
-        tokens=auth.Tokens(admin=admin, read_only=list(args.read_only_token)),
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        allow_files=list(args.allow_files) or None,
-        max_rows=args.max_rows,
-        statement_timeout=args.statement_timeout,
-    )
-    try:
-        server = serve(args.database, options)
-    except (SynthError, duckdb.Error) as error:
-        report(error)
-        return EXIT_ERROR
-    quack = f" and {server.quack_uri}" if server.quack_uri else ""
-    print(f"duck-synth serving {args.database} on {server.url}{quack}", flush=True)
-    try:
-        server.wait()
-    finally:
-        server.close()
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
         logging.getLogger("sqlglot").setLevel(logging.ERROR)
+        from duck_synth.serve.command import serve_main
+
         return serve_main(argv[1:])
     args = parser().parse_args(argv)
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # parse fallbacks are not for users

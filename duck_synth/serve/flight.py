@@ -13,232 +13,26 @@ everything else (Substrait, savepoints, keys, XDBC type info) answers UNIMPLEMEN
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import functools
-import logging
 import secrets
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 import pyarrow.flight as flight
 
 from .. import caller as calls
-from .. import spool
 from ..errors import SynthError
 from ..session import Session
 from . import auth, ingest, messages, metadata, params, transactions
+from .flight_auth import AuthMiddlewareFactory, NoHandshakeMessages, client_error, one_line_errors
+from .flight_calls import Caller, Pending, Prepared, Watcher, once
 
 TICKET_TTL_S = 600  # a ticket not fetched by then is forgotten
 PREPARED_TTL_S = 24 * 3600
-WATCH_INTERVAL_S = 0.1  # how often a running statement's client is checked for a cancel
-
-
-@dataclass
-class Caller:
-    token: str | None
-    role: str
-
-
-@dataclass
-class Prepared:
-    query: str
-    owner: Caller
-    parameters: list[dict] = field(default_factory=list)  # rows of bound values
-    used: float = field(default_factory=time.monotonic)
-    transaction: bytes | None = None  # its statements run in this transaction
-
-
-@dataclass
-class Pending:
-    """What a ticket will run when fetched."""
-
-    owner: Caller
-    command: str
-    message: object | None = None
-    query: str | None = None
-    transaction: bytes | None = None
-    created: float = field(default_factory=time.monotonic)
-    cancelled: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass(eq=False)
-class Watched:
-    context: object  # the gRPC call's ServerCallContext
-    call: calls.Call
-    session: Session
-    pending: Pending | None = None
-
-    def asked_to_stop(self) -> bool:
-        return (
-            self.call.cancelled.is_set()
-            or (self.pending is not None and self.pending.cancelled.is_set())
-            or self.context.is_cancelled()
-        )
-
-    def timed_out(self) -> bool:
-        timeout = self.call.timeout
-        return timeout is not None and time.monotonic() - self.call.started > timeout
-
-
-class Watcher:
-    """Stops a client's statement while it runs when the client cancels it or goes away.
-
-    A training runs inside DoGet before the first batch (and an update inside DoPut), where no
-    batch loop looks at the client. One thread of the server polls each running statement's
-    ``context.is_cancelled()`` and ticket cancel flag; on either it cancels the statement's call
-    (a training or generation stops at its next step or batch) and interrupts the session's
-    DuckDB queries, again each round until the statement ends (DuckDB forgets an interrupt that
-    lands between two queries). Past the call's timeout it interrupts the DuckDB queries (the
-    call's own checks stop the rest, with the timeout's message). The thread is the server's
-    own, started with it: not one per call started from gRPC's threads.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._watched: list[Watched] = []
-        self._closed = threading.Event()
-        threading.Thread(target=self._watch, name="duck-synth-cancel", daemon=True).start()
-
-    def watch(self, context, call: calls.Call, session: Session, pending=None):
-        """Watch a statement; returns the function that ends the watch, which the call must
-        run before it ends: after it returns, the context (which ends with the gRPC call) and
-        the session are no longer touched."""
-        watched = Watched(context, call, session, pending)
-        with self._lock:
-            self._watched.append(watched)
-
-        def stop() -> None:
-            with self._lock:
-                self._watched = [w for w in self._watched if w is not watched]
-
-        return stop
-
-    def _watch(self) -> None:
-        while not self._closed.wait(WATCH_INTERVAL_S):
-            with self._lock:
-                for watched in self._watched:
-                    with contextlib.suppress(Exception):
-                        if watched.asked_to_stop():
-                            watched.call.cancel()
-                            watched.session.interrupt()
-                        elif watched.timed_out():
-                            watched.session.interrupt_queries()
-
-    def close(self) -> None:
-        self._closed.set()
-
-
-def _once(function: Callable[[], None]) -> Callable[[], None]:
-    lock, done = threading.Lock(), []
-
-    def run() -> None:
-        with lock:
-            if done:
-                return
-            done.append(True)
-        function()
-
-    return run
-
-
-class AuthMiddleware(flight.ServerMiddleware):
-    def __init__(self, caller: Caller, reply_header: str | None):
-        self.caller = caller
-        self.reply_header = reply_header
-
-    def sending_headers(self) -> dict:
-        return {"authorization": self.reply_header} if self.reply_header else {}
-
-
-class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
-    """Bearer tokens on every call; a Basic handshake (any user, the token as password) is
-    answered with the bearer token to use."""
-
-    def __init__(self, tokens: auth.Tokens):
-        self.tokens = tokens
-
-    def start_call(self, info, headers) -> AuthMiddleware:
-        value = (headers.get("authorization") or [""])[0]
-        scheme, _, credential = value.partition(" ")
-        reply = None
-        if scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(credential + "=" * (-len(credential) % 4)).decode()
-            except (ValueError, UnicodeDecodeError):
-                raise flight.FlightUnauthenticatedError("malformed Basic credentials") from None
-            token = decoded.partition(":")[2]
-            reply = f"Bearer {token}"
-        elif scheme.lower() == "bearer":
-            token = credential
-        else:
-            token = None
-        role = self.tokens.role(token)
-        if role is None:
-            raise flight.FlightUnauthenticatedError(
-                "invalid or missing token (send 'authorization: Bearer <token>')"
-            )
-        return AuthMiddleware(Caller(token, role), reply if self.tokens.required else None)
-
-
-class NoHandshakeMessages(flight.ServerAuthHandler):
-    """Handshake succeeds at once: the token travels in headers (see AuthMiddlewareFactory)."""
-
-    def authenticate(self, outgoing, incoming) -> None:
-        return None
-
-    def is_valid(self, token) -> str:
-        return ""
-
-
-log = logging.getLogger("duck_synth.serve")
-
-
-def one_line_errors(method):
-    """A client gets one line and never a traceback or a server path: pyarrow sends a Python
-    exception's traceback along with it, so every error leaves as a Flight error. Unexpected
-    ones are logged here in full and reach the client as a reference to the log."""
-
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except flight.FlightError:
-            raise
-        except Exception as error:  # noqa: BLE001  every error leaves as one line
-            failure = client_error(error, method.__name__)
-        # raised outside the except block: the client's error keeps no reference to the
-        # original exception, its traceback or the frames (and tensors) it holds
-        raise failure
-
-    return wrapper
-
-
-def client_error(error: Exception, where: str) -> flight.FlightError:
-    """The one-line Flight error a client gets for ``error``; unexpected ones are logged."""
-    if isinstance(error, auth.Refused):
-        return flight.FlightUnauthorizedError(_one_line(error))
-    if isinstance(error, SynthError | duckdb.Error | ValueError | KeyError):
-        text = error.args[0] if isinstance(error, KeyError) and error.args else error
-        return flight.FlightServerError(_one_line(text))
-    if isinstance(error, NotImplementedError):
-        return flight.FlightServerError(f"UNIMPLEMENTED: {_one_line(error)}")
-    reference = secrets.token_hex(4)
-    log.error("internal error %s in %s", reference, where, exc_info=error)
-    return flight.FlightInternalError(
-        f"internal error (the server's log has the details, reference {reference})"
-    )
-
-
-def _one_line(error) -> str:
-    text = str(error).strip()
-    line = text.splitlines()[0] if text else type(error).__name__
-    return line.replace(spool.folder(), "<spool>")
 
 
 class FlightSqlServer(flight.FlightServerBase):
@@ -410,7 +204,7 @@ class FlightSqlServer(flight.FlightServerBase):
             reader.close()
             end()
 
-        finish = _once(finish)
+        finish = once(finish)
         batches = self._batches(context, reader, schema, pending, call, finish)
         # a stream dropped unread (the client gone before the first batch) still ends so
         weakref.finalize(batches, finish).atexit = False
