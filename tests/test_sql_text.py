@@ -36,8 +36,8 @@ EXCEPTIONS = {
     ("session.py", "execute"): "session.execute is session.sql",
     ("session.py", "_standalone_append"): "arguments written back by sqlglot from the "
     "caller's own parsed statement",
-    ("session.py", "train"): "a call built from sql_literal values and checked keyword names",
-    ("session.py", "generate"): "a call built from sql_literal values and checked keyword names",
+    ("interface.py", "train"): "a call built from sql_literal values and checked keyword names",
+    ("interface.py", "generate"): "a call built from sql_literal values and checked keyword names",
     ("cli.py", "_execute"): "the user's statement, run through session.sql",
     ("remote.py", "_execute"): "the remote user's statement, sent to the server",
     ("remote.py", "explain"): "the remote user's statement, sent to the server",
@@ -95,7 +95,7 @@ EXCEPTIONS = {
     ("evaluate/validate.py", "repeated_value"): "a read_source relation; quoted column",
     ("generate.py", "_matching_training_rows"): "a read_source relation; the filter written "
     "back by sqlglot after sqltext.predicate checked it",
-    ("generate.py", "keep"): "cast_sql over the registered batch, the filter written back by "
+    ("shapes/rows.py", "keep"): "cast_sql over the registered batch, the filter written back by "
     "sqlglot, in a connection without file access",
     ("recommend.py", "shape_of"): "a read_source relation; quoted columns",
     ("replace.py", "resample"): "a read_source relation; the condition written back by sqlglot",
@@ -104,7 +104,8 @@ EXCEPTIONS = {
     ("sources.py", "describe"): "a read_source relation",
     ("train.py", "train"): "a read_source relation; read_sql quotes names and parses types",
     ("train.py", "column_facts"): "a read_source relation; quoted columns",
-    ("train.py", "_session_plan"): "a read_source relation; quoted columns",
+    ("shapes/sessions.py", "read_sessions"): "a read_source relation; quoted columns",
+    ("shapes/table.py", "plan"): "a read_source relation; read_sql quotes names and parses types",
     ("train.py", "check_constraints"): "a read_source relation; the constraint written back "
     "by sqlglot after sqltext.predicate checked it",
     ("serve/metadata.py", "db_schemas"): "fixed conditions; values bound as parameters",
