@@ -95,11 +95,6 @@ def test_seed_rows_feed_given_metadata_to_the_step_generator(gan):
     assert list(first["school"]) == [16, 9] and list(first["ethn"]) == ["black", "hisp"]
 
 
-def test_timegan_needs_sessions(gan, refused):
-    session, _ = gan
-    refused(session, "FROM train('t', 'males', method => 'timegan')", "give session_key")
-
-
 @pytest.mark.parametrize(
     "method, budget",
     [
