@@ -208,7 +208,7 @@ def fit_parts(
             privacy=budget,
         )
         fitted = (
-            _fit(con, run_id, part.model, part.data, config)
+            fit_recorded(con, run_id, part.model, part.data, config)
             if part.learns
             else {"epochs": 0, "history": []}
         )
@@ -363,7 +363,8 @@ def check_constraints(
 RUN_UPDATE_S = 1.0  # how often a training's progress is written to synth.runs
 
 
-def _fit(con, run_id: int, model, data: tuple[np.ndarray, ...], config: FitConfig) -> dict:
+def fit_recorded(con, run_id: int, model, data: tuple[np.ndarray, ...], config: FitConfig) -> dict:
+    """Fit ``model``, its progress shown and written to synth.runs, a cancel honoured."""
     losses: list[dict] = []
     bar = progress_bar()
     last_write = [time.monotonic()]

@@ -29,7 +29,7 @@ SLID_TABLE = (
 # Without ``epochs =>`` a training runs the method's default epochs until max_time, so what it
 # learns depends on how fast the machine is (on a busy 2-core machine: a weaker model and
 # failed thresholds). The guard wraps the code every in-process training runs through
-# (duck_synth.train: the default epochs are only asked for when none were given, and _fit):
+# (duck_synth.train: the default epochs are only asked for when none were given, and fit_recorded):
 # a training without epochs fails the test, and so does a training that max_time stopped
 # (its epochs were cut: max_time must be a safety cap, never the limit). Tests about max_time
 # itself say so with @pytest.mark.max_time. Trainings in other processes (the CLI, servers) are
@@ -77,7 +77,7 @@ class TrainingWithoutEpochs(AssertionError):
 
 @pytest.fixture(scope="session", autouse=True)
 def _epochs_guard():
-    default_epochs, fit = duck_synth.train.default_epochs, duck_synth.train._fit
+    default_epochs, fit = duck_synth.train.default_epochs, duck_synth.train.fit_recorded
 
     def guarded_default_epochs(method: str) -> int:
         if method not in NO_EPOCHS and not _unguarded():
@@ -103,7 +103,7 @@ def _epochs_guard():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(duck_synth.train, "default_epochs", guarded_default_epochs)
-        patch.setattr(duck_synth.train, "_fit", guarded_fit)
+        patch.setattr(duck_synth.train, "fit_recorded", guarded_fit)
         yield
 
 
