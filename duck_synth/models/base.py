@@ -16,8 +16,10 @@ from ..privacy import PrivacyBudget
 
 @dataclass
 class FitConfig:
-    epochs: int = 100
-    max_time: float = 600.0
+    """How long to fit: epochs, bounded by max_time (train() sets both from its arguments)."""
+
+    epochs: int
+    max_time: float
     batch_size: int | None = None  # None: chosen from the data size
     validation_share: float = 0.1
     seed: int = 0
