@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Conditions, Deadline, FitConfig, GenerativeModel, Progress, SampleConfig
+from .base import Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
 from .gan import (
     Layout,
     Residual,
@@ -30,6 +30,7 @@ from .gan import (
     fit_columns,
     gradient_penalty,
     redraw_until_satisfied,
+    wgan_epochs,
 )
 
 NOISE = 128
@@ -137,7 +138,6 @@ class TabGanModel(GenerativeModel):
     # -- training ------------------------------------------------------------------------------
     def fit(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
         started = time.monotonic()  # max_time counts the mixtures' fitting too
-        deadline = Deadline(config.max_time)
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         self.columns = fit_columns(tokens, self.vocab_sizes, self.spans, config.seed)
@@ -158,60 +158,38 @@ class TabGanModel(GenerativeModel):
         batch = config.batch_size or BATCH
         batch = max(self.pac, min(batch, len(tokens)) // self.pac * self.pac)
         steps = max(1, len(tokens) // batch)
-        history, epoch, timed_out = [], 0, False
-        for epoch in range(1, config.epochs + 1):
+
+        def train_mode() -> None:
             generator.train()
             critic_net.train()
-            distance = g_total = 0.0
-            taken = 0
-            for step in range(steps):
-                cond, columns, values = self._training_conditions(sampler, batch, rng, device)
-                raw = generator(self._inputs(cond, batch, device))
-                fake = self.layout.activate(raw)
-                # the critic: real rows holding the (shuffled) conditions against generated ones
-                perm = rng.permutation(batch)
-                real = data[sampler.real_rows(columns[perm], values[perm], rng)]
-                real_in = self._packed(real, cond[perm])
-                fake_in = self._packed(fake.detach(), cond)
-                d_real, d_fake = critic_net(real_in).mean(), critic_net(fake_in).mean()
-                penalty = gradient_penalty(critic_net, real_in, fake_in)
-                d_opt.zero_grad(set_to_none=True)
-                (d_fake - d_real + penalty).backward()
-                d_opt.step()
-                # the generator: fool the updated critic on the same rows (one generator pass
-                # per step, where CTGAN makes two) and honour the conditional vector
-                g_loss = -critic_net(self._packed(fake, cond)).mean()
-                g_loss = g_loss + self._condition_loss(raw, columns, values, device)
-                g_opt.zero_grad(set_to_none=True)
-                g_loss.backward()
-                g_opt.step()
-                distance += float((d_real - d_fake).detach())
-                g_total += float(g_loss.detach())
-                taken = step + 1
-                elapsed = time.monotonic() - started
-                progress({"epoch": epoch, "step": step + 1, "steps": steps, "elapsed": elapsed})
-                if deadline.reached():
-                    timed_out = True
-                    break
-            # a GAN has no validation loss: the critic's Wasserstein estimate shows progress
-            # (means over the steps taken: a time-cut epoch took fewer than all)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "generator_loss": g_total / taken,
-                    "critic_distance": distance / taken,
-                }
-            )
-            progress(history[-1] | {"elapsed": time.monotonic() - started, "epoch_done": True})
-            if timed_out:
-                break
+
+        def train_step() -> tuple[float, float]:
+            cond, columns, values = self._training_conditions(sampler, batch, rng, device)
+            raw = generator(self._inputs(cond, batch, device))
+            fake = self.layout.activate(raw)
+            # the critic: real rows holding the (shuffled) conditions against generated ones
+            perm = rng.permutation(batch)
+            real = data[sampler.real_rows(columns[perm], values[perm], rng)]
+            real_in = self._packed(real, cond[perm])
+            fake_in = self._packed(fake.detach(), cond)
+            d_real, d_fake = critic_net(real_in).mean(), critic_net(fake_in).mean()
+            penalty = gradient_penalty(critic_net, real_in, fake_in)
+            d_opt.zero_grad(set_to_none=True)
+            (d_fake - d_real + penalty).backward()
+            d_opt.step()
+            # the generator: fool the updated critic on the same rows (one generator pass per
+            # step, where CTGAN makes two) and honour the conditional vector
+            g_loss = -critic_net(self._packed(fake, cond)).mean()
+            g_loss = g_loss + self._condition_loss(raw, columns, values, device)
+            g_opt.zero_grad(set_to_none=True)
+            g_loss.backward()
+            g_opt.step()
+            return float((d_real - d_fake).detach()), float(g_loss.detach())
+
+        fitted = wgan_epochs(config, progress, steps, started, train_mode, train_step)
         generator.to("cpu").eval()
         critic_net.to("cpu").eval()
-        return {
-            "epochs": epoch,
-            "history": history,
-            "stopped": "max_time" if timed_out else "epochs",
-        }
+        return fitted
 
     def _training_conditions(self, sampler, n, rng, device):
         if not self.discrete:

@@ -30,7 +30,6 @@ from torch import nn
 
 from .base import (
     Conditions,
-    Deadline,
     FitConfig,
     Progress,
     SampleConfig,
@@ -48,6 +47,7 @@ from .gan import (
     fit_columns,
     gradient_penalty,
     redraw_until_satisfied,
+    wgan_epochs,
 )
 
 NOISE = 32
@@ -282,7 +282,6 @@ class TimeGanModel(SessionModel):
         """``attributes``: sessions x attribute tokens; ``steps``: sessions x max_length x step
         tokens (padding after each session's length); ``lengths``: steps per session."""
         started = time.monotonic()  # max_time counts the mixtures' fitting too
-        deadline = Deadline(config.max_time)
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         lengths = np.clip(lengths, 1, self.max_length)
@@ -302,56 +301,29 @@ class TimeGanModel(SessionModel):
         n = len(attributes)
         batch = max(2, min(config.batch_size or BATCH, n))
         steps_per_epoch = max(1, n // batch)
-        epochs = config.epochs
-        history, epoch, timed_out = [], 0, False
-        for epoch in range(1, epochs + 1):
-            gen.train()
-            distance = g_total = 0.0
-            taken = 0
-            for step in range(steps_per_epoch):
-                rows = torch.from_numpy(rng.choice(n, batch, replace=False))
-                real = (attr[rows], ranges[rows], features[rows], flags[rows])
-                given = attr[torch.from_numpy(rng.choice(n, batch // 2))]
-                fake = self._fake(batch, given)
-                d_real, d_fake, penalty = self._critics(real, tuple(x.detach() for x in fake))
-                d_opt.zero_grad(set_to_none=True)
-                (d_fake - d_real + penalty).backward()
-                d_opt.step()
-                fake = self._fake(batch, given)
-                whole, aux = self._scores(fake)
-                g_loss = -(whole.mean() + AUX_WEIGHT * aux.mean())
-                g_opt.zero_grad(set_to_none=True)
-                g_loss.backward()
-                g_opt.step()
-                distance += float((d_real - d_fake).detach())
-                g_total += float(g_loss.detach())
-                taken = step + 1
-                elapsed = time.monotonic() - started
-                progress(
-                    {"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed}
-                )
-                if deadline.reached():
-                    timed_out = True
-                    break
-            # means over the steps taken (a time-cut epoch took fewer than all)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "generator_loss": g_total / taken,
-                    "critic_distance": distance / taken,
-                }
-            )
-            progress(history[-1] | {"elapsed": time.monotonic() - started, "epoch_done": True})
-            if timed_out:
-                break
+
+        def train_step() -> tuple[float, float]:
+            rows = torch.from_numpy(rng.choice(n, batch, replace=False))
+            real = (attr[rows], ranges[rows], features[rows], flags[rows])
+            given = attr[torch.from_numpy(rng.choice(n, batch // 2))]
+            fake = self._fake(batch, given)
+            d_real, d_fake, penalty = self._critics(real, tuple(x.detach() for x in fake))
+            d_opt.zero_grad(set_to_none=True)
+            (d_fake - d_real + penalty).backward()
+            d_opt.step()
+            fake = self._fake(batch, given)
+            whole, aux = self._scores(fake)
+            g_loss = -(whole.mean() + AUX_WEIGHT * aux.mean())
+            g_opt.zero_grad(set_to_none=True)
+            g_loss.backward()
+            g_opt.step()
+            return float((d_real - d_fake).detach()), float(g_loss.detach())
+
+        fitted = wgan_epochs(config, progress, steps_per_epoch, started, gen.train, train_step)
         gen.to("cpu").eval()
         self.critic.to("cpu")
         self.aux_critic.to("cpu")
-        return {
-            "epochs": epoch,
-            "history": history[-20:],
-            "stopped": "max_time" if timed_out else "epochs",
-        }
+        return fitted | {"history": fitted["history"][-20:]}
 
     def _fit_columns(
         self, attributes: np.ndarray, steps: np.ndarray, lengths: np.ndarray, seed: int
