@@ -332,37 +332,36 @@ def column_lookups(con: duckdb.DuckDBPyConnection):
         except SynthError:
             return None
 
-    def columns_of_table(name: str) -> list[str] | None:
-        # the declared columns, looked up by name: never binding the relation (a view over
-        # generate() would generate) and never pasting the name
+    def named(query: str, name: str) -> list[tuple] | None:
+        """``query`` (a catalog listing, ending in WHERE ... AND) for the relation ``name``
+        names, its parts bound as values: never binding the relation (a view over generate()
+        would generate) and never pasting the name."""
         parts = sqltext.name_parts(name)
         if parts is None:
             return None
-        database, schema, table = parts
-        rows = con.execute(
-            "SELECT database_name, schema_name, column_name FROM duckdb_columns() "
-            "WHERE lower(table_name) = lower(?) AND (? IS NULL OR lower(schema_name) = lower(?)) "
-            "AND (? IS NULL OR lower(database_name) = lower(?)) ORDER BY column_index",
-            [table, schema, schema, database, database],
+        database, schema, relation = parts
+        return con.execute(
+            f"{query} lower(?) AND (? IS NULL OR lower(schema_name) = lower(?)) "
+            "AND (? IS NULL OR lower(database_name) = lower(?))",
+            [relation, schema, schema, database, database],
         ).fetchall()
-        relations = {(r[0], r[1]) for r in rows}
-        if len(relations) != 1:
+
+    def columns_of_table(name: str) -> list[str] | None:
+        rows = named(
+            "SELECT database_name, schema_name, column_name, column_index FROM duckdb_columns() "
+            "WHERE lower(table_name) =",
+            name,
+        )
+        if not rows or len({(r[0], r[1]) for r in rows}) != 1:
             return None  # unknown, or ambiguous without a schema
-        return [r[2] for r in rows]
+        return [r[2] for r in sorted(rows, key=lambda r: r[3])]
 
     def view_sql(name: str) -> str | None:
         # the SQL as stored, never the view bound (which would generate)
-        parts = sqltext.name_parts(name)
-        if parts is None:
-            return None
-        database, schema, view = parts
-        rows = con.execute(
-            "SELECT sql FROM duckdb_views() WHERE NOT internal AND lower(view_name) = lower(?) "
-            "AND (? IS NULL OR lower(schema_name) = lower(?)) "
-            "AND (? IS NULL OR lower(database_name) = lower(?))",
-            [view, schema, schema, database, database],
-        ).fetchall()
-        return rows[0][0] if len(rows) == 1 else None
+        rows = named(
+            "SELECT sql FROM duckdb_views() WHERE NOT internal AND lower(view_name) =", name
+        )
+        return rows[0][0] if rows and len(rows) == 1 else None
 
     def rows_of_model(spec: str) -> int | None:
         try:
