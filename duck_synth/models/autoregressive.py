@@ -33,6 +33,8 @@ from .base import (
     GenerativeModel,
     Progress,
     SampleConfig,
+    load_network,
+    network_tensors,
     sample_logits,
 )
 
@@ -526,13 +528,12 @@ class AutoregressiveModel(GenerativeModel):
 
     # -- storage ---------------------------------------------------------------------------------
     def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        return dict(self.params), {k: v.contiguous() for k, v in self.net.state_dict().items()}
+        return dict(self.params), network_tensors(self.net)
 
     @classmethod
     def restore(cls, params: dict, tensors: dict[str, torch.Tensor]) -> AutoregressiveModel:
         model = cls(**params)
-        model.net.load_state_dict(tensors)
-        model.net.eval()
+        load_network(model.net, tensors)
         return model
 
 

@@ -69,6 +69,17 @@ class Deadline:
 Progress = Callable[[dict], None]
 
 
+def network_tensors(network: torch.nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """A network's weights as stored (contiguous, names under ``prefix``)."""
+    return {prefix + k: v.contiguous() for k, v in network.state_dict().items()}
+
+
+def load_network(network: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str = ""):
+    """Load what ``network_tensors`` stored into ``network``, ready to sample (eval mode)."""
+    network.load_state_dict({k.removeprefix(prefix): v for k, v in tensors.items()})
+    network.eval()
+
+
 class GenerativeModel:
     method: str = ""
     default_epochs: int = 100

@@ -20,7 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Conditions, FitConfig, GenerativeModel, Progress, SampleConfig
+from .base import (
+    Conditions,
+    FitConfig,
+    GenerativeModel,
+    Progress,
+    SampleConfig,
+    load_network,
+    network_tensors,
+)
 from .gan import (
     Layout,
     Residual,
@@ -286,14 +294,11 @@ class TabGanModel(GenerativeModel):
             "frequencies": self.frequencies,
             "pac": self.pac,
         }
-        tensors = {f"generator.{k}": v for k, v in self.generator.state_dict().items()}
+        tensors = network_tensors(self.generator, "generator.")
         return params, {k: v.contiguous() for k, v in tensors.items()}
 
     @classmethod
     def restore(cls, params: dict, tensors: dict[str, torch.Tensor]) -> TabGanModel:
         model = cls(**params)
-        model.generator.load_state_dict(
-            {k.removeprefix("generator."): v for k, v in tensors.items()}
-        )
-        model.generator.eval()
+        load_network(model.generator, tensors, "generator.")
         return model

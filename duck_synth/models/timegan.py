@@ -34,6 +34,8 @@ from .base import (
     Progress,
     SampleConfig,
     SessionModel,
+    load_network,
+    network_tensors,
     sample_logits,
 )
 from .gan import (
@@ -413,12 +415,11 @@ class TimeGanModel(SessionModel):
             "attributes": [c.params() for c in self.attribute_columns],
             "steps": [c.params() for c in self.step_columns],
         }
-        tensors = {k: v.contiguous() for k, v in self.generator.state_dict().items()}
+        tensors = network_tensors(self.generator)
         return params, tensors
 
     @classmethod
     def restore(cls, params: dict, tensors: dict[str, torch.Tensor]) -> TimeGanModel:
         model = cls(**params)
-        model.generator.load_state_dict(tensors)
-        model.generator.eval()
+        load_network(model.generator, tensors)
         return model
