@@ -29,7 +29,16 @@ from ..errors import SynthError
 from ..session import Session
 from . import auth, ingest, messages, metadata, params, transactions
 from .flight_auth import AuthMiddlewareFactory, NoHandshakeMessages, client_error, one_line_errors
-from .flight_calls import Caller, Pending, Prepared, Watcher, once
+from .flight_calls import (
+    Caller,
+    Pending,
+    Prepared,
+    Watcher,
+    once,
+    optional,
+    parameter_rows,
+    refusal,
+)
 
 TICKET_TTL_S = 600  # a ticket not fetched by then is forgotten
 PREPARED_TTL_S = 24 * 3600
@@ -192,7 +201,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 reader = session.stream(pending.query)
         except (SynthError, duckdb.Error) as error:
             end()
-            failure = _refusal(error, call)
+            failure = refusal(error, call)
         except BaseException:
             end()
             raise
@@ -227,7 +236,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 except StopIteration:
                     return
                 except (SynthError, duckdb.Error) as error:
-                    failure = _refusal(error, call)
+                    failure = refusal(error, call)
                 except Exception as error:  # noqa: BLE001  one line to the client
                     failure = client_error(error, "a stream")
                 if failure is not None:  # raised here: it holds no reference to the error
@@ -255,7 +264,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 with calls.running(call):
                     table = session.sql(pending.query).arrow()
             except (SynthError, duckdb.Error) as error:
-                failure = _refusal(error, call)
+                failure = refusal(error, call)
             finally:
                 unwatch()
         if failure is not None:  # raised here: it holds no reference to the error's frames
@@ -289,14 +298,14 @@ class FlightSqlServer(flight.FlightServerBase):
             if name == "CommandGetDbSchemas":
                 return metadata.db_schemas(
                     cursor,
-                    _optional(command, "catalog"),
-                    _optional(command, "db_schema_filter_pattern"),
+                    optional(command, "catalog"),
+                    optional(command, "db_schema_filter_pattern"),
                 )
             return metadata.tables(
                 cursor,
-                _optional(command, "catalog"),
-                _optional(command, "db_schema_filter_pattern"),
-                _optional(command, "table_name_filter_pattern"),
+                optional(command, "catalog"),
+                optional(command, "db_schema_filter_pattern"),
+                optional(command, "table_name_filter_pattern"),
                 list(command.table_types),
                 command.include_schema,
             )
@@ -315,7 +324,7 @@ class FlightSqlServer(flight.FlightServerBase):
             count = self._ingest(caller, command, reader, context)
         elif name == "CommandPreparedStatementQuery":
             prepared = self._prepared(command.prepared_statement_handle, caller)
-            prepared.parameters = _parameter_rows(reader)
+            prepared.parameters = parameter_rows(reader)
             # the handle stays the same: the bound values are kept on the server
             result = messages.new(
                 "DoPutPreparedStatementResult",
@@ -325,12 +334,29 @@ class FlightSqlServer(flight.FlightServerBase):
             return
         elif name == "CommandPreparedStatementUpdate":
             prepared = self._prepared(command.prepared_statement_handle, caller)
-            rows = _parameter_rows(reader) or [{}]
+            rows = parameter_rows(reader) or [{}]
             count = self._update(caller, prepared.query, rows, context, prepared.transaction)
         else:
             raise NotImplementedError(f"{name} is not supported by duck_synth")
         result = messages.new("DoPutUpdateResult", record_count=count)
         writer.write(pa.py_buffer(result.SerializeToString()))
+
+    def _watched(self, caller: Caller, transaction: bytes | None, context, work, errors):
+        """``work(session)`` as one statement of the caller's: cancelled with its client, and a
+        failure of ``errors`` answered in one line."""
+        failure = None
+        with self._statement_session(caller, transaction) as session:
+            call = self._call(session)
+            unwatch = self.watcher.watch(context, call, session) if context is not None else None
+            try:
+                with calls.running(call):
+                    return work(session)
+            except errors as error:
+                failure = refusal(error, call)
+            finally:
+                if unwatch is not None:
+                    unwatch()
+        raise failure
 
     def _update(
         self,
@@ -341,28 +367,18 @@ class FlightSqlServer(flight.FlightServerBase):
         transaction: bytes | None = None,
     ) -> int:
         self._check(caller, query)
-        total, failure = 0, None
-        with self._statement_session(caller, transaction) as session:
-            call = self._call(session)
-            unwatch = self.watcher.watch(context, call, session) if context is not None else None
-            try:
-                with calls.running(call):
-                    for parameters in parameter_rows:
-                        bound = params.bind(query, [parameters] if parameters else [])
-                        result = session.sql(bound)
-                        columns = result.columns
-                        if columns == ["Count"] and len(result) == 1:
-                            total += int(result.fetchone()[0])
-                        else:
-                            total = -1 if total == 0 else total
-            except SynthError as error:
-                failure = _refusal(error, call)
-            finally:
-                if unwatch is not None:
-                    unwatch()
-        if failure is not None:
-            raise failure
-        return total
+
+        def run(session: Session) -> int:
+            total = 0
+            for parameters in parameter_rows:
+                result = session.sql(params.bind(query, [parameters] if parameters else []))
+                if result.columns == ["Count"] and len(result) == 1:
+                    total += int(result.fetchone()[0])
+                else:
+                    total = -1 if total == 0 else total
+            return total
+
+        return self._watched(caller, transaction, context, run, SynthError)
 
     def _ingest(self, caller: Caller, command, reader, context) -> int:
         """Bulk ingest (see ingest.py), on the command's transaction when it names one."""
@@ -371,20 +387,11 @@ class FlightSqlServer(flight.FlightServerBase):
         transaction = self._transaction_id(command, caller)
         if transaction is None:
             transaction = self.transactions.of_peer(caller.token, context.peer())
-        failure = None
-        with self._statement_session(caller, transaction) as session:
-            call = self._call(session)
-            unwatch = self.watcher.watch(context, call, session)
-            try:
-                with calls.running(call):
-                    count = ingest.ingest(session.con, command, reader.to_reader())
-            except duckdb.Error as error:
-                failure = _refusal(error, call)
-            finally:
-                unwatch()
-        if failure is not None:
-            raise failure
-        return count
+
+        def run(session: Session) -> int:
+            return ingest.ingest(session.con, command, reader.to_reader())
+
+        return self._watched(caller, transaction, context, run, duckdb.Error)
 
     # -- DoAction --------------------------------------------------------------------------
     def list_actions(self, context) -> list[tuple[str, str]]:
@@ -477,26 +484,3 @@ class FlightSqlServer(flight.FlightServerBase):
                     if pending is not None and pending.owner.token == caller.token:
                         pending.cancelled.set()
         return messages.CANCELLED
-
-
-def _refusal(error: Exception, call: calls.Call) -> Exception:
-    """The client's one-line error: CANCELLED for a statement its client stopped."""
-    if isinstance(error, duckdb.Error):
-        text = str(error).strip()
-        message = text.splitlines()[0] if text else type(error).__name__
-    else:
-        message = str(error)
-    if call.cancelled.is_set():
-        return flight.FlightCancelledError(message)
-    if isinstance(error, auth.Refused):
-        return flight.FlightUnauthorizedError(message)
-    return flight.FlightServerError(message)
-
-
-def _optional(command, name: str) -> str | None:
-    return getattr(command, name) if command.HasField(name) else None
-
-
-def _parameter_rows(reader: flight.MetadataRecordBatchReader) -> list[dict]:
-    table = reader.read_all()
-    return table.to_pylist()

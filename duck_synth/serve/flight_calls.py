@@ -10,8 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import duckdb
+import pyarrow.flight as flight
+
 from .. import caller as calls
 from ..session import Session
+from . import auth
 
 WATCH_INTERVAL_S = 0.1  # how often a running statement's client is checked for a cancel
 
@@ -122,3 +126,26 @@ def once(function: Callable[[], None]) -> Callable[[], None]:
         function()
 
     return run
+
+
+def refusal(error: Exception, call: calls.Call) -> Exception:
+    """The client's one-line error: CANCELLED for a statement its client stopped."""
+    if isinstance(error, duckdb.Error):
+        text = str(error).strip()
+        message = text.splitlines()[0] if text else type(error).__name__
+    else:
+        message = str(error)
+    if call.cancelled.is_set():
+        return flight.FlightCancelledError(message)
+    if isinstance(error, auth.Refused):
+        return flight.FlightUnauthorizedError(message)
+    return flight.FlightServerError(message)
+
+
+def optional(command, name: str) -> str | None:
+    return getattr(command, name) if command.HasField(name) else None
+
+
+def parameter_rows(reader: flight.MetadataRecordBatchReader) -> list[dict]:
+    table = reader.read_all()
+    return table.to_pylist()
