@@ -1,9 +1,9 @@
 """duck_synth: synthetic data inside DuckDB, in SQL."""
 
+from .connection import Session, connect
 from .errors import SynthError
 from .interface import Result
 from .remote import RemoteSession
-from .session import Session, connect
 
 __version__ = "0.1.0"
 

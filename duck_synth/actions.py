@@ -15,12 +15,12 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from . import access, catalog, sessions, spool, sqltext, surface
-from .batches import generate_into
 from .errors import SynthError
 from .evaluate import evaluate_sql
 from .evaluate.report import report
 from .evaluate.validate import validate_sql
 from .generate import generate
+from .generate_into import generate_into
 from .options import (
     DropModelOptions,
     ImportModelOptions,
@@ -29,7 +29,7 @@ from .options import (
     parse,
 )
 from .recommend import recommend
-from .replace import resample
+from .resample import resample
 from .rewrite import rewrite_sql
 from .train import train
 from .workflows import create_workflow, drop_workflow, run_sql

@@ -1,4 +1,4 @@
-"""What a session offers, the same for a local one (session.py) and a remote one (remote.py):
+"""What a session offers, the same for a local one (connection.py) and a remote one (remote.py):
 the materialised ``Result`` of a statement and the Python shortcuts over the SQL."""
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ BUILTIN: tuple[Function, ...] = (
         "model => 'm') -> the rows with the column replaced where condition holds (all rows "
         "without one): by values drawn from the list, or by the model given each row's other "
         "columns. A condition reading the column is drawn again until it no longer holds "
-        "(duck_synth/replace.py).",
+        "(duck_synth/resample.py).",
         required=("source", "field"),
         options=options.ResampleOptions,
         udf="synth_resample",

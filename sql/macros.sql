@@ -132,7 +132,7 @@ CREATE OR REPLACE MACRO generations() AS TABLE
 -- resample('table or query', 'column', condition => 'SQL', replace_values => [..] | model =>
 -- 'm') -> the rows with the column replaced where condition holds (all rows without one): by
 -- values drawn from the list, or by the model given each row's other columns. A condition
--- reading the column is drawn again until it no longer holds (duck_synth/replace.py).
+-- reading the column is drawn again until it no longer holds (duck_synth/resample.py).
 CREATE OR REPLACE MACRO resample(
     source, field,
     condition := NULL, replace_values := NULL, model := NULL, seed := NULL, temperature := NULL

@@ -31,10 +31,10 @@ SAFE_BUILDERS = {
 
 EXCEPTIONS = {
     # user SQL, run as the user's own statement (checked by access.py on a server)
-    ("session.py", "_run"): "the caller's own statement, after the rewrite",
-    ("session.py", "_stream"): "the caller's own statement, after the rewrite",
-    ("session.py", "execute"): "session.execute is session.sql",
-    ("session.py", "_standalone_append"): "arguments written back by sqlglot from the "
+    ("connection.py", "_run"): "the caller's own statement, after the rewrite",
+    ("connection.py", "_stream"): "the caller's own statement, after the rewrite",
+    ("connection.py", "execute"): "session.execute is session.sql",
+    ("connection.py", "_standalone_append"): "arguments written back by sqlglot from the "
     "caller's own parsed statement",
     ("interface.py", "train"): "a call built from sql_literal values and checked keyword names",
     ("interface.py", "generate"): "a call built from sql_literal values and checked keyword names",
@@ -57,7 +57,7 @@ EXCEPTIONS = {
     "placeholders bound as NULL literals",
     ("serve/metadata.py", "sql_info"): "queries of the module's LISTED_INFO table",
     ("serve/transactions.py", "_close"): "COMMIT or ROLLBACK, chosen by the module",
-    ("session.py", "_open"): "the database path by quote_literal; READ_ONLY a fixed option",
+    ("connection.py", "_open"): "the database path by quote_literal; READ_ONLY a fixed option",
     # SQL shipped in the package
     ("catalog.py", "install"): "the migrations and macros shipped in sql/",
     ("catalog.py", "column_lookups"): "two constant catalog listings; the name's parts are "
@@ -65,11 +65,14 @@ EXCEPTIONS = {
     ("serve/quack.py", "load_extensions"): "LOAD statements of the shipped extension files, "
     "quoted by quote_literal",
     # internal relations: made by read_source/sqltext.query or by the module itself
-    ("batches.py", "generate_into"): "the table name quoted by quote_identifier, types by "
+    ("generate_into.py", "generate_into"): "the table name quoted by quote_identifier, types by "
     "duck_type",
-    ("batches.py", "_append"): "quoted table name; the select is cast_sql over a registered batch",
-    ("batches.py", "_check_columns"): "quoted table name",
-    ("batches.py", "_remember_unique"): "quoted table and column names",
+    (
+        "generate_into.py",
+        "_append",
+    ): "quoted table name; the select is cast_sql over a registered batch",
+    ("generate_into.py", "_check_columns"): "quoted table name",
+    ("generate_into.py", "_remember_unique"): "quoted table and column names",
     ("evaluate/__init__.py", "_fidelity_rows"): "temp table names made by the module",
     ("evaluate/codes.py", "prepare_codes"): "temp table names made by the module; items quoted",
     ("evaluate/columns.py", "prepare"): "temp table names made by the module over a "
@@ -100,8 +103,8 @@ EXCEPTIONS = {
     ("shapes/rows.py", "keep"): "cast_sql over the registered batch, the filter written back by "
     "sqlglot, in a connection without file access",
     ("recommend.py", "shape_of"): "a read_source relation; quoted columns",
-    ("replace.py", "resample"): "a read_source relation; the condition written back by sqlglot",
-    ("replace.py", "_holds_for"): "the rule written back by sqlglot over a registered table",
+    ("resample.py", "resample"): "a read_source relation; the condition written back by sqlglot",
+    ("resample.py", "_holds_for"): "the rule written back by sqlglot over a registered table",
     ("sessions.py", "_varying"): "a read_source relation; quoted columns",
     ("sources.py", "describe"): "a read_source relation",
     ("train.py", "train"): "a read_source relation; read_sql quotes names and parses types",

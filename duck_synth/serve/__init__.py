@@ -22,8 +22,8 @@ import duckdb
 import pyarrow.flight as flight
 
 from .. import caller, spool, sqltext
+from ..connection import Session, connect
 from ..errors import SynthError
-from ..session import Session, connect
 from . import auth
 from .flight import FlightSqlServer
 from .quack import QuackEndpoint

@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from .. import caller as calls
+from ..connection import Session
 from ..errors import SynthError
-from ..session import Session
 from . import auth, ingest, messages, metadata, params, transactions
 from .flight_auth import AuthMiddlewareFactory, NoHandshakeMessages, client_error, one_line_errors
 from .flight_calls import (

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow.flight as flight
 
 from .. import caller as calls
-from ..session import Session
+from ..connection import Session
 from . import auth
 
 WATCH_INTERVAL_S = 0.1  # how often a running statement's client is checked for a cancel

@@ -19,8 +19,8 @@ import threading
 import duckdb
 
 from .. import sqltext
+from ..connection import Session
 from ..errors import SynthError
-from ..session import Session
 from . import auth
 
 EXTENSION_PACKAGES = (("duckdb_extension_httpfs", "httpfs"), ("duckdb_extension_quack", "quack"))

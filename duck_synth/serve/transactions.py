@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from ..session import Session
+from ..connection import Session
 from . import messages
 
 IDLE_TTL_S = 3600  # a transaction left unused this long (its client gone) is rolled back

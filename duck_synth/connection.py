@@ -22,8 +22,8 @@ import sqlglot
 from sqlglot import exp
 
 from . import caller, catalog, sources, spool, sqltext, streaming, surface
-from .batches import generate_into
 from .errors import Cancelled, SynthError
+from .generate_into import generate_into
 from .interface import Conveniences, Result
 from .rewrite import DUCKDB, rewrite_sql, standalone_call
 from .statements import script_statements
