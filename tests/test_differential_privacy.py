@@ -51,7 +51,7 @@ def test_ghost_clipping_equals_clipping_per_row_gradients():
             torch.nn.init.normal_(p, std=0.5)
         generator = torch.Generator().manual_seed(1)
         rows = torch.stack([torch.randint(0, v, (40,), generator=generator) for v in sizes], 1)
-        known = model._known_masks(40, generator)
+        known = model.known_masks(40, generator)
         params = {k: v.detach() for k, v in net.named_parameters()}
         buffers = dict(net.named_buffers())
 

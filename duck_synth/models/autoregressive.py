@@ -24,8 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SynthError
-from ..privacy import noise_multiplier_for, spent_epsilon, steps_within
 from .base import (
     Conditions,
     Deadline,
@@ -239,7 +237,7 @@ class AutoregressiveModel(GenerativeModel):
         self._tables: list[torch.Tensor] | None = None
 
     # -- training ------------------------------------------------------------------------------
-    def _known_masks(self, n_rows: int, generator: torch.Generator) -> torch.Tensor:
+    def known_masks(self, n_rows: int, generator: torch.Generator) -> torch.Tensor:
         """Which cells are given: the context, then a prefix of a random order of the rest
         (for a share of the rows the canonical order) of random length."""
         context = self.params.get("context", 0)
@@ -254,21 +252,17 @@ class AutoregressiveModel(GenerativeModel):
 
     def fit(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
         if config.privacy is not None:
-            return self._fit_private(tokens, config, progress)
+            from .private_fit import fit_private  # Opacus is imported only for DP
+
+            return fit_private(self, tokens, config, progress)
         device = torch.device(config.device)
         generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
-        data = torch.as_tensor(tokens, dtype=torch.long)
-        order = torch.randperm(len(data), generator=generator)
-        n_val = int(len(data) * config.validation_share) if len(data) >= 50 else 0
-        val, train = data[order[:n_val]].to(device), data[order[n_val:]].to(device)
-        val_known = self._known_masks(len(val), torch.Generator().manual_seed(config.seed + 1)).to(
-            device
-        )
+        train, val, val_known = self._split(tokens, config, generator, device)
+        n_val = len(val)
         self.net.to(device)
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=PEAK_LR, weight_decay=WEIGHT_DECAY)
-        batch = config.batch_size or min(MAX_AUTO_BATCH, max(64, len(train) // 16))
-        batch = max(1, min(batch, len(train)))
+        batch = batch_size(config, len(train))
         steps_per_epoch = math.ceil(len(train) / batch)
         total_steps = max(steps_per_epoch * config.epochs, 1)
         started = time.monotonic()
@@ -281,7 +275,7 @@ class AutoregressiveModel(GenerativeModel):
             total, seen, timed_out = 0.0, 0, False
             for step in range(steps_per_epoch):
                 rows = train[perm[step * batch : (step + 1) * batch]]
-                known = self._known_masks(len(rows), generator).to(device)
+                known = self.known_masks(len(rows), generator).to(device)
                 loss = self.net.loss(rows, known)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -337,132 +331,14 @@ class AutoregressiveModel(GenerativeModel):
             else ("early_stopping" if epoch < config.epochs else "epochs"),
         }
 
-    def _fit_private(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
-        """DP-SGD: Poisson-sampled batches, per-row gradients clipped (ColumnNets.clipped_gradients)
-        and noised by Opacus' DPOptimizerFastGradientClipping, steps counted by its RDP
-        accountant. No validation split and no
-        early stopping (both would read the data outside the budget); training stops before a
-        step that would take epsilon past the budget."""
-        from opacus.accountants import RDPAccountant
-        from opacus.optimizers import DPOptimizerFastGradientClipping
-
-        budget = config.privacy
-        torch.manual_seed(config.seed)
-        generator = torch.Generator().manual_seed(config.seed)
+    def _split(self, tokens: np.ndarray, config: FitConfig, generator, device):
+        """(training rows, validation rows, the validation rows' known-column masks)."""
         data = torch.as_tensor(tokens, dtype=torch.long)
-        n = len(data)
-        batch = config.batch_size or min(MAX_AUTO_BATCH, max(64, n // 16))
-        batch = max(1, min(batch, n))
-        rate = batch / n
-        steps_per_epoch = math.ceil(n / batch)
-        all_steps = planned = steps_per_epoch * config.epochs
-        limit = "epochs"  # why training stops at ``planned`` steps
-        started = time.monotonic()
-        net = self.net.train()
-        net.dropout.p = 0.0  # the noise regularises; dropout would only slow per-row gradients
-        if budget.noise_multiplier is None and math.isfinite(config.max_time):
-            # plan only the steps max_time allows, timed on one step whose gradient is thrown
-            # away (nothing is released: it costs no privacy)
-            timing = time.monotonic()
-            net.clipped_gradients(data[:batch], self._known_masks(batch, generator), 1.0)
-            net.zero_grad(set_to_none=True)
-            step_time = 1.2 * (time.monotonic() - timing)  # the optimizer's step and noise too
-            fitting = int((config.max_time - (time.monotonic() - started)) / step_time) - 1
-            if fitting < planned:
-                planned, limit = max(fitting, 1), "max_time"
-        if budget.noise_multiplier is None:
-            sigma = noise_multiplier_for(
-                budget.training_epsilon, budget.training_delta, rate, planned
-            )
-        else:  # the noise is given: as many steps as the budget allows
-            sigma = budget.noise_multiplier
-            allowed = steps_within(
-                budget.training_epsilon, budget.training_delta, sigma, rate, planned
-            )
-            if allowed == 0:
-                raise SynthError(
-                    f"train(): noise_multiplier {sigma} is too small for epsilon "
-                    f"{budget.epsilon}: not one step fits the budget"
-                )
-            limit = "epsilon" if allowed < planned else "epochs"
-            planned = allowed
-        # the noise must not be predictable from the seed: it comes from the OS
-        noise = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
-        optimizer = DPOptimizerFastGradientClipping(
-            torch.optim.AdamW(net.parameters(), lr=PEAK_LR, weight_decay=WEIGHT_DECAY),
-            noise_multiplier=sigma,
-            max_grad_norm=budget.max_grad_norm,
-            expected_batch_size=batch,
-            loss_reduction="mean",
-            generator=noise,
-        )
-        accountant = RDPAccountant()
-        optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=rate))
-        deadline = Deadline(config.max_time - (time.monotonic() - started))
-        stopped, steps, epoch = None, 0, 0
-        for epoch in range(1, config.epochs + 1):
-            for step in range(steps_per_epoch):
-                if steps >= planned:  # the budget is planned for exactly these steps
-                    stopped = limit
-                    break
-                rows = data[torch.rand(n, generator=generator) < rate]
-                known = self._known_masks(len(rows), generator)
-                optimizer.zero_grad(set_to_none=True)
-                if len(rows):
-                    net.clipped_gradients(rows, known, budget.max_grad_norm)
-                else:  # an empty Poisson batch still takes its (noise-only) step
-                    for p in net.parameters():
-                        p.grad = torch.zeros_like(p)
-                optimizer.step()
-                steps += 1
-                elapsed = time.monotonic() - started
-                out_of_time = deadline.reached()
-                replan_at = {REPLAN_AFTER, *(int(planned * f) for f in REPLAN_SHARES)}
-                if steps in replan_at and budget.noise_multiplier is None:
-                    # the steps that really fit in max_time at the mean step time so far (the
-                    # longest overshoots: one slow step made a 120 s fit stop at 59 s): spend
-                    # the rest of the budget on those; later replans correct the estimate
-                    step_time = (time.monotonic() - deadline.started) / steps
-                    fitting = int(0.97 * (config.max_time - elapsed) / step_time) - 1
-                    target = min(all_steps, steps + max(fitting, 1))
-                    if abs(target - planned) > 0.05 * planned:
-                        limit = "max_time" if target < all_steps else "epochs"
-                        planned = target
-                        sigma = noise_multiplier_for(
-                            budget.training_epsilon, budget.training_delta, rate,
-                            planned - steps, accountant.history,
-                        )  # fmt: skip
-                        optimizer.noise_multiplier = sigma
-                done = max(steps / planned, elapsed / config.max_time)
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(done)
-                progress(
-                    {"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed}
-                )
-                if out_of_time:
-                    stopped = "max_time"
-                    break
-            progress({"epoch": epoch, "elapsed": time.monotonic() - started, "epoch_done": True})
-            if stopped:
-                break
-        optimizer.zero_grad(set_to_none=True)
-        net.eval()
-        return {
-            "epochs": epoch,
-            "best_val_loss": None,
-            "history": [],
-            "stopped": stopped or "epochs",
-            "privacy": {
-                "epsilon": spent_epsilon(accountant.history, budget.training_delta),
-                "delta": budget.training_delta,
-                "noise_multiplier": sigma,
-                "history": [list(h) for h in accountant.history],
-                "sample_rate": rate,
-                "steps": steps,
-                "max_grad_norm": budget.max_grad_norm,
-                "accountant": "rdp",
-            },
-        }
+        order = torch.randperm(len(data), generator=generator)
+        n_val = int(len(data) * config.validation_share) if len(data) >= 50 else 0
+        val, train = data[order[:n_val]].to(device), data[order[n_val:]].to(device)
+        val_known = self.known_masks(len(val), torch.Generator().manual_seed(config.seed + 1))
+        return train, val, val_known.to(device)
 
     @torch.no_grad()
     def _validation_loss(self, val: torch.Tensor, known: torch.Tensor) -> float:
@@ -555,6 +431,11 @@ def canonical_order(vocab_sizes: list[int]) -> list[int]:
     """Columns with few values first, so the many-valued ones (amounts, dates) are sampled
     given everything else, the conditional that prediction from the synthetic data needs."""
     return sorted(range(len(vocab_sizes)), key=lambda c: (vocab_sizes[c], c))
+
+
+def batch_size(config: FitConfig, rows: int) -> int:
+    """The batch asked for, or one from the data size (at least 16 steps an epoch)."""
+    return max(1, min(config.batch_size or min(MAX_AUTO_BATCH, max(64, rows // 16)), rows))
 
 
 def learning_rate(done: float) -> float:
