@@ -17,8 +17,9 @@ from duck_synth.models.base import FitConfig
 
 SLID = Path(__file__).resolve().parent.parent / "examples" / "data" / "SLID.csv"
 # a fixed budget (max_time only a cap): what the model learns does not depend on the machine's
-# speed. 50 epochs: synthetic/real correlations 0.73-0.85 (the test asks > 0.5); 30: 0.48
-SLID_EPOCHS = 50
+# speed. 100 epochs (the method's default): 50 gave synthetic/real correlations from 0.47 to
+# 0.85 across runs (CPU training is not bit-for-bit repeatable), too close to the 0.5 asked
+SLID_EPOCHS = 100
 
 
 @pytest.fixture(scope="module")
