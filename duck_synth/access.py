@@ -124,17 +124,18 @@ def _check_read_only(con, statement: str, kind) -> None:
     found = _Found()
     _walk(parsed.get("statements", []), frozenset(), found)
     workflows = _workflow_names(con)
+    # duck_synth's own functions: as the SQL surface declares them (reads or writes)
+    reading, writing = surface.reading(), surface.writing()
     for name in sorted(found.table_functions):
-        # duck_synth's own functions: as the SQL surface declares them (reads or writes)
-        if name in surface.writing():
+        if name in writing:
             raise Refused(f"read-only token: {name}() is not allowed (it writes)")
-        if name not in surface.reading() | SAFE_TABLE_FUNCTIONS | workflows:
+        if name not in reading | SAFE_TABLE_FUNCTIONS | workflows:
             raise Refused(
                 f"read-only token: table function {name}() is not allowed (it may read files "
                 "or change the database)"
             )
     for name in sorted(found.functions):
-        if name in DENIED_SCALARS or name in surface.writing():
+        if name in DENIED_SCALARS or name in writing:
             raise Refused(f"read-only token: {name}() is not allowed")
         if name.startswith("synth_") and name not in SAFE_UDFS:
             raise Refused(f"read-only token: {name}() is duck_synth's own; call its macro")
