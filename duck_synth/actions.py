@@ -208,7 +208,9 @@ def import_model(con: duckdb.DuckDBPyConnection, path: str, name: str | None) ->
     whole (model_schema.py) before anything is written, and nothing is written on refusal."""
     import dataclasses
 
-    from .model_schema import MAX_HEADER_BYTES, MAX_WEIGHTS_BYTES, check_model, read_header
+    from .model_fields import MAX_HEADER_BYTES, MAX_WEIGHTS_BYTES
+    from .model_schema import check_model
+    from .safetensors_header import read_header
 
     where = "import_model()"
     try:
