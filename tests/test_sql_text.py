@@ -44,11 +44,11 @@ EXCEPTIONS = {
     ("streaming.py", "generation_stream"): "written back by sqlglot from the caller's parsed "
     "statement",
     ("streaming.py", "_run_on"): "the rewritten statement of the caller",
-    ("serve/flight.py", "_update"): "the client's statement, checked by access.py, with "
+    ("serve/flight_updates.py", "_update"): "the client's statement, checked by access.py, with "
     "bound values as sql_literal literals",
     ("workflows.py", "create_workflow"): "the macro's signature: quoted parameter names "
     "(identifiers) with sql_literal defaults",
-    ("serve/flight.py", "_in_transaction"): "the client's statement in its transaction, "
+    ("serve/flight_queries.py", "_in_transaction"): "the client's statement in its transaction, "
     "checked by access.py",
     ("serve/ingest.py", "ingest"): "a quoted table name and the generated name of a "
     "registered Arrow table",
