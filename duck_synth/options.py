@@ -3,7 +3,7 @@
 Each table macro passes its named arguments as one JSON object; ``parse`` checks names, types
 and bounds and fills defaults, so the rest of the code works with plain, typed dataclasses.
 The dataclasses are also where sql/macros.sql gets each function's named arguments from
-(surface.py).
+(duck_synth/surface/).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 -- The SQL surface of duck_synth: thin macros over Python UDFs.
--- Rendered from duck_synth/surface.py (python -m duck_synth.surface); edit it there.
+-- Rendered from duck_synth/surface/ (python -m duck_synth.surface); edit it there.
 -- Each UDF does its work at bind time and returns the SQL that reads its result
 -- (a Parquet spool file with the right column types), which query() then runs.
 

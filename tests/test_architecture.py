@@ -1,5 +1,6 @@
-"""How the package is put together: no import cycle between its modules, and no module reaching
-into another's private names (a leading underscore means: only this module uses it)."""
+"""How the package is put together: no import cycle between its modules, no module reaching
+into another's private names (a leading underscore means: only this module uses it), and no file
+or function too long to read at once."""
 
 from __future__ import annotations
 
@@ -78,3 +79,47 @@ def test_the_graph_sees_real_imports():
     graph = import_graph()
     assert "duck_synth.surface" in graph["duck_synth.access"]
     assert "duck_synth.interface" in graph["duck_synth.remote"]
+
+
+# -- size: a file or a function too long to read at once is split --------------------------------
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 450, 80
+# "path relative to duck_synth/" or "path:qualified.name" -> why it may be longer. At most three
+# entries, each with its reason; none is needed today.
+SIZE_EXCEPTIONS: dict[str, str] = {}
+
+
+def test_exceptions_to_the_size_rule_are_few_and_explained():
+    assert len(SIZE_EXCEPTIONS) <= 3
+    assert all(reason.strip() for reason in SIZE_EXCEPTIONS.values())
+
+
+def long_functions(tree: ast.Module) -> list[tuple[str, int]]:
+    """(qualified name, lines) of every def (methods and nested ones too) over the limit."""
+    found = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = prefix
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = f"{prefix}{child.name}"
+                lines = child.end_lineno - child.lineno + 1
+                if not isinstance(child, ast.ClassDef) and lines > MAX_FUNCTION_LINES:
+                    found.append((name, lines))
+                name += "."
+            visit(child, name)
+
+    visit(tree, "")
+    return found
+
+
+def test_no_file_over_450_lines_and_no_function_over_80():
+    too_long = []
+    for path, tree in modules().values():
+        where = path.relative_to(PACKAGE).as_posix()
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_FILE_LINES and where not in SIZE_EXCEPTIONS:
+            too_long.append(f"{where}: {lines} lines")
+        for name, length in long_functions(tree):
+            if f"{where}:{name}" not in SIZE_EXCEPTIONS:
+                too_long.append(f"{where}:{name}: {length} lines")
+    assert too_long == [], f"over {MAX_FILE_LINES} lines a file or {MAX_FUNCTION_LINES} a def"

@@ -1,7 +1,7 @@
-"""The SQL surface declared once (duck_synth/surface.py): sql/macros.sql, the UDFs, the README's
+"""The SQL surface declared once (duck_synth/surface/): sql/macros.sql, the UDFs, the README's
 reference table and the option bounds follow it, and a plugin's functions (declared in
 tests/plugins only) run through session.sql, the CLI, Flight SQL and Quack, a read-only token
-refused the one that writes."""
+refused the one that writes; the planned functions have their role before their code."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import duck_synth
-from duck_synth import options, surface
+from duck_synth import access, caller, options, surface
 from duck_synth.errors import SynthError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ BEGIN, END = "<!-- surface: begin -->", "<!-- surface: end -->"
 
 def test_sql_macros_file_is_the_surface_rendered():
     assert (ROOT / "sql" / "macros.sql").read_text() == surface.macros_sql(surface.BUILTIN), (
-        "sql/macros.sql differs from duck_synth/surface.py: run python -m duck_synth.surface"
+        "sql/macros.sql differs from duck_synth/surface/: run python -m duck_synth.surface"
     )
 
 
@@ -99,6 +100,47 @@ def test_bounds_reach_sql_as_one_line():
 def test_a_registered_name_cannot_be_registered_twice():
     with pytest.raises(SynthError, match="already part of"):
         surface.register(surface.Function("generate", surface.READS, "again", body="SELECT 1"))
+
+
+# -- planned functions: a role before any code -----------------------------------------------
+PLANNED_WRITERS = {"generate_tables", "subset", "create_pipeline", "deploy", "register_model"}
+
+
+def test_every_planned_function_has_a_role_and_an_issue_and_nothing_to_call():
+    assert {f.name for f in surface.PLANNED} >= PLANNED_WRITERS | {"infer", "logs"}
+    for function in surface.PLANNED:
+        assert function.role in (surface.READS, surface.WRITES), function.name
+        assert function.planned.startswith("issue "), function.name
+        assert (function.udf, function.body, function.options) == (None, None, None)
+        assert surface.arguments(function.name) is None
+    assert not {f.name for f in surface.PLANNED} & {f.name for f in surface.functions()}
+
+
+def test_no_planned_function_renders_into_macros_sql_or_runs_python():
+    rendered = [surface.macros_sql(), (ROOT / "sql" / "macros.sql").read_text()]
+    for function in surface.PLANNED:
+        for sql in rendered:
+            assert f"MACRO {function.name}(" not in sql, function.name
+        assert not surface.acting_pattern().search(f"FROM {function.name}('p')")
+
+
+def test_planned_functions_count_in_the_access_rule_by_role():
+    planned_writers = {f.name for f in surface.PLANNED if f.role == surface.WRITES}
+    assert PLANNED_WRITERS <= planned_writers <= surface.writing()
+    assert {"infer", "logs"} <= surface.reading()
+    con, reader = duckdb.connect(), caller.Rights(role=caller.READ_ONLY)
+    for name in sorted(planned_writers):
+        with pytest.raises(access.Refused, match=rf"{name}\(\) is not allowed \(it writes\)"):
+            access.check_statement(con, f"FROM {name}('p')", reader)
+    access.check_statement(con, "FROM infer('p', input => 'SELECT 1')", reader)  # reads
+    con.close()
+
+
+def test_a_planned_function_refuses_code_and_plugins():
+    with pytest.raises(SynthError, match="planned function has no UDF"):
+        surface.Function("later", surface.WRITES, "x", udf="synth_later", planned="issue 99")
+    with pytest.raises(SynthError, match=r"^deploy\(\) is reserved: duck_synth plans it \(issue"):
+        surface.register(surface.Function("deploy", surface.WRITES, "mine", body="SELECT 1"))
 
 
 # -- a plugin's functions, everywhere ----------------------------------------------------------

@@ -1,0 +1,286 @@
+"""The declarations: every function duck_synth adds to DuckDB (``BUILTIN``), and those planned
+issues will add (``PLANNED``: their roles only, see __init__.py). sql/macros.sql and the README's
+reference table are rendered from here (``python -m duck_synth.surface``)."""
+
+from __future__ import annotations
+
+from .. import options
+from .function import READS, WRITES, Function, planned, scalar, table, view
+
+BUILTIN: tuple[Function, ...] = (
+    table("train", WRITES, "synth_train", ("name", "source"), options.TrainOptions).about(
+        "train('name', 'table or query', ...) -> one summary row. With session_key (and "
+        "order_by, metadata) the rows are the steps of sessions: see duck_synth/sessions.py."
+    ),
+    table("recommend", READS, "synth_recommend", ("source",), options.RecommendOptions).about(
+        "recommend('table or query' [, session_key]) -> the methods ranked for the data's "
+        "shape: rank, method, applicable, reason, shape. train(..., method => 'auto') takes the "
+        "first."
+    ),
+    table(
+        "generate",
+        READS,
+        "synth_generate",
+        ("model",),
+        options.GenerateOptions,
+        aliases={"where": "filter"},
+        options_macro=True,
+    ).about(
+        "generate('model' | 'model@version', ...) -> synthetic rows with the training columns' "
+        'types. "conditions" takes PostAmplify\'s JSON conditions (\'{"eq": {"fraud": 1}}\', '
+        '...), ANDed to filter. "filter" is the pushed-down predicate (WHERE is a reserved word '
+        'in DuckDB\'s parser; the quoted "where" is accepted as the same argument). Controls '
+        "(duck_synth/controls.py): constraints (row rules, ANDed to the model's own), equalize "
+        "=> 'column', rebalance => {'column': .., 'probabilities': {value: share}}, impute => "
+        "[columns], fairness => {'target_column': .., 'sensitive_columns': [..]}, "
+        "drop_unique_violation, unique_columns => [..], limit_strings. target counts the rows "
+        "(sessions) that survive all of them. at_most => n caps the rows at n whatever the "
+        "target would be (the rewrite sets it from a query's LIMIT)."
+    ),
+    table(
+        "generate_into",
+        WRITES,
+        "synth_generate_into",
+        ("table_name", "model"),
+        options.GenerateOptions,
+        without=("seed_rows", "at_most"),
+        options_macro=True,
+    ).about(
+        "generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends "
+        "batch by batch (batch_size rows, one transaction each) to the table, created with the "
+        "model's types if missing; called again after an interruption with the same arguments, "
+        "it resumes at the next batch (same rows as an uninterrupted run: no duplicate, no gap). "
+        "A statement that is only this call, run through duck_synth (session.sql, the CLI), runs "
+        "outside the statement (see Session.sql) so DuckDB checkpoints between batches."
+    ),
+    view(
+        "generations",
+        """\
+    SELECT generation_id, model, version, arguments, seed, rows_drawn, rows_passed,
+           rows_returned, coalesce(rows_passed, rows_returned) / nullif(rows_drawn, 0)
+               AS acceptance, seconds, created
+    FROM synth.generations ORDER BY generation_id""",
+    ).about(
+        "generations() -> the generation log: what was asked, rows (sessions) drawn, passed and "
+        "returned, and the acceptance rate (passed / drawn: the share of drawn rows that "
+        "survived filters, constraints, unique values and quotas)."
+    ),
+    table("resample", READS, "synth_resample", ("source", "field"), options.ResampleOptions).about(
+        "resample('table or query', 'column', condition => 'SQL', replace_values => [..] | "
+        "model => 'm') -> the rows with the column replaced where condition holds (all rows "
+        "without one): by values drawn from the list, or by the model given each row's other "
+        "columns. A condition reading the column is drawn again until it no longer holds "
+        "(duck_synth/resample.py)."
+    ),
+    table("synth_sql", READS, "synth_rewrite", ("sql_text",)).about(
+        "synth_sql('any duck_synth SQL') -> its result, with the rewrite (filter pushdown) applied."
+    ),
+    view(
+        "models",
+        """\
+    SELECT m.name, m.version, m.method, m.source, m.created, m.training_rows,
+           json_array_length(m.columns) AS n_columns,
+           CAST(json_extract(m.metrics, '$.privacy.epsilon') AS DOUBLE) AS epsilon,
+           CAST(json_extract(m.metrics, '$.privacy.delta') AS DOUBLE) AS delta, m.options,
+           m.metrics, m.format_version,
+           coalesce((SELECT list(w.name ORDER BY w.name) FROM synth.workflows w
+                     WHERE list_contains(CAST(w.models AS VARCHAR[]), m.name)), [])
+               AS workflows
+    FROM synth.models m ORDER BY m.name, m.version""",
+    ).about(
+        "models() -> the trained model versions (weights left out), with the workflows that use "
+        "them."
+    ),
+    table(
+        "create_workflow",
+        WRITES,
+        "synth_create_workflow",
+        ("name", "sql_text"),
+        options.WorkflowOptions,
+    ).about(
+        "create_workflow('name', 'query' [, parameters => {'n': 1000}]) -> one row. Saves the "
+        "query (rewrite applied) as table macro name(n := 1000): FROM name() runs it, FROM "
+        "name(n := 5) with other arguments."
+    ),
+    table("drop_workflow", WRITES, "synth_drop_workflow", ("name",)).about(
+        "drop_workflow('name') -> what was dropped."
+    ),
+    view(
+        "workflows",
+        """\
+    SELECT name, CAST(models AS VARCHAR[]) AS models, parameters, sql, runs_as, created
+    FROM synth.workflows ORDER BY name""",
+    ).about("workflows() -> the saved workflows (never running one)."),
+    table("describe_model", READS, "synth_describe", ("model",)).about(
+        "describe_model('model[@version]') -> one row per column: kind, type, protected statistics."
+    ),
+    table("drop_model", WRITES, "synth_drop", ("model",), options.DropModelOptions).about(
+        "drop_model('model' [, version]) -> what was dropped."
+    ),
+    table("export_model", WRITES, "synth_export", ("model", "path")).about(
+        "export_model('model[@version]', 'file.safetensors') -> the file written: the weights, "
+        "and the model's JSON in its metadata."
+    ),
+    table("import_model", WRITES, "synth_import", ("path",), options.ImportModelOptions).about(
+        "import_model('file' [, name]) -> the model version added (the file is checked whole "
+        "first)."
+    ),
+    table("validate", READS, "synth_validate", ("model", "synthetic")).about(
+        "validate('model[@version]', 'table or query') -> one row per (column, rule) checked "
+        "against what the model learned: passed, violations, rows, share, example, detail."
+    ),
+    table(
+        "evaluate",
+        READS,
+        "synth_evaluate",
+        ("real_data", "synthetic_data"),
+        options.EvaluateOptions,
+    ).about(
+        "evaluate('real', 'synthetic' [, holdout, target, columns, sample, seed, sensitive]) -> "
+        "one row per metric (metric, columns, value, detail): fidelity computed in SQL, plus "
+        "overall scores; privacy and a membership-inference attack with a holdout (attribute "
+        "inference on the sensitive column too), utility (train on synthetic, test on the "
+        "holdout) with a target. With session_key and order_by: session and step metrics, and "
+        "privacy over whole sessions."
+    ),
+    table(
+        "report", WRITES, "synth_report", ("real_data", "synthetic_data"), options.ReportOptions
+    ).about(
+        "report('real', 'synthetic' [, holdout, path, columns, bins, sensitive]) -> one row "
+        "(path, columns, plots, bytes): a self-contained HTML file with distribution overlays, "
+        "association heatmaps, the metric table and, with a holdout, privacy figures and "
+        "attacks."
+    ),
+    scalar(
+        "pseudonymize", "value, key", "    synth_pseudonymize(CAST(value AS VARCHAR), key)"
+    ).about(
+        "Keyed transforms (duck_synth/transforms.py): HMAC-SHA256 under a secret key, so the "
+        "same value and key give the same output in every table; without the key nothing can "
+        "be reversed or linked. pseudonymize(value, key) -> a 20-hex-digit pseudonym (NULL "
+        "stays NULL)."
+    ),
+    scalar("mask", "value, key", "    synth_mask(CAST(value AS VARCHAR), key)").about(
+        "mask(value, key) -> same length and character classes (digit -> digit, letter -> "
+        "letter of the same case, the rest kept)."
+    ),
+    scalar(
+        "shift_date",
+        "value, session, key, max_days := 30",
+        "    value + CAST(synth_date_offset(CAST(session AS VARCHAR), key, max_days) AS INTEGER)",
+    ).about(
+        "shift_date(date, session, key [, max_days]): every value of a session moved by the same "
+        "number of days, drawn from [-max_days, max_days] by the session's HMAC."
+    ),
+    scalar(
+        "shift_timestamp",
+        "value, session, key, max_days := 30",
+        "    value + to_days(CAST(synth_date_offset(CAST(session AS VARCHAR), key, max_days) "
+        "AS INTEGER))",
+    ).about(
+        "shift_timestamp(timestamp, session, key [, max_days]): as shift_date, for timestamps."
+    ),
+    view(
+        "runs",
+        """\
+    SELECT run_id, model, version, method, status, progress, epochs, seconds,
+           CAST(json_extract(losses, '$[-1]') AS JSON) AS last_losses, started, finished, error
+    FROM synth.runs ORDER BY run_id""",
+    ).about(
+        "runs() -> the trainings, newest last: status (running, succeeded, failed, cancelled, "
+        "interrupted), progress (share done, written about once a second while it runs), "
+        "epochs, seconds, the last epoch's losses and the error of a failed run. A client of a "
+        "server follows a training here; cancelling its statement stops it (the run becomes "
+        "cancelled, no model)."
+    ),
+)
+
+# UDFs that no table function of the surface calls by name: a saved workflow's macro calls
+# synth_workflow(name, arguments, hidden) (workflows.py); the keyed transforms' scalar UDFs
+# (transforms.py) are typed, and a read-only caller may call them directly.
+WORKFLOW_UDF = ("synth_workflow", 3)
+TRANSFORM_UDFS = ("synth_pseudonymize", "synth_mask", "synth_date_offset")
+
+# Functions that planned issues add, declared before their code so that the server's access rule
+# (a read-only token is refused the writing ones) stands from the start. Issue 24 (Ray) adds
+# options (generate_into's engine and path, connect's ray), no function.
+PLANNED: tuple[Function, ...] = (
+    planned(
+        "generate_tables",
+        WRITES,
+        "issue 19",
+        "generate_tables('model', scale, seed, prefix, filters, seed_rows) -> writes one table "
+        "per trained table of a database, every foreign key pointing at a generated parent.",
+    ),
+    planned(
+        "subset",
+        WRITES,
+        "issue 19",
+        "subset(['tables'], fraction | filter, prefix) -> writes a subset of the real tables "
+        "that keeps referential integrity (admin only over the server).",
+    ),
+    planned(
+        "create_pipeline",
+        WRITES,
+        "issue 20",
+        "create_pipeline('p', steps => [..] [, split => {..}]) -> a versioned pipeline of "
+        "steps: duck_synth models, user models, SQL transforms, validations.",
+    ),
+    planned(
+        "add_pipeline_step",
+        WRITES,
+        "issue 20",
+        "add_pipeline_step('p', step) -> a new version, the step appended.",
+    ),
+    planned(
+        "replace_pipeline_step",
+        WRITES,
+        "issue 20",
+        "replace_pipeline_step('p', index, step) -> a new version.",
+    ),
+    planned(
+        "remove_pipeline_step",
+        WRITES,
+        "issue 20",
+        "remove_pipeline_step('p', index) -> a new version.",
+    ),
+    planned(
+        "clear_pipeline_steps",
+        WRITES,
+        "issue 20",
+        "clear_pipeline_steps('p') -> a new version, no step.",
+    ),
+    planned(
+        "pipelines",
+        READS,
+        "issue 20",
+        "pipelines() -> every pipeline version and its configuration.",
+    ),
+    planned("deploy", WRITES, "issue 20", "deploy('p') -> the pipeline callable by infer()."),
+    planned("undeploy", WRITES, "issue 20", "undeploy('p') -> infer() on it refused."),
+    planned(
+        "infer",
+        READS,
+        "issue 20",
+        "infer('p', input => .. [, timeout]) -> the deployment's outputs per input row, logged.",
+    ),
+    planned(
+        "logs",
+        READS,
+        "issue 20",
+        "logs('p', start, end, limit, failures_only) -> the inference log of a pipeline.",
+    ),
+    planned(
+        "register_model",
+        WRITES,
+        "issue 20",
+        "register_model('name', 'file', inputs, outputs) -> a user PyTorch model checked "
+        "against an allow-list of operators (admin only).",
+    ),
+    planned(
+        "score",
+        READS,
+        "issue 20",
+        "score('model', row) -> a registered user model's outputs for one row (a scalar).",
+        scalar=True,
+    ),
+)
