@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +178,36 @@ def catalog_checksum(s: duck_synth.Session) -> str:
         rows = s.con.execute(f"SELECT * FROM synth.{table} ORDER BY ALL").fetchall()
         digest.update(repr(rows).encode())
     return digest.hexdigest()
+
+
+def own_venv(requirements: Path, venv: Path, what: str) -> Path:
+    """A virtual environment of its own for a tool whose pins clash with the project's (Apache
+    Superset, SDMetrics), built from ``requirements`` on first use and rebuilt when that file
+    changes (under a lock, so that two test runs never build it at the same time). A failed
+    build fails the test under CI; elsewhere it skips, saying why: the first run needs PyPI."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    stamp = venv / "duck_synth-requirements.sha256"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == digest:
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = subprocess.run(
+            [venv / "bin" / "python", "-m", "pip", "install", "-q", "-r", requirements],
+            capture_output=True,
+            text=True,
+        )
+        if pip.returncode != 0:
+            shutil.rmtree(venv, ignore_errors=True)
+            why = (pip.stderr.strip().splitlines() or ["pip failed"])[-1]
+            message = f"{what} could not be installed ({why})"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(f"{message}: this test needs PyPI once, then uses {venv}")
+        stamp.write_text(digest)
+    return venv
 
 
 def noise(frame, rows: int, seed: int):

@@ -1,5 +1,9 @@
 """evaluate(): fidelity metrics in SQL, on real data, checked against SDMetrics' QualityReport.
 
+SDMetrics pins pandas < 3: it runs in its own virtual environment (tests/sdmetrics_requirements.txt,
+built on first use, cached in ~/.cache/duck_synth/sdmetrics or $DUCK_SYNTH_SDMETRICS_VENV), over
+Parquet files that duck_synth writes (tests/sdmetrics_quality.py).
+
 The spread tables: the real data's own holdout (scores near 1), each column shuffled on its own
 (shapes kept, pair trends gone) and columns partly replaced by noise (30% and 70% of the cells).
 """
@@ -8,12 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
+import os
+import subprocess
+import tempfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from conftest import DIAMONDS_TABLE
+from conftest import DIAMONDS_TABLE, own_venv
 
 import duck_synth
 from duck_synth import SynthError
@@ -21,6 +26,11 @@ from duck_synth.evaluate import evaluate
 
 SLID = Path(__file__).resolve().parents[1] / "examples" / "data" / "SLID.csv"
 SPREAD = ("holdout", "shuffled", "noise30", "noise70")
+SDMETRICS_REQUIREMENTS = Path(__file__).with_name("sdmetrics_requirements.txt")
+SDMETRICS_SCRIPT = Path(__file__).with_name("sdmetrics_quality.py")
+SDMETRICS_VENV = Path(
+    os.environ.get("DUCK_SYNTH_SDMETRICS_VENV", Path.home() / ".cache" / "duck_synth" / "sdmetrics")
+)
 
 
 def make_spread(s: duck_synth.Session, name: str, rows: int) -> None:
@@ -140,40 +150,48 @@ def sdtype(duck_type: str) -> str:
     return "numerical"
 
 
-def sdmetrics_scores(s, real: str, synthetic: str, thresholds: bool = True) -> dict[str, float]:
-    sdmetrics = pytest.importorskip("sdmetrics.reports.single_table")
-    kinds = {c: sdtype(t) for c, t, *_ in s.con.execute(f"DESCRIBE {real}").fetchall()}
+@pytest.fixture(scope="module")
+def sdmetrics() -> Path:
+    """The Python of SDMetrics' virtual environment."""
+    return own_venv(SDMETRICS_REQUIREMENTS, SDMETRICS_VENV, "SDMetrics") / "bin" / "python"
 
-    def frame(table: str) -> pd.DataFrame:
-        """As a CSV would load: numbers as floats, datetimes, the rest plain objects."""
-        df = s.sql(f"FROM {table}").df()
-        for c, kind in kinds.items():
-            if kind == "datetime":
-                df[c] = pd.to_datetime(df[c])
-            elif kind == "numerical":
-                df[c] = df[c].astype(float)
-            else:
-                df[c] = df[c].astype(object)
-        return df
 
-    metadata = {"columns": {c: {"sdtype": kind} for c, kind in kinds.items()}}
-    report = sdmetrics.QualityReport()
-    if not thresholds:
-        report.real_correlation_threshold = report.real_association_threshold = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report.generate(frame(real), frame(synthetic), metadata, verbose=False)
-    properties = report.get_properties().set_index("Property")["Score"]
-    return {"shapes": properties["Column Shapes"], "pair_trends": properties["Column Pair Trends"]}
+def sdmetrics_scores(
+    python: Path, s, real: str, synthetic: list[str], thresholds: bool = True
+) -> list[dict[str, float]]:
+    """SDMetrics' Column Shapes and Column Pair Trends of each synthetic table against ``real``,
+    the tables written as Parquet and judged in one run of tests/sdmetrics_quality.py."""
+    sdtypes = {c: sdtype(t) for c, t, *_ in s.con.execute(f"DESCRIBE {real}").fetchall()}
+    with tempfile.TemporaryDirectory(prefix="sdmetrics_") as folder:
+        paths = {}
+        for table in (real, *synthetic):
+            paths[table] = str(Path(folder) / f"{table}.parquet")
+            s.con.execute(f"COPY (FROM {table}) TO '{paths[table]}' (FORMAT parquet)")
+        job = Path(folder) / "job.json"
+        job.write_text(
+            json.dumps(
+                {
+                    "real": paths[real],
+                    "synthetic": [paths[t] for t in synthetic],
+                    "sdtypes": sdtypes,
+                    "thresholds": thresholds,
+                }
+            )
+        )
+        done = subprocess.run(
+            [python, SDMETRICS_SCRIPT, job], capture_output=True, text=True, timeout=1800
+        )
+    assert done.returncode == 0, f"SDMetrics' QualityReport failed:\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout)
 
 
 @pytest.mark.parametrize("name", ["diamonds", "slid"])
-def test_agrees_with_sdmetrics_quality_report(s, name):
+def test_agrees_with_sdmetrics_quality_report(s, sdmetrics, name):
     real = f"{name}_real"
     overall = []
-    for synthetic in tables(s, name):
+    spread = tables(s, name)
+    for synthetic, theirs in zip(spread, sdmetrics_scores(sdmetrics, s, real, spread), strict=True):
         ours = scores(s, real, synthetic)
-        theirs = sdmetrics_scores(s, real, synthetic)
         assert abs(ours["shapes"] - theirs["shapes"]) < 0.02, (synthetic, ours, theirs)
         if math.isnan(theirs["pair_trends"]):  # no pair is related enough in the real data
             assert ours["pair_trends"] is None
@@ -189,17 +207,19 @@ def test_agrees_with_sdmetrics_quality_report(s, name):
 
 
 @pytest.mark.parametrize("name", ["diamonds", "slid"])
-def test_every_pair_agrees_with_sdmetrics_without_thresholds(s, name):
+def test_every_pair_agrees_with_sdmetrics_without_thresholds(s, sdmetrics, name):
     """All pairs (NULLs in SLID included), against SDMetrics with its thresholds off."""
     real = f"{name}_real"
-    for synthetic in tables(s, name):
+    spread = tables(s, name)
+    all_theirs = sdmetrics_scores(sdmetrics, s, real, spread, thresholds=False)
+    for synthetic, their_scores in zip(spread, all_theirs, strict=True):
         rows = s.sql(f"FROM evaluate('{real}', '{synthetic}')").fetchall()
         ours = json.loads(next(r[3] for r in rows if r[0] == "pair_trends"))["all_pairs"]
-        theirs = sdmetrics_scores(s, real, synthetic, thresholds=False)["pair_trends"]
+        theirs = their_scores["pair_trends"]
         assert abs(ours - theirs) < 0.02, (synthetic, ours, theirs)
 
 
-def test_dates_booleans_and_decimals_agree_with_sdmetrics(s):
+def test_dates_booleans_and_decimals_agree_with_sdmetrics(s, sdmetrics):
     def table(name: str, rows: int, a: int, b: int) -> None:
         s.sql(
             f"""CREATE OR REPLACE TABLE {name} AS SELECT
@@ -214,7 +234,7 @@ def test_dates_booleans_and_decimals_agree_with_sdmetrics(s):
     table("dated_real", 3000, 97, 37)
     table("dated_synthetic", 2500, 91, 41)
     ours = scores(s, "dated_real", "dated_synthetic")
-    theirs = sdmetrics_scores(s, "dated_real", "dated_synthetic")
+    (theirs,) = sdmetrics_scores(sdmetrics, s, "dated_real", ["dated_synthetic"])
     assert ours["shapes"] == pytest.approx(theirs["shapes"], abs=0.02)
     assert ours["pair_trends"] == pytest.approx(theirs["pair_trends"], abs=0.02)
     assert ours["shapes"] < 0.95  # not a trivial agreement

@@ -5,13 +5,9 @@ pages do: the connection test, schema/table/column listing, SQL Lab, datasets an
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
-import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -19,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import DIAMONDS_TABLE
+from conftest import DIAMONDS_TABLE, own_venv
 from test_serve import ADMIN, free_port, generations, start_with_tokens, stop
 
 import duck_synth
@@ -44,31 +40,8 @@ COUNT = [{"expressionType": "SQL", "sqlExpression": "COUNT(*)", "label": "rows"}
 
 
 def superset_venv() -> Path:
-    """Superset's virtual environment, built once per requirements file (under a lock, so that
-    two test runs never build it at the same time)."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    stamp = VENV / "duck_synth-requirements.sha256"
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(VENV.parent / f"{VENV.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and stamp.read_text() == digest:
-            return VENV
-        shutil.rmtree(VENV, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        pip = subprocess.run(
-            [VENV / "bin" / "python", "-m", "pip", "install", "-q", "-r", REQUIREMENTS],
-            capture_output=True,
-            text=True,
-        )
-        if pip.returncode != 0:
-            shutil.rmtree(VENV, ignore_errors=True)
-            why = (pip.stderr.strip().splitlines() or ["pip failed"])[-1]
-            message = f"Apache Superset could not be installed ({why})"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(f"{message}: this test needs PyPI once, then uses {VENV}")
-        stamp.write_text(digest)
-    return VENV
+    """Superset's virtual environment, built once per requirements file."""
+    return own_venv(REQUIREMENTS, VENV, "Apache Superset")
 
 
 class Superset:
