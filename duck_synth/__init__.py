@@ -1,6 +1,7 @@
 """duck_synth: synthetic data inside DuckDB, in SQL."""
 
-from .connection import Session, connect
+from .connection import Session
+from .database import connect
 from .errors import SynthError
 from .interface import Result
 from .remote import RemoteSession

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import re
 import threading
 import weakref
@@ -21,36 +20,16 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from . import caller, catalog, sources, spool, sqltext, streaming, surface
-from .errors import Cancelled, SynthError
+from . import caller, catalog, sources, spool, streaming, surface
+from .errors import SynthError
 from .generate_into import generate_into
 from .interface import Conveniences, Result
 from .rewrite import DUCKDB, rewrite_sql, standalone_call
 from .statements import script_statements
+from .udfs import clean_error, forget_udf_error, register_functions, stream_error
 from .workflows import workflow_queries
 
-_udf_errors = threading.local()
-
-
-def _udf(function):
-    """Run ``function`` as a UDF: a SynthError is kept so the session can re-raise it cleanly."""
-
-    @functools.wraps(function)
-    def wrapper(*args):
-        try:
-            return function(*args)
-        except SynthError as error:
-            _udf_errors.last = error
-            raise
-        except KeyboardInterrupt:
-            _udf_errors.last = SynthError("interrupted")
-            raise
-
-    return wrapper
-
-
 STREAM_BATCH_ROWS = 65_536
-CATALOG_SCHEMA = "synth"  # catalog.py's schema: no database may have its name (_open)
 
 
 class Session(Conveniences):
@@ -180,7 +159,7 @@ class Session(Conveniences):
         if appended is not None:
             return appended
         rewritten, _ = self.rewrite(statement)
-        _udf_errors.last = None
+        forget_udf_error()
         try:
             with spool.statement():
                 result = None
@@ -190,7 +169,7 @@ class Session(Conveniences):
                     result = cursor.to_arrow_table() if cursor.description else None
                 return result
         except duckdb.Error as error:
-            raise _clean_error(error) from None
+            raise clean_error(error) from None
 
     def _stream_cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for a stream, which ``interrupt()`` reaches until it is closed."""
@@ -218,7 +197,7 @@ class Session(Conveniences):
                 f"SELECT {items}, generate_into_options({options})"
             ).fetchall()
         except duckdb.Error as error:
-            raise _clean_error(error) from None
+            raise clean_error(error) from None
         summary = generate_into(self.con.cursor(), table, model, options_json)
         return pa.Table.from_pylist([summary])
 
@@ -253,9 +232,9 @@ class Session(Conveniences):
             self._run(text)
         tree = _parse(rewritten[-1])
         call = streaming.row_wise_generate(tree) if tree is not None else None
-        _udf_errors.last = None
+        forget_udf_error()
         if call is not None:
-            reader = streaming.generation_stream(self.con, tree, call, batch_rows, _stream_error)
+            reader = streaming.generation_stream(self.con, tree, call, batch_rows, stream_error)
             return None, reader
         cursor = self._stream_cursor()  # its own: the open result goes with it when it ends
         with spool.statement() as made:
@@ -267,11 +246,11 @@ class Session(Conveniences):
                 cursor.close()
                 self._forget(cursor=cursor)
                 if isinstance(error, duckdb.Error):
-                    raise _clean_error(error) from None
+                    raise clean_error(error) from None
                 raise
             files = list(made)
             made.clear()  # the rows are read after this block: the stream removes the files
-        return cursor, streaming.result_stream(cursor, batch_rows, files, _stream_error)
+        return cursor, streaming.result_stream(cursor, batch_rows, files, stream_error)
 
     def _read_as(self, call: caller.Call, cursor, reader: pa.RecordBatchReader):
         """``reader``'s batches, each read as ``call`` (on whichever thread reads it); the call
@@ -329,123 +308,3 @@ def _parse(text: str) -> exp.Expression | None:
         return sqlglot.parse_one(text, read=DUCKDB)
     except sqlglot.errors.SqlglotError:
         return None
-
-
-def _stream_error(error: Exception) -> Exception:
-    """An error raised while a stream was read: a generate() failing inside DuckDB's scan comes
-    back as its text (the scan runs on a DuckDB thread, not this one)."""
-    match = re.search(r"SynthError: (.*)", str(error))
-    if match:
-        return SynthError(match.group(1).strip())
-    return _clean_error(error) if isinstance(error, duckdb.Error) else SynthError(str(error))
-
-
-def _clean_error(error: duckdb.Error) -> Exception:
-    last = getattr(_udf_errors, "last", None)
-    if last is not None:
-        # taken, and without the UDF's frames: a thread-local that kept them (a training's
-        # tensors) would be freed when the thread's state is, which crashes a server's gRPC
-        # thread (its Python state is deleted at the end of each call)
-        _udf_errors.last = None
-        last.__traceback__ = last.__context__ = last.__cause__ = None
-        return last
-    if isinstance(error, duckdb.InterruptException):
-        call = caller.current()
-        if call.cancelled.is_set():
-            return Cancelled("interrupted")  # interrupt() stopped a plain query
-        try:
-            call.check()
-        except Cancelled as stopped:  # the server's statement timeout stopped it
-            return stopped
-    text = str(error)
-    match = re.search(r"SynthError: (.*)", text)
-    if match:
-        return SynthError(match.group(1))
-    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-    return SynthError(first)
-
-
-def register_functions(con: duckdb.DuckDBPyConnection) -> None:
-    """Register the Python UDFs behind the table macros (once per database instance)."""
-    from . import actions, transforms
-
-    existing = {
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_name LIKE 'synth\\_%' ESCAPE '\\'"
-        ).fetchall()
-    }
-    for name, function, params in actions.udfs(con):
-        if name not in existing:
-            con.create_function(name, _udf(function), params, "VARCHAR", side_effects=True)
-    for name, function, params, returns in transforms.SCALAR_UDFS:
-        if name not in existing:
-            con.create_function(name, _udf(function), params, returns, type="arrow")
-
-
-def connect(
-    path: str | None = None,
-    read_only: bool = False,
-    token: str | None = None,
-    profile: str | None = None,
-    tls_root_certs: str | None = None,
-):
-    """A session on a DuckDB database file (``None``: in memory), or on a server
-    (``grpc://host:port``, ``grpc+tls://...``; see ``duck-synth serve``), or as a profile of
-    ``~/.config/duck_synth/config.toml`` says. With no argument at all, the default profile
-    when the file names one, else an in-memory database."""
-    from .remote import RemoteSession, is_remote, profile_settings
-
-    if profile is not None or (path is None and token is None and not read_only):
-        settings = profile_settings(profile)
-        if settings is not None:
-            path = settings.get("url") or settings.get("database")
-            token = token or settings.get("token")
-            tls_root_certs = tls_root_certs or settings.get("tls_root_certs")
-            read_only = read_only or bool(settings.get("read_only"))
-    if is_remote(path):
-        return RemoteSession(path, token or os.environ.get("DUCK_SYNTH_TOKEN"), tls_root_certs)
-    if token is not None:
-        raise SynthError("a token is for a server (grpc://...), not a database file")
-    return _connect_file(path, read_only)
-
-
-def _open(path: str | None, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """A connection whose default database is the file. DuckDB names it after the file, and a
-    database named ``synth`` (synth.duckdb) makes every ``synth.models`` of the catalog schema
-    ambiguous; DuckDB cannot rename it, and cursors (``con.cursor()``) always start in the
-    instance's first database, named ``memory`` when it opened none: so such a file is attached
-    under that name in place of the empty in-memory one."""
-    con = duckdb.connect(path or ":memory:", read_only=read_only)
-    name = con.execute("SELECT current_database()").fetchone()[0]
-    if name.lower() != CATALOG_SCHEMA:
-        return con
-    con.close()
-    con = duckdb.connect(":memory:")
-    mode = " (READ_ONLY)" if read_only else ""
-    try:
-        con.execute("ATTACH ':memory:' AS duck_synth_scratch; USE duck_synth_scratch")
-        con.execute("DETACH memory")
-        con.execute(f"ATTACH {sqltext.quote_literal(path)} AS memory{mode}")
-        con.execute("USE memory; DETACH duck_synth_scratch")
-    except BaseException:
-        con.close()
-        raise
-    return con
-
-
-def _connect_file(path: str | None, read_only: bool) -> Session:
-    surface.load_plugins()
-    try:
-        con = _open(path, read_only)
-    except duckdb.IOException as error:
-        text = str(error)
-        if "lock" in text.lower():
-            pid = re.search(r"PID (\d+)", text)
-            holder = f" (PID {pid.group(1)})" if pid else ""
-            raise SynthError(
-                f"database '{path}' is in use by another process{holder}; "
-                f"close it there (or wait for it to finish) and try again"
-            ) from None
-        raise SynthError(f"cannot open database '{path}': {text.splitlines()[0]}") from None
-    return Session(con, path, read_only)

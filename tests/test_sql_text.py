@@ -57,7 +57,7 @@ EXCEPTIONS = {
     "placeholders bound as NULL literals",
     ("serve/metadata.py", "sql_info"): "queries of the module's LISTED_INFO table",
     ("serve/transactions.py", "_close"): "COMMIT or ROLLBACK, chosen by the module",
-    ("connection.py", "_open"): "the database path by quote_literal; READ_ONLY a fixed option",
+    ("database.py", "_open"): "the database path by quote_literal; READ_ONLY a fixed option",
     # SQL shipped in the package
     ("catalog.py", "install"): "the migrations and macros shipped in sql/",
     ("catalog.py", "column_lookups"): "two constant catalog listings; the name's parts are "

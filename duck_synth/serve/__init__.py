@@ -22,7 +22,8 @@ import duckdb
 import pyarrow.flight as flight
 
 from .. import caller, spool, sqltext
-from ..connection import Session, connect
+from ..connection import Session
+from ..database import connect
 from ..errors import SynthError
 from . import auth
 from .flight import FlightSqlServer
