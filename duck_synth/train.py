@@ -27,6 +27,7 @@ from .encoding import Protection, unsupported_reason
 from .errors import SynthError
 from .models import choose_method, default_epochs
 from .models.base import Cancelled, FitConfig
+from .models.loop import TimeBudget
 from .options import TrainOptions, parse
 from .privacy import ColumnBudget, PrivacyBudget
 from .recommend import rank, shape_of
@@ -65,8 +66,8 @@ def train(
     >>> FROM train('d', 'diamonds', max_time => 60)
     -- model | version | method | rows | columns | epochs | seconds | ...
     """
-    started = time.monotonic()  # max_time counts reading and encoding too
     options = parse(TrainOptions, "train", options_json)
+    time_budget = TimeBudget(options.max_time)  # max_time counts reading and encoding too
     if not isinstance(name, str) or not catalog.MODEL_NAME.match(name or ""):
         raise SynthError(f"train(): model name must be letters, digits, _ . -, got {name!r}")
     seed = (
@@ -94,7 +95,7 @@ def train(
     plan = shape.plan(con, relation, columns, training)
     if plan.facts is not None:  # what is stored is read through DP too
         facts, violated = plan.facts, {}
-    read = Source(name, source, source_rows, facts, violated, why, started)
+    read = Source(name, source, source_rows, facts, violated, why, time_budget)
     return fit_and_store(con, shape, plan, training, read, before_commit)
 
 
@@ -108,7 +109,7 @@ class Source:
     facts: dict[str, dict]
     violated: dict[str, int]
     why: str  # why the method was chosen
-    started: float  # time.monotonic() when train() began
+    time_budget: TimeBudget  # max_time, started when train() began
 
 
 def private_method(method: str, budget: PrivacyBudget | None) -> tuple[str, str]:
@@ -156,7 +157,9 @@ def fit_and_store(
     name, device = source.model, training.options.device or default_device()
     run_id = catalog.start_run(con, name, training.method, source.text)
     try:
-        metrics, params, tensors = fit_parts(con, run_id, plan, training, source.started, device)
+        metrics, params, tensors = fit_parts(
+            con, run_id, plan, training, source.time_budget, device
+        )
         caller.check()  # a cancel that came in the last step adds no model either
         record = model_record(shape, plan, training, source, metrics, params, tensors)
         summary = summary_row(plan, training, source, metrics, run_id, device)
@@ -191,7 +194,7 @@ def default_device() -> str:
 
 
 def fit_parts(
-    con, run_id: int, plan: TrainingPlan, training: Training, started: float, device: str
+    con, run_id: int, plan: TrainingPlan, training: Training, time_budget: TimeBudget, device: str
 ) -> tuple[dict, dict, dict]:
     """(metrics, parameters, tensors) of the plan's parts, by part name ('model' for the main
     one; tensors prefixed by the part's name)."""
@@ -200,7 +203,7 @@ def fit_parts(
     for part in plan.parts:
         config = FitConfig(
             epochs=options.epochs or default_epochs(training.method),
-            max_time=max(part.time_share * options.max_time - (time.monotonic() - started), 1.0),
+            max_time=time_budget.part(part.time_share),
             batch_size=options.batch_size,
             validation_share=0.0 if budget is not None else options.validation_share,
             seed=training.seed,
@@ -250,7 +253,7 @@ def model_record(
         metrics={
             **main,
             **others,
-            "seconds": time.monotonic() - source.started,
+            "seconds": source.time_budget.elapsed(),
             **({"source_rows": source.rows} if budget is None else {}),
             **({"constraint_violations": source.violated} if source.violated else {}),
             **({"privacy": privacy_spent(budget, main)} if budget is not None else {}),
@@ -275,7 +278,7 @@ def summary_row(
         "rows": plan.rows,
         "columns": len(plan.columns),
         "epochs": last["epochs"],
-        "seconds": round(time.monotonic() - source.started, 2),
+        "seconds": round(source.time_budget.elapsed(), 2),
         "val_loss": last.get("best_val_loss"),
         "stopped": last.get("stopped"),
         "seed": training.seed,
@@ -361,6 +364,7 @@ def check_constraints(
 
 
 RUN_UPDATE_S = 1.0  # how often a training's progress is written to synth.runs
+EVENT_ONLY = ("elapsed", "done", "epoch_done")  # in a progress event, not an epoch's losses
 
 
 def fit_recorded(con, run_id: int, model, data: tuple[np.ndarray, ...], config: FitConfig) -> dict:
@@ -372,19 +376,12 @@ def fit_recorded(con, run_id: int, model, data: tuple[np.ndarray, ...], config: 
     def progress(event: dict) -> None:
         """Called by the model after each step and epoch: where a cancel of the statement's
         call (Session.interrupt(), a client's cancel, Ctrl-C) or its timeout stops training.
-        The share done is the larger of the steps taken and the time spent of max_time, so
-        the bar's estimate never runs past max_time."""
+        The share done is the model's (its loop's: never past max_time)."""
         caller.check()
-        share = event["elapsed"] / config.max_time
-        if "step" in event:
-            steps = config.epochs * event["steps"]
-            share = max(share, ((event["epoch"] - 1) * event["steps"] + event["step"]) / steps)
-        else:
-            share = max(share, event["epoch"] / config.epochs)
-        share = min(share, 0.99)
+        share = min(event["done"], 0.99)
         bar.update(round(100 * share, 1) - bar.n)
         if event.get("epoch_done"):
-            losses.append({k: v for k, v in event.items() if k not in ("elapsed", "epoch_done")})
+            losses.append({k: v for k, v in event.items() if k not in EVENT_ONLY})
             bar.set_postfix({k: f"{v:.4f}" for k, v in losses[-1].items() if k != "epoch"})
         if event.get("epoch_done") or time.monotonic() - last_write[0] >= RUN_UPDATE_S:
             # server clients follow a training in FROM runs()

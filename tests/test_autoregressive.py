@@ -11,7 +11,7 @@ from conftest import SLID_TABLE
 
 import duck_synth
 from duck_synth.encoding import Protection, analyze
-from duck_synth.models import base
+from duck_synth.models import loop
 from duck_synth.models.autoregressive import EARLY_STOPPING_FROM, AutoregressiveModel
 from duck_synth.models.base import FitConfig
 
@@ -78,28 +78,37 @@ def slid_tokens() -> tuple[np.ndarray, list[int]]:
 
 
 class FakeClock:
-    """A clock read once before the first step and once after each: step i takes
-    ``durations[i]`` seconds (the last one again after the list)."""
+    """The time budget's clock: it moves only when a step ends (``TimeBudget.reached`` is
+    called after each step): step i takes ``durations[i]`` seconds (the last one again after
+    the list)."""
 
     def __init__(self, durations: list[float]):
         self.now, self.durations = 0.0, list(durations)
 
     def monotonic(self) -> float:
-        self.read = self.now
+        return self.now
+
+    def step_ended(self) -> None:
         self.now += self.durations.pop(0) if len(self.durations) > 1 else self.durations[0]
-        return self.read
 
 
 @pytest.mark.max_time
 def test_max_time_is_a_deadline_not_a_threshold(slid_tokens, monkeypatch):
     """Training stops before a step that would run past max_time, so the fit ends within it; a
     step is taken to last as long as the longest so far but the first (which warms up). On a
-    fake clock (the Deadline's): the times are exact, whatever the machine's speed."""
+    fake clock (the time budget's): the times are exact, whatever the machine's speed."""
     tokens, sizes = slid_tokens
     # the first step takes 1 s (warm-up), the fifth 0.25 s, the others 0.125 s (binary
     # fractions: the sums are exact)
     clock = FakeClock([1.0, 0.125, 0.125, 0.125, 0.25, 0.125])
-    monkeypatch.setattr(base, "time", clock)  # the Deadline's clock only
+    monkeypatch.setattr(loop, "time", clock)  # the time budget's clock only
+    reached = loop.TimeBudget.reached
+
+    def after_a_step(budget: loop.TimeBudget) -> bool:
+        clock.step_ended()
+        return reached(budget)
+
+    monkeypatch.setattr(loop.TimeBudget, "reached", after_a_step)
     steps = []
 
     def progress(event: dict) -> None:
@@ -111,7 +120,7 @@ def test_max_time_is_a_deadline_not_a_threshold(slid_tokens, monkeypatch):
     # after step 6 the clock reads 1.75: a step as long as the longest (0.25 s) ends at 2.0,
     # within max_time; after step 7 it reads 1.875, one more would end at 2.125: it stops there
     # (a threshold would go on to 2.125; the warm-up taken as the longest, stop after step 2)
-    assert len(steps) == 7 and clock.read == 1.875
+    assert len(steps) == 7 and clock.now == 1.875
 
 
 @pytest.mark.max_time

@@ -164,7 +164,8 @@ def test_a_failing_training_is_recorded_and_adds_no_model(fresh, monkeypatch):
 
     def broken_fit(self, tokens, config, progress):
         progress(
-            {"epoch": 1, "val_loss": 1.0, "train_loss": 1.0, "elapsed": 0.1, "epoch_done": True}
+            {"epoch": 1, "val_loss": 1.0, "train_loss": 1.0, "elapsed": 0.1, "done": 1.0}
+            | {"epoch_done": True}
         )
         raise RuntimeError("out of memory on purpose")
 
@@ -182,7 +183,7 @@ def test_a_cancelled_training_is_recorded_and_adds_no_model(fresh):
 
     def cancel_soon(self, tokens, config, progress):
         caller.current().cancel()  # the statement's call, as Session.interrupt() cancels it
-        progress({"epoch": 1, "step": 1, "steps": 1, "elapsed": 0.0})
+        progress({"epoch": 1, "step": 1, "steps": 1, "elapsed": 0.0, "done": 0.1})
 
     from duck_synth.models.autoregressive import AutoregressiveModel
 

@@ -13,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 
 import duck_synth
-from duck_synth.models import base
+from duck_synth.models import loop
 
 TABLE = (
     "CREATE TABLE t AS SELECT range % 11 AS a, (range % 7)::VARCHAR AS b, "
@@ -23,7 +23,7 @@ TABLE = (
 
 @pytest.mark.max_time  # a deadline reached after three steps (no clock)
 def test_a_time_cut_epoch_reports_the_mean_loss_of_the_rows_it_saw(monkeypatch):
-    reached = base.Deadline.reached
+    reached = loop.TimeBudget.reached
     calls = []
 
     def after_three_steps(self):
@@ -31,7 +31,7 @@ def test_a_time_cut_epoch_reports_the_mean_loss_of_the_rows_it_saw(monkeypatch):
         calls.append(1)
         return len(calls) >= 3
 
-    monkeypatch.setattr(base.Deadline, "reached", after_three_steps)
+    monkeypatch.setattr(loop.TimeBudget, "reached", after_three_steps)
     with duck_synth.connect() as s:
         s.sql(TABLE.format(rows=20_000))
         summary = s.train("m", "t", epochs=5, batch_size=64, seed=1)

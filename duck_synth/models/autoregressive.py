@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -26,15 +25,13 @@ from torch import nn
 
 from .base import (
     Conditions,
-    Deadline,
     FitConfig,
     GenerativeModel,
     Progress,
     SampleConfig,
-    load_network,
-    network_tensors,
     sample_logits,
 )
+from .loop import EarlyStopping, Step, TimeBudget, run_epochs
 
 CANONICAL_ORDER_SHARE = 0.5
 PEAK_LR = 3e-3
@@ -47,8 +44,6 @@ MIN_VALIDATION_ROWS = 1_000
 MAX_AUTO_BATCH = 2048  # big batches use the CPU well; small tables still get >= 16 steps
 SAMPLE_CHUNK = 2048
 SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
-REPLAN_AFTER = 3  # DP-SGD steps timed before the noise is fitted to the steps max_time allows
-REPLAN_SHARES = (0.25, 0.5, 0.75, 0.9)  # of the planned steps: fitted again as steps speed up
 
 
 class ColumnNets(nn.Module):
@@ -255,81 +250,47 @@ class AutoregressiveModel(GenerativeModel):
             from .private_fit import fit_private  # Opacus is imported only for DP
 
             return fit_private(self, tokens, config, progress)
+        budget = TimeBudget(config.max_time)
         device = torch.device(config.device)
         generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
         train, val, val_known = self._split(tokens, config, generator, device)
-        n_val = len(val)
         self.net.to(device)
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=PEAK_LR, weight_decay=WEIGHT_DECAY)
         batch = batch_size(config, len(train))
-        steps_per_epoch = math.ceil(len(train) / batch)
-        total_steps = max(steps_per_epoch * config.epochs, 1)
-        started = time.monotonic()
-        deadline = Deadline(config.max_time)
-        best, best_state, stale, history = math.inf, None, 0, []
-        epoch = 0
-        for epoch in range(1, config.epochs + 1):
+        order: list[torch.Tensor] = []
+
+        def start_epoch() -> None:
             self.net.train()
-            perm = torch.randperm(len(train), generator=generator).to(device)
-            total, seen, timed_out = 0.0, 0, False
-            for step in range(steps_per_epoch):
-                rows = train[perm[step * batch : (step + 1) * batch]]
-                known = self.known_masks(len(rows), generator).to(device)
-                loss = self.net.loss(rows, known)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(rows)
-                seen += len(rows)
-                elapsed = time.monotonic() - started
-                done = max(
-                    ((epoch - 1) * steps_per_epoch + step + 1) / total_steps,
-                    elapsed / config.max_time,
-                )
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(done)
-                progress(
-                    {"epoch": epoch, "step": step + 1, "steps": steps_per_epoch, "elapsed": elapsed}
-                )
-                if deadline.reached():
-                    timed_out = True
-                    break
-            # the mean over the rows this epoch saw (a time-cut epoch saw fewer than all)
-            train_loss = total / max(seen, 1)
-            val_loss = self._validation_loss(val, val_known) if n_val else train_loss
-            history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-            progress(
-                {
-                    "epoch": epoch,
-                    "val_loss": val_loss,
-                    "train_loss": train_loss,
-                    "elapsed": time.monotonic() - started,
-                    "epoch_done": True,
-                }
-            )
-            if n_val < MIN_VALIDATION_ROWS:
-                best = min(best, val_loss)  # reported; the last weights are kept
-            elif val_loss < best - 1e-4:
-                best, stale = val_loss, 0
-                best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-            else:
-                stale += 1
-            # Only once the learning rate has decayed: at the peak rate the validation loss
-            # wanders, and stopping there left small tables half-learned (SLID: TSTR R² 0).
-            if (stale >= config.patience and done >= EARLY_STOPPING_FROM) or timed_out:
-                break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+            order[:] = torch.randperm(len(train), generator=generator).to(device).split(batch)
+
+        def step(epoch: int) -> Step:
+            rows = train[order.pop(0)]
+            loss = self.net.loss(rows, self.known_masks(len(rows), generator).to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return Step({"train_loss": float(loss.detach())}, weight=len(rows))
+
+        def after_step(done: float) -> None:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(done)
+
+        def validation(entry: dict) -> dict:
+            loss = self._validation_loss(val, val_known) if len(val) else entry["train_loss"]
+            return {"val_loss": loss}
+
+        # fewer validation rows give a loss too noisy to stop on: the last weights are kept
+        watch = len(val) >= MIN_VALIDATION_ROWS
+        stopping = EarlyStopping(self.net, config.patience, EARLY_STOPPING_FROM) if watch else None
+        fitted = run_epochs(
+            config, budget, progress, math.ceil(len(train) / batch), step,
+            start_epoch=start_epoch, after_step=after_step, end_epoch=validation,
+            early_stopping=stopping,
+        )  # fmt: skip
         self.net.to("cpu").eval()
-        return {
-            "epochs": epoch,
-            "best_val_loss": best,
-            "history": history,
-            "stopped": "max_time"
-            if timed_out
-            else ("early_stopping" if epoch < config.epochs else "epochs"),
-        }
+        losses = [entry["val_loss"] for entry in fitted["history"]]
+        return fitted | {"best_val_loss": stopping.best if stopping else min(losses)}
 
     def _split(self, tokens: np.ndarray, config: FitConfig, generator, device):
         """(training rows, validation rows, the validation rows' known-column masks)."""
@@ -403,14 +364,8 @@ class AutoregressiveModel(GenerativeModel):
         return tokens.numpy()
 
     # -- storage ---------------------------------------------------------------------------------
-    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        return dict(self.params), network_tensors(self.net)
-
-    @classmethod
-    def restore(cls, params: dict, tensors: dict[str, torch.Tensor]) -> AutoregressiveModel:
-        model = cls(**params)
-        load_network(model.net, tensors)
-        return model
+    def hyper_parameters(self) -> dict:
+        return dict(self.params)
 
 
 def _flat_positions(

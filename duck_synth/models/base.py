@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,24 +47,9 @@ class SampleConfig:
     top_p: float = 1.0
 
 
-class Deadline:
-    """max_time as a deadline: training stops before a step that would run past it (a step is
-    taken to last as long as the longest so far but the first, which warms up), not after."""
-
-    def __init__(self, seconds: float):
-        self.seconds, self.started = seconds, time.monotonic()
-        self.last: float | None = None
-        self.longest = 0.0
-
-    def reached(self) -> bool:
-        """Call after each step (the first call marks where the steps start)."""
-        now = time.monotonic()
-        if self.last is not None:
-            self.longest = max(self.longest, now - self.last)
-        self.last = now
-        return now - self.started + self.longest > self.seconds
-
-
+# Called after each step ({epoch, step, steps, elapsed, done}) and epoch ({epoch, its losses,
+# elapsed, done, epoch_done: True}); ``done`` is the share of the training done (models/loop.py).
+# It may raise Cancelled.
 Progress = Callable[[dict], None]
 
 
@@ -80,7 +64,31 @@ def load_network(network: torch.nn.Module, tensors: dict[str, torch.Tensor], pre
     network.eval()
 
 
-class GenerativeModel:
+class StoredModel:
+    """What a model stores: JSON-able hyper-parameters from which ``cls(**params)`` builds it
+    again, and the weights of its one sampling network (the attribute ``network_attribute``,
+    names under ``network_prefix``). A model storing something else overrides both methods."""
+
+    network_attribute = "net"
+    network_prefix = ""
+
+    def hyper_parameters(self) -> dict:
+        raise NotImplementedError
+
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """(JSON-able hyper-parameters, tensors) to store."""
+        network = getattr(self, self.network_attribute)
+        return self.hyper_parameters(), network_tensors(network, self.network_prefix)
+
+    @classmethod
+    def restore(cls, params: dict, tensors: dict[str, torch.Tensor]):
+        """The stored model, ready to sample."""
+        model = cls(**params)
+        load_network(getattr(model, cls.network_attribute), tensors, cls.network_prefix)
+        return model
+
+
+class GenerativeModel(StoredModel):
     method: str = ""
     default_epochs: int = 100
 
@@ -97,16 +105,8 @@ class GenerativeModel:
     ) -> np.ndarray:
         raise NotImplementedError
 
-    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        """(JSON-able hyper-parameters, tensors) to store."""
-        raise NotImplementedError
 
-    @classmethod
-    def restore(cls, params: dict, tensors: dict[str, torch.Tensor]) -> GenerativeModel:
-        raise NotImplementedError
-
-
-class SessionModel:
+class SessionModel(StoredModel):
     """The interface of a method that models whole sessions in one network (timegan): a
     session's attributes (its per-session tokens: metadata, start), its steps and its length
     are learned and drawn together. Models see tokens only, as GenerativeModel's do."""
@@ -149,14 +149,6 @@ class SessionModel:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(attribute tokens n x a, step tokens n x max_length x s, lengths) of ``n`` sessions;
         ``conditions`` on the attributes, ``step_allowed``: per step column, its allowed tokens."""
-        raise NotImplementedError
-
-    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        """(JSON-able hyper-parameters, tensors) to store."""
-        raise NotImplementedError
-
-    @classmethod
-    def restore(cls, params: dict, tensors: dict[str, torch.Tensor]) -> SessionModel:
         raise NotImplementedError
 
 

@@ -11,16 +11,14 @@ Columns with few values, and unordered ones, are one-hot over their tokens.
 from __future__ import annotations
 
 import os
-import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from .base import Deadline, FitConfig, Progress, SampleConfig, sample_logits
+from .base import SampleConfig, sample_logits
 
 CONTINUOUS_FROM = 16  # an ordered column with more non-NULL tokens than this is a number
 MAX_MODES = 10
@@ -289,44 +287,6 @@ def gradient_penalty(critic_fn, real: torch.Tensor, fake: torch.Tensor) -> torch
 def adam(parameters, lr: float = 2e-4) -> torch.optim.Adam:
     """The optimiser both CTGAN and DoppelGANger use for WGAN-GP."""
     return torch.optim.Adam(parameters, lr=lr, betas=(0.5, 0.9), weight_decay=1e-6)
-
-
-def wgan_epochs(
-    config: FitConfig,
-    progress: Progress,
-    steps_per_epoch: int,
-    started: float,
-    train_mode: Callable[[], None],
-    train_step: Callable[[], tuple[float, float]],
-) -> dict:
-    """The epoch loop both GANs share: ``train_step`` makes one critic and one generator update
-    and returns (critic distance, generator loss); progress after every step; max_time as a
-    deadline checked after every step; one history entry per epoch, means over the steps taken
-    (a time-cut epoch took fewer than all). A GAN has no validation loss: the critic's
-    Wasserstein estimate shows progress."""
-    deadline = Deadline(config.max_time - (time.monotonic() - started))
-    history, epoch, timed_out = [], 0, False
-    for epoch in range(1, config.epochs + 1):
-        train_mode()
-        distance = g_total = 0.0
-        taken = 0
-        for step in range(steps_per_epoch):
-            critic_distance, generator_loss = train_step()
-            distance += critic_distance
-            g_total += generator_loss
-            taken = step + 1
-            elapsed = time.monotonic() - started
-            progress({"epoch": epoch, "step": taken, "steps": steps_per_epoch, "elapsed": elapsed})
-            if deadline.reached():
-                timed_out = True
-                break
-        history.append(
-            {"epoch": epoch, "generator_loss": g_total / taken, "critic_distance": distance / taken}
-        )
-        progress(history[-1] | {"elapsed": time.monotonic() - started, "epoch_done": True})
-        if timed_out:
-            break
-    return {"epochs": epoch, "history": history, "stopped": "max_time" if timed_out else "epochs"}
 
 
 def satisfied(tokens: np.ndarray, fixed: dict, allowed: dict) -> np.ndarray:

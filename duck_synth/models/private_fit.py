@@ -21,18 +21,15 @@ import torch
 
 from ..errors import SynthError
 from ..privacy import PrivacyBudget, noise_multiplier_for, spent_epsilon, steps_within
-from .autoregressive import (
-    PEAK_LR,
-    REPLAN_AFTER,
-    REPLAN_SHARES,
-    WEIGHT_DECAY,
-    batch_size,
-    learning_rate,
-)
-from .base import Deadline, FitConfig, Progress
+from .autoregressive import PEAK_LR, WEIGHT_DECAY, batch_size, learning_rate
+from .base import FitConfig, Progress
+from .loop import Step, Stop, TimeBudget, run_epochs
 
 if TYPE_CHECKING:
     from .autoregressive import AutoregressiveModel
+
+REPLAN_AFTER = 3  # steps timed before the noise is fitted to the steps max_time allows
+REPLAN_SHARES = (0.25, 0.5, 0.75, 0.9)  # of the planned steps: fitted again as steps speed up
 
 
 @dataclass
@@ -54,7 +51,7 @@ def plan(
     data: torch.Tensor,
     config: FitConfig,
     generator: torch.Generator,
-    started: float,
+    time_budget: TimeBudget,
 ) -> Plan:
     budget = config.privacy
     n = len(data)
@@ -70,7 +67,7 @@ def plan(
         model.net.clipped_gradients(data[:batch], model.known_masks(batch, generator), 1.0)
         model.net.zero_grad(set_to_none=True)
         step_time = 1.2 * (time.monotonic() - timing)  # the optimizer's step and noise too
-        fitting = int((config.max_time - (time.monotonic() - started)) / step_time) - 1
+        fitting = time_budget.steps_fitting(step_time)
         if fitting < planned:
             planned, limit = max(fitting, 1), "max_time"
     if budget.noise_multiplier is None:
@@ -89,19 +86,13 @@ def plan(
 
 
 def replan(
-    planned: Plan,
-    steps: int,
-    config: FitConfig,
-    deadline: Deadline,
-    elapsed: float,
-    accountant,
+    planned: Plan, steps: int, config: FitConfig, time_budget: TimeBudget, accountant
 ) -> None:
     """The steps that really fit in max_time at the mean step time so far (the longest
     overshoots: one slow step made a 120 s fit stop at 59 s): the rest of the budget is spent on
     those; later replans correct the estimate."""
     budget: PrivacyBudget = config.privacy
-    step_time = (time.monotonic() - deadline.started) / steps
-    fitting = int(0.97 * (config.max_time - elapsed) / step_time) - 1
+    fitting = time_budget.steps_fitting(time_budget.elapsed() / steps, margin=0.97)
     target = min(planned.all_steps, steps + max(fitting, 1))
     if abs(target - planned.planned) > 0.05 * planned.planned:
         planned.limit = "max_time" if target < planned.all_steps else "epochs"
@@ -119,13 +110,13 @@ def fit_private(
     from opacus.optimizers import DPOptimizerFastGradientClipping
 
     budget = config.privacy
+    time_budget = TimeBudget(config.max_time)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     data = torch.as_tensor(tokens, dtype=torch.long)
-    started = time.monotonic()
     net = model.net.train()
     net.dropout.p = 0.0  # the noise regularises; dropout would only slow per-row gradients
-    steps_plan = plan(model, data, config, generator, started)
+    steps_plan = plan(model, data, config, generator, time_budget)
     # the noise must not be predictable from the seed: it comes from the OS
     noise = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
     optimizer = DPOptimizerFastGradientClipping(
@@ -138,54 +129,44 @@ def fit_private(
     )
     accountant = RDPAccountant()
     optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=steps_plan.rate))
-    deadline = Deadline(config.max_time - (time.monotonic() - started))
-    stopped, steps, epoch, n = None, 0, 0, len(data)
-    for epoch in range(1, config.epochs + 1):
-        for step in range(steps_plan.steps_per_epoch):
-            if steps >= steps_plan.planned:  # the budget is planned for exactly these steps
-                stopped = steps_plan.limit
-                break
-            rows = data[torch.rand(n, generator=generator) < steps_plan.rate]
-            known = model.known_masks(len(rows), generator)
-            optimizer.zero_grad(set_to_none=True)
-            if len(rows):
-                net.clipped_gradients(rows, known, budget.max_grad_norm)
-            else:  # an empty Poisson batch still takes its (noise-only) step
-                for p in net.parameters():
-                    p.grad = torch.zeros_like(p)
-            optimizer.step()
-            steps += 1
-            elapsed = time.monotonic() - started
-            out_of_time = deadline.reached()
-            replan_at = {REPLAN_AFTER, *(int(steps_plan.planned * f) for f in REPLAN_SHARES)}
-            if steps in replan_at and budget.noise_multiplier is None:
-                replan(steps_plan, steps, config, deadline, elapsed, accountant)
-                optimizer.noise_multiplier = steps_plan.sigma
-            done = max(steps / steps_plan.planned, elapsed / config.max_time)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(done)
-            progress(
-                {
-                    "epoch": epoch,
-                    "step": step + 1,
-                    "steps": steps_plan.steps_per_epoch,
-                    "elapsed": elapsed,
-                }
-            )
-            if out_of_time:
-                stopped = "max_time"
-                break
-        progress({"epoch": epoch, "elapsed": time.monotonic() - started, "epoch_done": True})
-        if stopped:
-            break
+    steps = [0]
+
+    def step(epoch: int) -> Step:
+        if steps[0] >= steps_plan.planned:  # the budget is planned for exactly these steps
+            raise Stop(steps_plan.limit)
+        rows = data[torch.rand(len(data), generator=generator) < steps_plan.rate]
+        known = model.known_masks(len(rows), generator)
+        optimizer.zero_grad(set_to_none=True)
+        if len(rows):
+            net.clipped_gradients(rows, known, budget.max_grad_norm)
+        else:  # an empty Poisson batch still takes its (noise-only) step
+            for p in net.parameters():
+                p.grad = torch.zeros_like(p)
+        optimizer.step()
+        steps[0] += 1
+        replan_at = {REPLAN_AFTER, *(int(steps_plan.planned * f) for f in REPLAN_SHARES)}
+        if steps[0] in replan_at and budget.noise_multiplier is None:
+            replan(steps_plan, steps[0], config, time_budget, accountant)
+            optimizer.noise_multiplier = steps_plan.sigma
+        # no loss is reported: it would be read from the data outside the budget
+        return Step({}, weight=len(rows))
+
+    def after_step(done: float) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(done)
+
+    def spent(entry: dict) -> dict:
+        return {"epsilon": spent_epsilon(accountant.history, budget.training_delta)}
+
+    fitted = run_epochs(
+        config, time_budget, progress, steps_plan.steps_per_epoch, step,
+        after_step=after_step, end_epoch=spent, planned_steps=lambda: steps_plan.planned,
+    )  # fmt: skip
     optimizer.zero_grad(set_to_none=True)
     net.eval()
-    return {
-        "epochs": epoch,
+    return fitted | {
         "best_val_loss": None,
-        "history": [],
-        "stopped": stopped or "epochs",
-        "privacy": privacy_spent(steps_plan, accountant, budget, steps),
+        "privacy": privacy_spent(steps_plan, accountant, budget, steps[0]),
     }
 
 

@@ -72,7 +72,7 @@ class PrivBayesModel(GenerativeModel):
             max(n * tables_eps / (d * THETA), 2.0) if tables_eps else min(MAX_CELLS, max(n, 2))
         )
         order, parents, levels = self._structure(tokens, structure_eps, max_cells, rng)
-        progress({"epoch": 1, "step": 1, "steps": 2, "elapsed": 0.0})
+        progress({"epoch": 1, "step": 1, "steps": 2, "elapsed": 0.0, "done": 0.5})
         tables = [np.zeros(0)] * d
         for c in range(d):
             caller.check()
@@ -88,7 +88,7 @@ class PrivBayesModel(GenerativeModel):
             levels,
         )
         self.tables = tables
-        progress({"epoch": 1, "elapsed": 0.0, "epoch_done": True})
+        progress({"epoch": 1, "elapsed": 0.0, "done": 1.0, "epoch_done": True})
         spent = {"epsilon": epsilon, "delta": 0.0} if epsilon else {}
         return {
             "epochs": 1,

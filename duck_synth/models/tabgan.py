@@ -14,8 +14,6 @@ after a few rounds is sampled restricted to the allowed tokens (gan.redraw_until
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from torch import nn
@@ -26,8 +24,6 @@ from .base import (
     GenerativeModel,
     Progress,
     SampleConfig,
-    load_network,
-    network_tensors,
 )
 from .gan import (
     Layout,
@@ -38,8 +34,8 @@ from .gan import (
     fit_columns,
     gradient_penalty,
     redraw_until_satisfied,
-    wgan_epochs,
 )
+from .loop import Step, TimeBudget, run_epochs
 
 NOISE = 128
 HIDDEN = (256, 256)
@@ -112,6 +108,7 @@ class GeneratorNet(nn.Module):
 
 class TabGanModel(GenerativeModel):
     method = "tabgan"
+    network_attribute, network_prefix = "generator", "generator."  # the critic is not kept
     default_epochs = 300  # CTGAN's
 
     def __init__(
@@ -145,7 +142,7 @@ class TabGanModel(GenerativeModel):
 
     # -- training ------------------------------------------------------------------------------
     def fit(self, tokens: np.ndarray, config: FitConfig, progress: Progress) -> dict:
-        started = time.monotonic()  # max_time counts the mixtures' fitting too
+        budget = TimeBudget(config.max_time)  # max_time counts the mixtures' fitting too
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         self.columns = fit_columns(tokens, self.vocab_sizes, self.spans, config.seed)
@@ -171,7 +168,7 @@ class TabGanModel(GenerativeModel):
             generator.train()
             critic_net.train()
 
-        def train_step() -> tuple[float, float]:
+        def train_step(epoch: int) -> Step:
             cond, columns, values = self._training_conditions(sampler, batch, rng, device)
             raw = generator(self._inputs(cond, batch, device))
             fake = self.layout.activate(raw)
@@ -192,9 +189,10 @@ class TabGanModel(GenerativeModel):
             g_opt.zero_grad(set_to_none=True)
             g_loss.backward()
             g_opt.step()
-            return float((d_real - d_fake).detach()), float(g_loss.detach())
+            distance = float((d_real - d_fake).detach())
+            return Step({"generator_loss": float(g_loss.detach()), "critic_distance": distance})
 
-        fitted = wgan_epochs(config, progress, steps, started, train_mode, train_step)
+        fitted = run_epochs(config, budget, progress, steps, train_step, start_epoch=train_mode)
         generator.to("cpu").eval()
         critic_net.to("cpu").eval()
         return fitted
@@ -287,18 +285,10 @@ class TabGanModel(GenerativeModel):
         return float(np.asarray(self.frequencies[self.discrete.index(column)])[allowed].sum())
 
     # -- storage ---------------------------------------------------------------------------------
-    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        params = {
+    def hyper_parameters(self) -> dict:
+        return {
             "vocab_sizes": self.vocab_sizes,
             "columns": [c.params() for c in self.columns],
             "frequencies": self.frequencies,
             "pac": self.pac,
         }
-        tensors = network_tensors(self.generator, "generator.")
-        return params, {k: v.contiguous() for k, v in tensors.items()}
-
-    @classmethod
-    def restore(cls, params: dict, tensors: dict[str, torch.Tensor]) -> TabGanModel:
-        model = cls(**params)
-        load_network(model.generator, tensors, "generator.")
-        return model

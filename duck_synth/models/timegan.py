@@ -22,7 +22,6 @@ pushed-down predicates, to the same generators.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
@@ -34,8 +33,6 @@ from .base import (
     Progress,
     SampleConfig,
     SessionModel,
-    load_network,
-    network_tensors,
     sample_logits,
 )
 from .gan import (
@@ -49,8 +46,8 @@ from .gan import (
     fit_columns,
     gradient_penalty,
     redraw_until_satisfied,
-    wgan_epochs,
 )
+from .loop import Step, TimeBudget, run_epochs
 
 NOISE = 32
 HIDDEN = 64
@@ -234,6 +231,7 @@ class TimeGanModel(SessionModel):
     """Sessions in one network: attributes (per-session tokens) and their steps."""
 
     method = "timegan"
+    network_attribute = "generator"  # the critics are not kept
     default_epochs = 2000
 
     def __init__(
@@ -283,7 +281,7 @@ class TimeGanModel(SessionModel):
     ) -> dict:
         """``attributes``: sessions x attribute tokens; ``steps``: sessions x max_length x step
         tokens (padding after each session's length); ``lengths``: steps per session."""
-        started = time.monotonic()  # max_time counts the mixtures' fitting too
+        budget = TimeBudget(config.max_time)  # max_time counts the mixtures' fitting too
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         lengths = np.clip(lengths, 1, self.max_length)
@@ -304,7 +302,7 @@ class TimeGanModel(SessionModel):
         batch = max(2, min(config.batch_size or BATCH, n))
         steps_per_epoch = max(1, n // batch)
 
-        def train_step() -> tuple[float, float]:
+        def train_step(epoch: int) -> Step:
             rows = torch.from_numpy(rng.choice(n, batch, replace=False))
             real = (attr[rows], ranges[rows], features[rows], flags[rows])
             given = attr[torch.from_numpy(rng.choice(n, batch // 2))]
@@ -319,9 +317,12 @@ class TimeGanModel(SessionModel):
             g_opt.zero_grad(set_to_none=True)
             g_loss.backward()
             g_opt.step()
-            return float((d_real - d_fake).detach()), float(g_loss.detach())
+            distance = float((d_real - d_fake).detach())
+            return Step({"generator_loss": float(g_loss.detach()), "critic_distance": distance})
 
-        fitted = wgan_epochs(config, progress, steps_per_epoch, started, gen.train, train_step)
+        fitted = run_epochs(
+            config, budget, progress, steps_per_epoch, train_step, start_epoch=gen.train
+        )
         gen.to("cpu").eval()
         self.critic.to("cpu")
         self.aux_critic.to("cpu")
@@ -407,19 +408,11 @@ class TimeGanModel(SessionModel):
         return tokens, steps, lengths
 
     # -- storage ---------------------------------------------------------------------------------
-    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        params = {
+    def hyper_parameters(self) -> dict:
+        return {
             "attribute_vocab": self.attribute_vocab,
             "step_vocab": self.step_vocab,
             "max_length": self.max_length,
             "attributes": [c.params() for c in self.attribute_columns],
             "steps": [c.params() for c in self.step_columns],
         }
-        tensors = network_tensors(self.generator)
-        return params, tensors
-
-    @classmethod
-    def restore(cls, params: dict, tensors: dict[str, torch.Tensor]) -> TimeGanModel:
-        model = cls(**params)
-        load_network(model.generator, tensors)
-        return model
