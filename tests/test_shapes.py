@@ -2,14 +2,14 @@
 interface (duck_synth/shapes/base.Shape) and runs through the same train() and generate()
 pipelines as the built-in table and session shapes.
 
-The toy shape wraps the table shape: it also keeps the (small) table, and draws rows by
-bootstrapping it instead of sampling the network.
+The toy shape (tests/plugins/toy_shape.py) wraps the table shape: it also keeps the (small)
+table, and draws rows by bootstrapping it instead of sampling the network. tests/test_surface.py
+runs it as a plugin through the CLI, Flight SQL and Quack.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pytest
@@ -17,59 +17,13 @@ import pytest
 import duck_synth
 from duck_synth import generate, shapes, train
 from duck_synth.options import TrainOptions
-from duck_synth.shapes import Loaded, RowSampler, TrainingPlan
-from duck_synth.shapes.base import batch_generators, read_sql
 from duck_synth.shapes.table import TableShape
+from tests.plugins.toy_shape import BootstrapShape
 
 SMALL = (
     "CREATE TABLE small AS SELECT i::BIGINT AS id, ['a', 'b', 'c'][i % 3 + 1] AS kind, "
     "i * 10 AS score FROM range(12) t(i)"
 )
-
-
-@dataclass
-class BootstrapLoaded(Loaded):
-    rows: pa.Table | None = None
-
-
-class BootstrapSampler(RowSampler):
-    """Rows drawn with replacement from the stored table (seeded per batch, as every sampler)."""
-
-    def draw(self, n: int, batch: int, seed_table: pa.Table | None = None) -> pa.Table:
-        _, rng = batch_generators(self.seed, batch)
-        rows = self.loaded.rows
-        return rows.take(pa.array(rng.integers(0, rows.num_rows, n)))
-
-
-class BootstrapShape(TableShape):
-    """A table kept as it is and bootstrapped; everything else as the table shape."""
-
-    name = "bootstrap"
-
-    def claims(self, method: str, options: TrainOptions) -> bool:
-        return options.session_key is None
-
-    def owns(self, record) -> bool:
-        return "bootstrap" in record.statistics
-
-    def plan(self, con, relation, columns, training) -> TrainingPlan:
-        """The table shape's plan (what the catalog checks a stored model against), and the
-        rows themselves."""
-        plan = super().plan(con, relation, columns, training)
-        read = read_sql(relation, columns, training.options, training.seed)
-        plan.stored = {"bootstrap": con.execute(read).to_arrow_table().to_pylist()}
-        return plan
-
-    def stored(self, plan, params) -> dict:
-        return plan.stored
-
-    def load(self, record) -> Loaded:
-        loaded = super().load(record)
-        rows = pa.Table.from_pylist(record.statistics["bootstrap"])
-        return BootstrapLoaded(*vars(loaded).values(), rows=rows)
-
-    def sampler(self, loaded, options, compiled, seed) -> RowSampler:
-        return BootstrapSampler(loaded, options, compiled, seed)
 
 
 @pytest.fixture()

@@ -146,9 +146,19 @@ def test_a_planned_function_refuses_code_and_plugins():
 # -- a plugin's functions, everywhere ----------------------------------------------------------
 @pytest.fixture
 def plugin_env(monkeypatch):
-    monkeypatch.setenv("DUCK_SYNTH_PLUGINS", "toy_surface")
+    monkeypatch.setenv("DUCK_SYNTH_PLUGINS", "toy_surface,toy_shape")
     path = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))
     monkeypatch.setenv("PYTHONPATH", path)
+
+
+SMALL = (
+    "CREATE TABLE small AS SELECT i::BIGINT AS id, ['a', 'b', 'c'][i % 3 + 1] AS kind, "
+    "i * 10 AS score FROM range(12) t(i)"
+)
+BOOTSTRAPPED = (
+    "SELECT count(*) AS drawn, count(s.id) AS whole_rows FROM generate('{model}', "
+    "target => {n}, seed => 3) g LEFT JOIN small s USING (id, kind, score)"
+)
 
 
 def embedded(database: Path, sql: str) -> str:
@@ -184,22 +194,37 @@ def test_a_plugin_function_runs_through_session_cli_flight_sql_and_quack(plugin_
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["i,word", "0,echo", "1,echo", "2,echo"]
 
+    # the plugin's fourth shape (tests/plugins/toy_shape.py): every generated row is a whole
+    # training row, which a network trained one epoch on 12 rows would not give
+    embedded(database, SMALL)
+    embedded(database, "FROM train('boot', 'small', method => 'autoregressive', epochs => 1)")
+    done = cli(tmp_path, str(database), "--csv", "-c", BOOTSTRAPPED.format(model="boot", n=40))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["drawn,whole_rows", "40,40"]
+
     process, url, quack = start_with_tokens(database)
     try:
         with adbc(url) as conn, conn.cursor() as cur:
             cur.execute("FROM stamp('notes', note => 'over flight')")
             cur.execute("SELECT count(*) FROM notes")
             assert cur.fetchone() == (2,)
+            cur.execute("FROM train('boot2', 'small', epochs => 1, seed => 2)")
         with adbc(url, READER) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM echo_rows(4)")
             assert cur.fetchone() == (4,)
             with pytest.raises(AdbcError, match=r"stamp\(\) is not allowed \(it writes\)"):
                 cur.execute("FROM stamp('notes')")
+            with pytest.raises(AdbcError, match=r"train\(\) is not allowed \(it writes\)"):
+                cur.execute("FROM train('boot3', 'small', epochs => 1)")
+            cur.execute(BOOTSTRAPPED.format(model="boot2", n=30))
+            assert cur.fetchone() == (30, 30)
+        inner = BOOTSTRAPPED.format(model="boot", n=9).replace("'", "''")
         result = duckdb_cli(
             f"SELECT count(*) AS n FROM quack_query('{quack}', 'FROM echo_rows(5)', "
             f"token => '{ADMIN}');"
+            f"SELECT * FROM quack_query('{quack}', '{inner}', token => '{ADMIN}');"
         )
         assert result.returncode == 0, result.stderr
-        assert result.stdout.split() == ["n", "5"]
+        assert result.stdout.split() == ["n", "5", "drawn,whole_rows", "9,9"]
     finally:
         stop(process)
