@@ -8,10 +8,13 @@ interrupted training adds no model. How the data is read, encoded and learned is
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -92,7 +95,8 @@ def train(
     protection = protect(options, method, seed, budget, len(columns))
     shape = shapes.for_training(method, options)
     training = Training(options, method, seed, protection, budget)
-    plan = shape.plan(con, relation, columns, training)
+    with seeded(seed):  # the networks' initial weights come from the seed too
+        plan = shape.plan(con, relation, columns, training)
     if plan.facts is not None:  # what is stored is read through DP too
         facts, violated = plan.facts, {}
     read = Source(name, source, source_rows, facts, violated, why, time_budget)
@@ -157,11 +161,12 @@ def fit_and_store(
     name, device = source.model, training.options.device or default_device()
     run_id = catalog.start_run(con, name, training.method, source.text)
     try:
-        metrics, params, tensors = fit_parts(
-            con, run_id, plan, training, source.time_budget, device
-        )
+        with seeded(training.seed):
+            metrics, params, tensors = fit_parts(
+                con, run_id, plan, training, source.time_budget, device
+            )
         caller.check()  # a cancel that came in the last step adds no model either
-        record = model_record(shape, plan, training, source, metrics, params, tensors)
+        record = model_record(shape, plan, training, source, metrics, params, tensors, device)
         summary = summary_row(plan, training, source, metrics, run_id, device)
 
         def commit_with(version: int) -> None:
@@ -187,6 +192,16 @@ def fit_and_store(
             raise
         raise SynthError(f"train('{name}') failed: {error}") from error
     return summary
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """torch's random numbers drawn from ``seed`` (initial weights, batches, masks), the
+    caller's generator left as it was: the same data, options and seed give the same model in
+    any process, first training or not."""
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        torch.manual_seed(seed)
+        yield
 
 
 def default_device() -> str:
@@ -231,10 +246,12 @@ def model_record(
     metrics: dict,
     params: dict,
     tensors: dict,
+    device: str,
 ) -> catalog.ModelRecord:
     """The model to add: the plan's encoders and columns, the fitted parts, what the shape
     stores beside them."""
     budget, main = training.budget, metrics["model"]
+    options = {**asdict(training.options), "method": training.method, "seed": training.seed}
     statistics = {
         "encoders": [e.to_json() for e in plan.encoders],
         "model": params["model"],
@@ -247,7 +264,7 @@ def model_record(
         method=training.method,
         source=source.text,
         created=catalog.utc_now(),
-        options={**asdict(training.options), "method": training.method, "seed": training.seed},
+        options=options,
         columns=plan.columns,
         statistics=statistics,
         metrics={
@@ -257,11 +274,25 @@ def model_record(
             **({"source_rows": source.rows} if budget is None else {}),
             **({"constraint_violations": source.violated} if source.violated else {}),
             **({"privacy": privacy_spent(budget, main)} if budget is not None else {}),
+            "fingerprint": fingerprint(plan, statistics["encoders"], options),
+            # DP noise comes from the OS; GPU kernels may add in any order
+            "reproducible": budget is None and device == "cpu",
         },
         weights=save_tensors(tensors),
         training_rows=plan.training_rows,
         format_version=catalog.FORMAT_VERSION,
     )
+
+
+def fingerprint(plan: TrainingPlan, encoders: list[dict], options: dict) -> str:
+    """What a reproduction must match: the data as the networks saw it (every part's arrays in
+    order, and the encoders that made them) and the options, seed included."""
+    digest = hashlib.sha256(json.dumps([encoders, options], sort_keys=True).encode())
+    for part in plan.parts:
+        for array in part.data:
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def summary_row(

@@ -146,7 +146,10 @@ CREATE OR REPLACE MACRO resample(
 CREATE OR REPLACE MACRO synth_sql(sql_text) AS TABLE
     FROM query(synth_call('synth_rewrite', [CAST(sql_text AS VARCHAR)]));
 
--- models() -> the trained model versions (weights left out), with the workflows that use them.
+-- models() -> the trained model versions (weights left out), with the workflows that use them;
+-- fingerprint: the training data (as the networks saw it) and options, seed included;
+-- reproducible: the same fingerprint gives the same weights and rows (false with epsilon, whose
+-- noise comes from the OS, and on a GPU).
 CREATE OR REPLACE MACRO models() AS TABLE
     SELECT m.name, m.version, m.method, m.source, m.created, m.training_rows,
            json_array_length(m.columns) AS n_columns,
@@ -155,7 +158,9 @@ CREATE OR REPLACE MACRO models() AS TABLE
            m.metrics, m.format_version,
            coalesce((SELECT list(w.name ORDER BY w.name) FROM synth.workflows w
                      WHERE list_contains(CAST(w.models AS VARCHAR[]), m.name)), [])
-               AS workflows
+               AS workflows,
+           json_extract_string(m.metrics, '$.fingerprint') AS fingerprint,
+           CAST(json_extract(m.metrics, '$.reproducible') AS BOOLEAN) AS reproducible
     FROM synth.models m ORDER BY m.name, m.version;
 
 -- create_workflow('name', 'query' [, parameters => {'n': 1000}]) -> one row. Saves the query

@@ -85,11 +85,15 @@ BUILTIN: tuple[Function, ...] = (
            m.metrics, m.format_version,
            coalesce((SELECT list(w.name ORDER BY w.name) FROM synth.workflows w
                      WHERE list_contains(CAST(w.models AS VARCHAR[]), m.name)), [])
-               AS workflows
+               AS workflows,
+           json_extract_string(m.metrics, '$.fingerprint') AS fingerprint,
+           CAST(json_extract(m.metrics, '$.reproducible') AS BOOLEAN) AS reproducible
     FROM synth.models m ORDER BY m.name, m.version""",
     ).about(
         "models() -> the trained model versions (weights left out), with the workflows that use "
-        "them."
+        "them; fingerprint: the training data (as the networks saw it) and options, seed "
+        "included; reproducible: the same fingerprint gives the same weights and rows (false "
+        "with epsilon, whose noise comes from the OS, and on a GPU)."
     ),
     table(
         "create_workflow",
