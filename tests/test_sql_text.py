@@ -109,6 +109,9 @@ EXCEPTIONS = {
     ("sources.py", "describe"): "a read_source relation",
     ("train.py", "train"): "a read_source relation; read_sql quotes names and parses types",
     ("train.py", "column_facts"): "a read_source relation; quoted columns",
+    ("relations.py", "_check"): "a read_source relation; key columns quote_identifier'd",
+    ("relations.py", "key_counts"): "read_source relations; key columns quote_identifier'd",
+    ("relations.py", "degrees"): "read_source relations; key columns quote_identifier'd",
     ("shapes/sessions.py", "read_sessions"): "a read_source relation; quoted columns",
     ("shapes/table.py", "plan"): "a read_source relation; read_sql quotes names and parses types",
     ("train.py", "check_constraints"): "a read_source relation; the constraint written back "
