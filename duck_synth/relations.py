@@ -141,18 +141,18 @@ def schema(
         raise SynthError("relations: a relation is given twice")
     for relation in found:
         _check(con, relation, columns, sources)
-    order = graphlib.TopologicalSorter({t: set() for t in tables})
+    graph = graphlib.TopologicalSorter({t: set() for t in tables})
     for relation in found:
-        order.add(relation.child, relation.parent)
+        graph.add(relation.child, relation.parent)
     try:
-        ordered = list(order.static_order())
+        graph.prepare()  # finds a cycle, which would leave no table to start from
     except graphlib.CycleError as error:
         cycle = " -> ".join(error.args[1])
         raise SynthError(
             f"relations: the tables reference each other in a cycle ({cycle})"
         ) from None
     # parents first, and otherwise the order the tables were listed in
-    ordered.sort(key=lambda t: (_depth(t, found), tables.index(t)))
+    ordered = sorted(tables, key=lambda t: (_depth(t, found), tables.index(t)))
     return Schema(ordered, found, sources)
 
 
