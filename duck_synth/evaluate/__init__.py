@@ -31,6 +31,7 @@ from .codes import prepare_codes
 from .columns import choose_columns, prepare, side_stats
 from .fidelity import column_rows, mean, metric_row
 from .pairs import information_rows, pair_trend_rows
+from .relational import database_evaluation, database_lists
 
 RESULT_SCHEMA = pa.schema(
     [
@@ -50,9 +51,10 @@ def evaluate(
 ) -> list[dict]:
     """The metric rows (metric, columns, value, detail) comparing ``synthetic`` with ``real``.
 
-    ``real``, ``synthetic`` (and the ``holdout`` option) are table/view names or queries.
-    """
+    ``real``, ``synthetic`` (and ``holdout``): names or queries; both lists: see relational.py."""
     opts = option_parsing.parse(EvaluateOptions, "evaluate", options_json)
+    if (database := database_lists(real, synthetic, "evaluate", opts.relations)) is not None:
+        return database_evaluation(con, *database, opts)  # lists of tables: a database
     if opts.target is not None and opts.holdout is None:
         raise SynthError(
             "evaluate(): target needs holdout => '...' (real rows kept out of training, "

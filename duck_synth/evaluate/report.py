@@ -22,6 +22,7 @@ from ..errors import SynthError
 from ..options import ReportOptions
 from ..sources import describe, read_source
 from . import report_data, report_html, report_plots
+from .relational import database_lists
 from .report_metrics import is_privacy, metric_rows
 
 SHAPE_METRICS = ("column_shape", "shape_ks_complement", "shape_tv_complement")
@@ -40,6 +41,11 @@ ASSOCIATION_NOTE = (
 def report(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, options_json: str) -> dict:
     """Write the HTML file; one summary row (path, columns, plots, bytes)."""
     opts = options_module.parse(ReportOptions, "report", options_json)
+    database = database_lists(real, synthetic, "report", opts.relations)
+    if database is not None:  # lists of tables
+        from .report_database import database_report
+
+        return database_report(con, *database, opts)
     real_sql = read_source(con, real, what="report(): real")
     synthetic_sql = read_source(con, synthetic, what="report(): synthetic")
     if opts.holdout is not None:
