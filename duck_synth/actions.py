@@ -14,7 +14,7 @@ import pyarrow as pa
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from . import access, catalog, sessions, spool, sqltext, surface
+from . import access, caller, catalog, sessions, spool, sqltext, surface
 from .errors import SynthError
 from .evaluate import evaluate_sql
 from .evaluate.report import report
@@ -23,14 +23,17 @@ from .generate import generate
 from .generate_into import generate_into
 from .options import (
     DropModelOptions,
+    GenerateTablesOptions,
     ImportModelOptions,
     RecommendOptions,
     WorkflowOptions,
     parse,
 )
 from .recommend import recommend
+from .relational.generation import write_tables
 from .resample import resample
 from .rewrite import rewrite_sql
+from .subset import subset
 from .train import train
 from .workflows import create_workflow, drop_workflow, run_sql
 
@@ -48,6 +51,11 @@ def synth_train(cursor, name, source, options):
 
 def synth_generate(cursor, model, options):
     return generate(cursor, model, options)
+
+
+def synth_generate_tables(cursor, model, options):
+    given = parse(GenerateTablesOptions, "generate_tables", options)
+    return spool.rows_sql("generate_tables", write_tables(cursor, model, given))
 
 
 def synth_rewrite(cursor, sql_text):
@@ -115,6 +123,18 @@ def synth_evaluate(cursor, real, synthetic, options):
 
 def synth_report(cursor, real, synthetic, options):
     return spool.summary_sql("report", report(cursor, real, synthetic, options))
+
+
+def synth_subset(cursor, tables, options):
+    if caller.rights().read_only:  # access.py refuses the statement first; the UDF too
+        raise access.Refused("read-only token: subset() is not allowed (it writes)")
+    spooled = []  # inside the transaction that writes: a result that cannot be written, no table
+
+    def write(rows):
+        spooled.append(spool.rows_sql("subset", rows))
+
+    subset(cursor, tables, options, before_commit=write)
+    return spooled[0]
 
 
 BUILTIN_UDFS = {name: f for name, f in dict(globals()).items() if name.startswith("synth_")}

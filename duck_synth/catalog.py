@@ -214,35 +214,52 @@ def insert_model(
     """Add the model in one transaction with its run's success; returns the version.
     ``before_commit(version)``: what else the statement needs (e.g. its result spooled), done
     inside the transaction, so if it fails no model is added."""
+    return insert_models(con, [record], run_id, before_commit=before_commit)[0]
+
+
+def insert_models(
+    con: duckdb.DuckDBPyConnection,
+    records: list[ModelRecord],
+    run_id: int | None,
+    versioned: Callable[[list[int]], None] | None = None,
+    before_commit: Callable[[int], None] | None = None,
+) -> list[int]:
+    """Add models in one transaction (all or none), the run's model being the last; returns
+    their versions. ``versioned(versions)`` may complete the records once their versions are
+    known (a database names its tables' models)."""
     with transaction(con):
-        version = next_version(con, record.name)
-        con.execute(
-            f"INSERT INTO synth.models ({MODEL_COLUMNS}, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                record.name,
-                version,
-                record.method,
-                record.source,
-                record.created,
-                json.dumps(record.options),
-                json.dumps(record.columns),
-                json.dumps(record.statistics),
-                json.dumps(record.metrics),
-                record.weights,
-                record.training_rows,
-                record.format_version,
-                run_id,
-            ],
-        )
+        versions = [next_version(con, record.name) for record in records]
+        if versioned is not None:
+            versioned(versions)
+        for record, version in zip(records, versions, strict=True):
+            con.execute(
+                f"INSERT INTO synth.models ({MODEL_COLUMNS}, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    record.name,
+                    version,
+                    record.method,
+                    record.source,
+                    record.created,
+                    json.dumps(record.options),
+                    json.dumps(record.columns),
+                    json.dumps(record.statistics),
+                    json.dumps(record.metrics),
+                    record.weights,
+                    record.training_rows,
+                    record.format_version,
+                    run_id,
+                ],
+            )
         if run_id is not None:
             con.execute(
-                f"UPDATE synth.runs SET status = 'succeeded', version = ?, progress = 1.0, finished = {UTC_NOW} "
-                "WHERE run_id = ?",
-                [version, run_id],
+                f"UPDATE synth.runs SET status = 'succeeded', version = ?, progress = 1.0, "
+                f"finished = {UTC_NOW} WHERE run_id = ?",
+                [versions[-1], run_id],
             )
         if before_commit is not None:
-            before_commit(version)
-    return version
+            before_commit(versions[-1])
+    return versions
 
 
 def drop_model(
@@ -258,6 +275,11 @@ def drop_model(
         params,
     ).fetchall()
     con.execute("DELETE FROM synth.models WHERE name = ? AND (? IS NULL OR version = ?)", params)
+    # a database's table models go with it (their options name it: component_of 'name@version')
+    con.execute(
+        "DELETE FROM synth.models WHERE list_contains(?, options->>'component_of')",
+        [[f"{n}@{v}" for n, v in dropped]],
+    )
     return dropped
 
 
@@ -328,9 +350,12 @@ def column_lookups(con: duckdb.DuckDBPyConnection):
 
     def columns_of_model(spec: str) -> list[str] | None:
         try:
-            return [c["name"] for c in load_model(con, spec, with_weights=False).columns]
+            record = load_model(con, spec, with_weights=False)
         except SynthError:
             return None
+        if record.method == "database":  # its columns are its tables': checked when it runs
+            return None
+        return [c["name"] for c in record.columns]
 
     def named(query: str, name: str) -> list[tuple] | None:
         """``query`` (a catalog listing, ending in WHERE ... AND) for the relation ``name``

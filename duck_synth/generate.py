@@ -47,6 +47,13 @@ def load(con: duckdb.DuckDBPyConnection, spec: str) -> Loaded:
 
 
 def bundle(record: catalog.ModelRecord) -> Loaded:
+    if record.method == "database":
+        tables = [t["name"] for t in record.statistics["database"]["tables"]]
+        raise SynthError(
+            f"model '{record.name}' is a database of tables {', '.join(tables)}: "
+            f"generate_tables('{record.name}') writes them; generate('{record.name}', "
+            f"\"table\" => '{tables[-1]}') returns one"
+        )
     return shapes.for_record(record).load(record)
 
 
@@ -88,6 +95,14 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
     if views.is_marked(options_json):  # a view's SQL bound to be created or described
         record = catalog.load_model(con, spec, with_weights=False)
         return views.columns_sql([(c["name"], c["type"]) for c in record.columns])
+    given = parse(GenerateOptions, "generate", options_json)
+    if given.table_name is not None:  # one table of a database model
+        from .relational.generation import generate_one
+
+        table, column_types = generate_one(con, spec, given)
+        path = spool.new_path("generate")
+        pq.write_table(table, path, compression="snappy")
+        return spool.select_sql(path, column_types)
     run = Rows(con, spec, options_json)
     path = spool.new_path("generate")
     writer = pq.ParquetWriter(path, run.schema, compression="snappy")
@@ -130,7 +145,7 @@ class Rows:
             size = generator.options.batch_size
             for batch, start in enumerate(range(0, self.seeds.num_rows, size)):
                 caller.check()
-                rows = _draw_seeded(generator, self.seeds.slice(start, size), batch, start)
+                rows = draw_seeded(generator, self.seeds.slice(start, size), batch, start)
                 table = limit_strings(rows, generator.string_limits)
                 progress.returned += table.num_rows
                 yield table.cast(self.schema)
@@ -260,7 +275,7 @@ def _seed_rows(con, generator: RowSampler, options: GenerateOptions) -> pa.Table
     return seeds
 
 
-def _draw_seeded(generator: RowSampler, seeds: pa.Table, batch: int, start: int) -> pa.Table:
+def draw_seeded(generator: RowSampler, seeds: pa.Table, batch: int, start: int) -> pa.Table:
     """Rows sharing a pattern of non-NULL seed values are drawn together; NULLs are generated.
     ``start``: the place of the first seed row among all of them."""
     if seeds.num_rows == 0:

@@ -55,7 +55,9 @@ def declared_tensors(
             "step_vocab": step_vocab,
         }
         return _timegan(params, "statistics.model", vocab)
-    expected, built = _network(method, params, "statistics.model", modelled, context=0)
+    # a database's child table: its parent's columns come first, always given
+    context = integer(statistics.get("context", 0), "statistics.context", 0, len(modelled))
+    expected, built = _network(method, params, "statistics.model", modelled, context=context)
     if sessions is not None and "step_model" in sessions:
         space = StepSpace(modelled, step_vocab, sessions["lags"])
         path = "statistics.sessions.step_model"

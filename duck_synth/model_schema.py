@@ -80,6 +80,10 @@ def _check(record: ModelRecord, tensors: bool) -> None:
             f"{record.format_version} is not a format this duck_synth reads "
             f"(it reads {FORMAT_VERSION}){newer}",
         )
+    if record.method == "database":
+        _check_options(record.options)
+        _check_database(record.statistics.get("database"), MODEL_NAME)
+        return
     if record.method not in METHODS:
         raise Refused(
             "method", f"unknown method {shown(record.method)} (known: {', '.join(METHODS)})"
@@ -218,3 +222,46 @@ def _check_sessions(spec: Any) -> set[str]:
     if "step_model" in spec:
         integer(spec.get("lags"), f"{path}.lags", 0, MAX_LAGS)
     return {pair[0] for pair in layout["columns"]}
+
+
+def _check_database(spec: Any, model_name) -> None:
+    """A database model's tables (their models, output columns and counts) and relations."""
+    path = "statistics.database"
+    object_with(spec, path, required=("tables", "relations"))
+    names = set()
+    for i, table in enumerate(listed(spec["tables"], f"{path}.tables", MAX_COLUMNS)):
+        at = f"{path}.tables[{i}]"
+        object_with(table, at, required=("name", "model", "version", "columns", "attributes"))
+        typed(table["name"], str, f"{at}.name")
+        names.add(table["name"])
+        if not isinstance(table["model"], str) or not model_name.match(table["model"]):
+            raise Refused(f"{at}.model", f"not a model name: {shown(table['model'])}")
+        integer(table["version"], f"{at}.version", 1, None)
+        for field in ("rows", "parentless"):
+            integer(table.get(field, 0), f"{at}.{field}", 0, None)
+        for j, column in enumerate(listed(table["columns"], f"{at}.columns", MAX_COLUMNS)):
+            if not isinstance(column, list) or len(column) != 3:
+                raise Refused(f"{at}.columns[{j}]", "must be [name, type, role]")
+            typed(column[0], str, f"{at}.columns[{j}][0]")
+            duck_type_at(column[1], f"{at}.columns[{j}][1]")
+            typed(column[2], str, f"{at}.columns[{j}][2]")
+        for j, attribute in enumerate(listed(table["attributes"], f"{at}.attributes", MAX_COLUMNS)):
+            typed(attribute, str, f"{at}.attributes[{j}]")
+    relations = listed(spec["relations"], f"{path}.relations", MAX_COLUMNS)
+    for i, relation in enumerate(relations):
+        at = f"{path}.relations[{i}]"
+        object_with(relation, at, required=("child", "key", "parent", "parent_key"))
+        for end in ("child", "parent"):
+            if relation[end] not in names:
+                raise Refused(f"{at}.{end}", f"not a table of the database: {shown(relation[end])}")
+        for key in ("key", "parent_key"):
+            for j, column in enumerate(listed(relation[key], f"{at}.{key}", MAX_COLUMNS)):
+                typed(column, str, f"{at}.{key}[{j}]")
+        if len(relation["key"]) != len(relation["parent_key"]) or not relation["key"]:
+            raise Refused(f"{at}.key", "the keys must have the same, non-zero number of columns")
+    for i, table in enumerate(spec["tables"]):
+        for j, (_, _, role) in enumerate(table["columns"]):
+            if role not in ("own", "key") and not (
+                role.startswith("fk:") and role[3:].isdigit() and int(role[3:]) < len(relations)
+            ):
+                raise Refused(f"{path}.tables[{i}].columns[{j}][2]", f"unknown role {shown(role)}")

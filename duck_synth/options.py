@@ -105,6 +105,10 @@ class TrainOptions:
     max_cat: int = bounded(50, **AT_LEAST_1)
     bin_strategy: str = bounded("quantile", choices=("quantile", "uniform"))
     sample_parents: int | None = bounded(None, **AT_LEAST_1)
+    # a database (a list of tables, duck_synth/relational/): its foreign keys when not declared,
+    # and whether child rows whose parent is missing are kept (with a NULL key) or dropped
+    relations: list[dict] | None = None
+    keep_orphans: bool = False
 
 
 @dataclass
@@ -129,6 +133,21 @@ class GenerateOptions:
     unique_columns: list[str] | None = None
     limit_strings: bool = False
     at_most: int | None = bounded(None, low=0)  # a cap on the target, whatever it is (LIMIT)
+    # a database model: the one table to return, its parents generated but not returned
+    table_name: str | None = None
+    scale: float = bounded(1.0, **POSITIVE)  # a database: the root tables' rows, times this
+
+
+@dataclass
+class GenerateTablesOptions:
+    scale: float = bounded(1.0, **POSITIVE)  # the root tables' rows, times this
+    seed: int | None = None
+    prefix: str = "syn_"
+    filters: dict[str, str] | None = None  # table => SQL predicate; children follow parents
+    seed_rows: dict[str, str] | None = None  # root table => its rows (keys kept) to generate for
+    replace: bool = False  # replace tables of these names that exist
+    temperature: float = bounded(1.0, **POSITIVE)
+    batch_size: int = bounded(100_000, **AT_LEAST_1)
 
 
 @dataclass
@@ -150,6 +169,8 @@ class EvaluateOptions:
     session_key: str | None = None
     order_by: str | None = None
     sensitive: str | None = None  # attribute-inference attack on this column (needs holdout)
+    # a database (lists of tables): [{child, key, parent, parent_key}], else REFERENCES
+    relations: list[dict] | None = None
 
 
 @dataclass
@@ -159,6 +180,7 @@ class ReportOptions:
     columns: list[str] | None = None
     bins: int = bounded(30, low=2, high=500)
     sensitive: str | None = None  # attribute-inference attack on this column (with a holdout)
+    relations: list[dict] | None = None  # a database's (lists of tables), else REFERENCES
 
 
 @dataclass
@@ -179,6 +201,23 @@ class DropModelOptions:
 @dataclass
 class ImportModelOptions:
     name: str | None = None  # None: the name in the file
+
+
+@dataclass
+class SubsetOptions:
+    fraction: float | None = bounded(None, low=0, high=1, open_low=True)  # of the root tables' rows
+    filter: dict | None = None  # {'table': 'SQL predicate'}: the rows that table keeps
+    prefix: str = "sub_"  # the tables written: prefix || table
+    seed: int = 0  # which rows a fraction keeps
+    relations: list[dict] | None = None  # as train()'s; None: the declared foreign keys
+    replace: bool = False  # overwrite the tables written, if they exist
+
+
+EXAMPLES = {  # of a struct argument, for its error
+    "encoding": "{'id': 'key'}",
+    "filters": "{'planes': 'seats > 100'}",
+    "seed_rows": "{'planes': 'SELECT * FROM my_planes'}",
+}
 
 
 def _check(function: str, name: str, value: Any, annotation: str) -> Any:
@@ -208,8 +247,8 @@ def _check(function: str, name: str, value: Any, annotation: str) -> Any:
         not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
     ):
         raise SynthError(
-            f"{function}(): {name} must be a struct of column => kind, e.g. {{'id': 'key'}}, "
-            f"got {json.dumps(value)}"
+            f"{function}(): {name} must be a struct of names to strings, e.g. "
+            f"{EXAMPLES.get(name, EXAMPLES['encoding'])}, got {json.dumps(value)}"
         )
     return value
 

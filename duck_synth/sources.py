@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import re
 import sys
 import threading
@@ -141,3 +142,17 @@ def describe(
     except duckdb.Error as error:
         raise SynthError(f"{what}: {sqltext.first_line(error)}") from None
     return [(r[0], r[1]) for r in rows]
+
+
+def listed_names(text: str) -> list[str] | None:
+    """The table names of a list argument (``['planes', 'flights']`` reaches a UDF as the JSON
+    '["planes","flights"]', see surface/render.py), or None for any other source."""
+    if not isinstance(text, str) or not text.lstrip().startswith("["):
+        return None
+    try:
+        names = json.loads(text)
+    except ValueError:
+        raise SynthError(f"a list of table names is written ['a', 'b'], got {text!r}") from None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise SynthError(f"a list of table names must hold names, got {text!r}")
+    return names

@@ -24,7 +24,7 @@ from safetensors.torch import save as save_tensors
 from sqlglot import exp
 from tqdm.auto import tqdm
 
-from . import caller, catalog, shapes
+from . import caller, catalog, relational, shapes
 from .conditions import parse_predicate
 from .encoding import Protection, unsupported_reason
 from .errors import SynthError
@@ -35,7 +35,7 @@ from .options import TrainOptions, parse
 from .privacy import ColumnBudget, PrivacyBudget
 from .recommend import rank, shape_of
 from .shapes import Shape, Training, TrainingPlan
-from .sources import describe, read_source
+from .sources import describe, listed_names, read_source
 from .sqltext import DUCKDB, quote_identifier
 
 
@@ -73,6 +73,12 @@ def train(
     time_budget = TimeBudget(options.max_time)  # max_time counts reading and encoding too
     if not isinstance(name, str) or not catalog.MODEL_NAME.match(name or ""):
         raise SynthError(f"train(): model name must be letters, digits, _ . -, got {name!r}")
+    if (tables := listed_names(source)) is not None:  # a database
+        return relational.train_database(con, name, tables, options, before_commit)
+    if options.relations is not None or options.keep_orphans:
+        raise SynthError(
+            "train(): relations and keep_orphans are for a database (a list of tables)"
+        )
     seed = (
         options.seed
         if options.seed is not None

@@ -27,9 +27,9 @@ CREATE OR REPLACE MACRO train(
     session_key := NULL, order_by := NULL, metadata := NULL, constraints := NULL, epsilon := NULL,
     delta := NULL, max_grad_norm := NULL, noise_multiplier := NULL, dp_statistics_share := NULL,
     n_parents := NULL, n_bins := NULL, max_cat := NULL, bin_strategy := NULL,
-    sample_parents := NULL
+    sample_parents := NULL, relations := NULL, keep_orphans := NULL
 ) AS TABLE
-    FROM query(synth_call('synth_train', [CAST(name AS VARCHAR), CAST(source AS VARCHAR), CAST(to_json({
+    FROM query(synth_call('synth_train', [CAST(name AS VARCHAR), CASE WHEN typeof(source) LIKE '%[]' THEN CAST(to_json(source) AS VARCHAR) ELSE CAST(source AS VARCHAR) END, CAST(to_json({
     'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding, 'seed': seed,
     'epochs': epochs, 'max_time': max_time, 'batch_size': batch_size,
     'validation_share': validation_share, 'nrows': nrows, 'strip_strings': strip_strings,
@@ -38,7 +38,7 @@ CREATE OR REPLACE MACRO train(
     'constraints': constraints, 'epsilon': epsilon, 'delta': delta, 'max_grad_norm': max_grad_norm,
     'noise_multiplier': noise_multiplier, 'dp_statistics_share': dp_statistics_share,
     'n_parents': n_parents, 'n_bins': n_bins, 'max_cat': max_cat, 'bin_strategy': bin_strategy,
-    'sample_parents': sample_parents
+    'sample_parents': sample_parents, 'relations': relations, 'keep_orphans': keep_orphans
 }) AS VARCHAR)]));
 
 -- recommend('table or query' [, session_key]) -> the methods ranked for the data's shape: rank,
@@ -61,21 +61,24 @@ CREATE OR REPLACE MACRO generate_options(
     target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,
     constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
-    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL, at_most := NULL
+    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL, at_most := NULL,
+    table_name := NULL, "table" := NULL, scale := NULL
 ) AS to_json({
     'target': target, 'magnitude': magnitude, 'filter': coalesce(filter, "where"),
     'conditions': CAST(conditions AS VARCHAR), 'seed': seed, 'temperature': temperature,
     'top_p': top_p, 'batch_size': batch_size, 'seed_rows': seed_rows, 'constraints': constraints,
     'equalize': equalize, 'rebalance': rebalance, 'impute': impute, 'fairness': fairness,
     'drop_unique_violation': drop_unique_violation, 'unique_columns': unique_columns,
-    'limit_strings': limit_strings, 'at_most': at_most
+    'limit_strings': limit_strings, 'at_most': at_most, 'table_name': coalesce(table_name, "table"),
+    'scale': scale
 });
 CREATE OR REPLACE MACRO generate(
     model,
     target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,
     constraints := NULL, equalize := NULL, rebalance := NULL, impute := NULL, fairness := NULL,
-    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL, at_most := NULL
+    drop_unique_violation := NULL, unique_columns := NULL, limit_strings := NULL, at_most := NULL,
+    table_name := NULL, "table" := NULL, scale := NULL
 ) AS TABLE
     FROM query(synth_call('synth_generate', [CAST(model AS VARCHAR), CAST(generate_options(
     target := target, magnitude := magnitude, filter := filter, "where" := "where",
@@ -83,8 +86,24 @@ CREATE OR REPLACE MACRO generate(
     batch_size := batch_size, seed_rows := seed_rows, constraints := constraints,
     equalize := equalize, rebalance := rebalance, impute := impute, fairness := fairness,
     drop_unique_violation := drop_unique_violation, unique_columns := unique_columns,
-    limit_strings := limit_strings, at_most := at_most
+    limit_strings := limit_strings, at_most := at_most, table_name := table_name,
+    "table" := "table", scale := scale
 ) AS VARCHAR)]));
+
+-- generate_tables('database model', scale, seed, prefix => 'syn_', filters => {'table':
+-- 'predicate'}, seed_rows => {'root table': 'query'}, replace) -> one row per table written
+-- (prefix || table), in one transaction, parents first: fresh keys (PRIMARY KEY), every foreign
+-- key a generated parent's (REFERENCES). A filter narrows a table and its children follow; seed
+-- rows of a root table (their keys kept) get generated children (duck_synth/relational/).
+CREATE OR REPLACE MACRO generate_tables(
+    model,
+    scale := NULL, seed := NULL, prefix := NULL, filters := NULL, seed_rows := NULL,
+    replace := NULL, temperature := NULL, batch_size := NULL
+) AS TABLE
+    FROM query(synth_call('synth_generate_tables', [CAST(model AS VARCHAR), CAST(to_json({
+    'scale': scale, 'seed': seed, 'prefix': prefix, 'filters': filters, 'seed_rows': seed_rows,
+    'replace': replace, 'temperature': temperature, 'batch_size': batch_size
+}) AS VARCHAR)]));
 
 -- generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends batch by
 -- batch (batch_size rows, one transaction each) to the table, created with the model's types if
@@ -161,7 +180,8 @@ CREATE OR REPLACE MACRO models() AS TABLE
                AS workflows,
            json_extract_string(m.metrics, '$.fingerprint') AS fingerprint,
            CAST(json_extract(m.metrics, '$.reproducible') AS BOOLEAN) AS reproducible
-    FROM synth.models m ORDER BY m.name, m.version;
+    FROM synth.models m WHERE m.options->>'component_of' IS NULL
+    ORDER BY m.name, m.version;
 
 -- create_workflow('name', 'query' [, parameters => {'n': 1000}]) -> one row. Saves the query
 -- (rewrite applied) as table macro name(n := 1000): FROM name() runs it, FROM name(n := 5) with
@@ -214,11 +234,12 @@ CREATE OR REPLACE MACRO validate(model, synthetic) AS TABLE
 CREATE OR REPLACE MACRO evaluate(
     real_data, synthetic_data,
     holdout := NULL, target := NULL, columns := NULL, sample := NULL, seed := NULL,
-    session_key := NULL, order_by := NULL, sensitive := NULL
+    session_key := NULL, order_by := NULL, sensitive := NULL, relations := NULL
 ) AS TABLE
-    FROM query(synth_call('synth_evaluate', [CAST(real_data AS VARCHAR), CAST(synthetic_data AS VARCHAR), CAST(to_json({
+    FROM query(synth_call('synth_evaluate', [CASE WHEN typeof(real_data) LIKE '%[]' THEN CAST(to_json(real_data) AS VARCHAR) ELSE CAST(real_data AS VARCHAR) END, CASE WHEN typeof(synthetic_data) LIKE '%[]' THEN CAST(to_json(synthetic_data) AS VARCHAR) ELSE CAST(synthetic_data AS VARCHAR) END, CAST(to_json({
     'holdout': holdout, 'target': target, 'columns': columns, 'sample': sample, 'seed': seed,
-    'session_key': session_key, 'order_by': order_by, 'sensitive': sensitive
+    'session_key': session_key, 'order_by': order_by, 'sensitive': sensitive,
+    'relations': relations
 }) AS VARCHAR)]));
 
 -- report('real', 'synthetic' [, holdout, path, columns, bins, sensitive]) -> one row (path,
@@ -226,10 +247,28 @@ CREATE OR REPLACE MACRO evaluate(
 -- heatmaps, the metric table and, with a holdout, privacy figures and attacks.
 CREATE OR REPLACE MACRO report(
     real_data, synthetic_data,
-    path := NULL, holdout := NULL, columns := NULL, bins := NULL, sensitive := NULL
+    path := NULL, holdout := NULL, columns := NULL, bins := NULL, sensitive := NULL,
+    relations := NULL
 ) AS TABLE
-    FROM query(synth_call('synth_report', [CAST(real_data AS VARCHAR), CAST(synthetic_data AS VARCHAR), CAST(to_json({
-    'path': path, 'holdout': holdout, 'columns': columns, 'bins': bins, 'sensitive': sensitive
+    FROM query(synth_call('synth_report', [CASE WHEN typeof(real_data) LIKE '%[]' THEN CAST(to_json(real_data) AS VARCHAR) ELSE CAST(real_data AS VARCHAR) END, CASE WHEN typeof(synthetic_data) LIKE '%[]' THEN CAST(to_json(synthetic_data) AS VARCHAR) ELSE CAST(synthetic_data AS VARCHAR) END, CAST(to_json({
+    'path': path, 'holdout': holdout, 'columns': columns, 'bins': bins, 'sensitive': sensitive,
+    'relations': relations
+}) AS VARCHAR)]));
+
+-- subset(['tables'], fraction => share | filter => {'table': 'SQL'} [, prefix, seed, relations,
+-- replace]) -> one row per table (table, written, rows, source_rows, orphans). Writes prefix ||
+-- table for each table, in one transaction: the rows a fraction (of the root tables, by a hash
+-- of each row and the seed) or the filters keep, the children of kept rows, and the parents
+-- every kept key points at, so every key resolves; orphan rows are left out and counted
+-- (duck_synth/subset.py).
+CREATE OR REPLACE MACRO subset(
+    tables,
+    fraction := NULL, filter := NULL, prefix := NULL, seed := NULL, relations := NULL,
+    replace := NULL
+) AS TABLE
+    FROM query(synth_call('synth_subset', [CASE WHEN typeof(tables) LIKE '%[]' THEN CAST(to_json(tables) AS VARCHAR) ELSE CAST(tables AS VARCHAR) END, CAST(to_json({
+    'fraction': fraction, 'filter': filter, 'prefix': prefix, 'seed': seed, 'relations': relations,
+    'replace': replace
 }) AS VARCHAR)]));
 
 -- Keyed transforms (duck_synth/transforms.py): HMAC-SHA256 under a secret key, so the same value

@@ -86,6 +86,8 @@ EXCEPTIONS = {
     ("evaluate/privacy.py", "sample_frame"): "built from temp table names and quoted columns",
     ("evaluate/privacy.py", "_metrics"): "temp table names made by the module",
     ("evaluate/privacy.py", "exact_copy_rate"): "temp table names; quoted columns",
+    ("evaluate/relational.py", "_correlations"): "read_source relations; quoted columns and "
+    "keys, aliases made by the module",
     ("evaluate/report.py", "report"): "a read_source relation",
     ("evaluate/report_data.py", "histogram"): "read_source relations; quoted columns",
     ("evaluate/report_data.py", "categories"): "read_source relations; quoted columns",
@@ -112,6 +114,24 @@ EXCEPTIONS = {
     ("relations.py", "_check"): "a read_source relation; key columns quote_identifier'd",
     ("relations.py", "key_counts"): "read_source relations; key columns quote_identifier'd",
     ("relations.py", "degrees"): "read_source relations; key columns quote_identifier'd",
+    ("relational/generation.py", "write_tables"): (
+        "CREATE TABLE / INSERT of generated tables: names quote_identifier'd, types checked "
+        "(model_schema duck_type_at) and rendered by sqltext.duck_type; rows from a registered "
+        "Arrow table"
+    ),
+    ("relational/generation.py", "_kept"): (
+        "a table's filter compiled by conditions.compile_filter (parsed, columns checked), run "
+        "in the sandbox on the drawn batch"
+    ),
+    ("relational/training.py", "_plans"): (
+        "a table's frame (relational/frames.py): read_source relations, every column "
+        "quote_identifier'd"
+    ),
+    ("subset.py", "_run"): "the module's statements: read_source relations, temp table and key "
+    "names by quote_identifier, filters written back by sqlglot after sqltext.predicate; "
+    "values bound as parameters",
+    ("subset.py", "counts"): "temp table names by quote_identifier",
+    ("subset.py", "drop"): "temp table names by quote_identifier",
     ("shapes/sessions.py", "read_sessions"): "a read_source relation; quoted columns",
     ("shapes/table.py", "plan"): "a read_source relation; read_sql quotes names and parses types",
     ("train.py", "check_constraints"): "a read_source relation; the constraint written back "

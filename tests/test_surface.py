@@ -103,7 +103,7 @@ def test_a_registered_name_cannot_be_registered_twice():
 
 
 # -- planned functions: a role before any code -----------------------------------------------
-PLANNED_WRITERS = {"generate_tables", "create_pipeline", "deploy", "register_model"}
+PLANNED_WRITERS = {"create_pipeline", "deploy", "register_model"}
 
 
 def test_every_planned_function_has_a_role_and_an_issue_and_nothing_to_call():

@@ -8,7 +8,9 @@ from .. import options
 from .function import READS, WRITES, Function, planned, scalar, table, view
 
 BUILTIN: tuple[Function, ...] = (
-    table("train", WRITES, "synth_train", ("name", "source"), options.TrainOptions).about(
+    table(
+        "train", WRITES, "synth_train", ("name", "source"), options.TrainOptions, lists=("source",)
+    ).about(
         "train('name', 'table or query', ...) -> one summary row. With session_key (and "
         "order_by, metadata) the rows are the steps of sessions: see duck_synth/sessions.py."
     ),
@@ -23,7 +25,7 @@ BUILTIN: tuple[Function, ...] = (
         "synth_generate",
         ("model",),
         options.GenerateOptions,
-        aliases={"where": "filter"},
+        aliases={"where": "filter", "table": "table_name"},
         options_macro=True,
     ).about(
         "generate('model' | 'model@version', ...) -> synthetic rows with the training columns' "
@@ -38,12 +40,26 @@ BUILTIN: tuple[Function, ...] = (
         "target would be (the rewrite sets it from a query's LIMIT)."
     ),
     table(
+        "generate_tables",
+        WRITES,
+        "synth_generate_tables",
+        ("model",),
+        options.GenerateTablesOptions,
+    ).about(
+        "generate_tables('database model', scale, seed, prefix => 'syn_', filters => {'table': "
+        "'predicate'}, seed_rows => {'root table': 'query'}, replace) -> one row per table "
+        "written (prefix || table), in one transaction, parents first: fresh keys (PRIMARY KEY), "
+        "every foreign key a generated parent's (REFERENCES). A filter narrows a table and its "
+        "children follow; seed rows of a root table (their keys kept) get generated children "
+        "(duck_synth/relational/)."
+    ),
+    table(
         "generate_into",
         WRITES,
         "synth_generate_into",
         ("table_name", "model"),
         options.GenerateOptions,
-        without=("seed_rows", "at_most"),
+        without=("seed_rows", "at_most", "table_name", "scale"),
         options_macro=True,
     ).about(
         "generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends "
@@ -88,7 +104,8 @@ BUILTIN: tuple[Function, ...] = (
                AS workflows,
            json_extract_string(m.metrics, '$.fingerprint') AS fingerprint,
            CAST(json_extract(m.metrics, '$.reproducible') AS BOOLEAN) AS reproducible
-    FROM synth.models m ORDER BY m.name, m.version""",
+    FROM synth.models m WHERE m.options->>'component_of' IS NULL
+    ORDER BY m.name, m.version""",
     ).about(
         "models() -> the trained model versions (weights left out), with the workflows that use "
         "them; fingerprint: the training data (as the networks saw it) and options, seed "
@@ -139,6 +156,7 @@ BUILTIN: tuple[Function, ...] = (
         "synth_evaluate",
         ("real_data", "synthetic_data"),
         options.EvaluateOptions,
+        lists=("real_data", "synthetic_data"),
     ).about(
         "evaluate('real', 'synthetic' [, holdout, target, columns, sample, seed, sensitive]) -> "
         "one row per metric (metric, columns, value, detail): fidelity computed in SQL, plus "
@@ -148,12 +166,27 @@ BUILTIN: tuple[Function, ...] = (
         "privacy over whole sessions."
     ),
     table(
-        "report", WRITES, "synth_report", ("real_data", "synthetic_data"), options.ReportOptions
+        "report",
+        WRITES,
+        "synth_report",
+        ("real_data", "synthetic_data"),
+        options.ReportOptions,
+        lists=("real_data", "synthetic_data"),
     ).about(
         "report('real', 'synthetic' [, holdout, path, columns, bins, sensitive]) -> one row "
         "(path, columns, plots, bytes): a self-contained HTML file with distribution overlays, "
         "association heatmaps, the metric table and, with a holdout, privacy figures and "
         "attacks."
+    ),
+    table(
+        "subset", WRITES, "synth_subset", ("tables",), options.SubsetOptions, lists=("tables",)
+    ).about(
+        "subset(['tables'], fraction => share | filter => {'table': 'SQL'} [, prefix, seed, "
+        "relations, replace]) -> one row per table (table, written, rows, source_rows, "
+        "orphans). Writes prefix || table for each table, in one transaction: the rows a "
+        "fraction (of the root tables, by a hash of each row and the seed) or the filters keep, "
+        "the children of kept rows, and the parents every kept key points at, so every key "
+        "resolves; orphan rows are left out and counted (duck_synth/subset.py)."
     ),
     scalar(
         "pseudonymize", "value, key", "    synth_pseudonymize(CAST(value AS VARCHAR), key)"
@@ -208,20 +241,6 @@ TRANSFORM_UDFS = ("synth_pseudonymize", "synth_mask", "synth_date_offset")
 # (a read-only token is refused the writing ones) stands from the start. Issue 24 (Ray) adds
 # options (generate_into's engine and path, connect's ray), no function.
 PLANNED: tuple[Function, ...] = (
-    planned(
-        "generate_tables",
-        WRITES,
-        "issue 19",
-        "generate_tables('model', scale, seed, prefix, filters, seed_rows) -> writes one table "
-        "per trained table of a database, every foreign key pointing at a generated parent.",
-    ),
-    planned(
-        "subset",
-        WRITES,
-        "issue 19",
-        "subset(['tables'], fraction | filter, prefix) -> writes a subset of the real tables "
-        "that keeps referential integrity (admin only over the server).",
-    ),
     planned(
         "create_pipeline",
         WRITES,

@@ -31,6 +31,7 @@ class Function:
     options_macro: bool = False  # also render <name>_options(...) -> the JSON (streaming.py)
     parameters: str = ""  # the signature of a plain macro
     planned: str | None = None  # the issue that will implement it: declared, not callable yet
+    lists: tuple[str, ...] = ()  # required arguments that may be a list of names (JSON to the UDF)
 
     def __post_init__(self) -> None:
         if self.role not in (READS, WRITES):

@@ -58,7 +58,7 @@ def _option_value(function: Function, name: str) -> str:
 
 
 def _quoted(name: str) -> str:
-    return f'"{name}"' if name in ("where",) else name  # reserved words in DuckDB's parser
+    return f'"{name}"' if name in ("where", "table") else name  # reserved words in DuckDB's parser
 
 
 def _json(function: Function) -> str:
@@ -83,7 +83,7 @@ def _render(function: Function) -> str:
         kind = "" if function.scalar else " TABLE"
         signature = f"{function.name}({function.parameters})"
         return f"{head}CREATE OR REPLACE MACRO {signature} AS{kind}\n{function.body};\n"
-    values = [f"CAST({a} AS VARCHAR)" for a in function.required]
+    values = [_required_value(function, a) for a in function.required]
     out = head
     if function.options_macro:
         named = [f"{_quoted(n)} := NULL" for n in function.named()]
@@ -99,6 +99,16 @@ def _render(function: Function) -> str:
     return (
         f"{out}CREATE OR REPLACE MACRO {function.name}({_signature(function)}) AS TABLE\n"
         f"    FROM query({call});\n"
+    )
+
+
+def _required_value(function: Function, name: str) -> str:
+    """A required argument as text; one that may be a list (['planes', 'flights']) as JSON."""
+    if name not in function.lists:
+        return f"CAST({name} AS VARCHAR)"
+    return (
+        f"CASE WHEN typeof({name}) LIKE '%[]' THEN CAST(to_json({name}) AS VARCHAR) "
+        f"ELSE CAST({name} AS VARCHAR) END"
     )
 
 

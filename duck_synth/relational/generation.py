@@ -1,0 +1,402 @@
+"""A database model's tables, generated parents first: every key fresh, every foreign key a
+generated parent's (by construction: a child row is drawn for a parent row, never matched
+afterwards).
+
+A root table draws its rows (``scale`` times its training rows, or those its filter keeps, or
+one per seed row), each with the number of its children. A child draws, for each parent row,
+that many rows given the parent's attributes (the model's context), then its rows without a
+parent (NULL keys, at their trained share). A link key (a second parent) picks a generated
+parent row of that table in proportion to the number of children that parent row drew for
+the link: the degrees of the link relation are kept, zeros included.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import caller, catalog
+from ..errors import SynthError
+from ..options import GenerateOptions, GenerateTablesOptions
+from ..relations import Relation
+from ..shapes.rows import RowSampler, sandbox
+from ..sources import read_source
+from ..sqltext import quote_identifier
+from .frames import PARENT, context_name, count_column, link_column
+
+SEED_BATCH = 2**39  # the batch numbers of seeded and per-parent draws: apart from plain ones
+
+
+@dataclass
+class Database:
+    """A stored database model: its tables (parents first) and relations."""
+
+    name: str
+    tables: list[dict]
+    relations: list[Relation]
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection, spec: str) -> Database:
+        record = catalog.load_model(con, spec, with_weights=False)
+        if record.method != "database":
+            raise SynthError(
+                f"model '{record.name}' is one table, not a database; generate('{record.name}') "
+                "draws its rows"
+            )
+        spec = record.statistics["database"]
+        relations = [
+            Relation(r["child"], tuple(r["key"]), r["parent"], tuple(r["parent_key"]))
+            for r in spec["relations"]
+        ]
+        return cls(f"{record.name}@{record.version}", spec["tables"], relations)
+
+    def table(self, name: str) -> dict:
+        for table in self.tables:
+            if table["name"] == name:
+                return table
+        names = ", ".join(t["name"] for t in self.tables)
+        raise SynthError(f"model '{self.name}' has no table '{name}' (its tables: {names})")
+
+    def context(self, table: str) -> Relation | None:
+        return next((r for r in self.relations if r.child == table), None)
+
+    def links(self, table: str) -> list[Relation]:
+        return [r for r in self.relations if r.child == table][1:]
+
+    def needed(self, table: str) -> set[str]:
+        """``table`` and every table its keys point at, up the chain."""
+        found, todo = set(), [table]
+        while todo:
+            current = todo.pop()
+            if current not in found:
+                found.add(current)
+                todo += [r.parent for r in self.relations if r.child == current]
+        return found
+
+
+def generate_tables(
+    con: duckdb.DuckDBPyConnection,
+    spec: str,
+    options: GenerateTablesOptions,
+    only: str | None = None,
+) -> dict[str, pa.Table]:
+    """Every table of the database (or ``only`` that one and the tables it points at), as
+    Arrow tables with the trained tables' columns and types, parents first."""
+    database = Database.load(con, spec)
+    names = [t["name"] for t in database.tables]
+    for argument in ("filters", "seed_rows"):
+        for table in getattr(options, argument) or {}:
+            database.table(table)  # an unknown table is refused by name
+    for table in options.seed_rows or {}:
+        if database.context(table) is not None:
+            raise SynthError(
+                f"generate_tables(): seed_rows are given for a root table; '{table}' is a child "
+                f"of '{database.context(table).parent}'"
+            )
+    wanted = database.needed(only) if only is not None else set(names)
+    seed = options.seed if options.seed is not None else new_seed()
+    drawn: dict[str, pa.Table] = {}  # the table models' rows (counts, links, attributes)
+    out: dict[str, pa.Table] = {}
+    narrowed: set[str] = set()  # tables under a filter or seed rows, or below one
+    for index, described in enumerate(database.tables):
+        table = described["name"]
+        if table not in wanted:
+            continue
+        caller.check()
+        sampler = _sampler(con, described, options, seed, index)
+        context = database.context(table)
+        if context is None:
+            rows, keys = _roots(con, sampler, described, options)
+            if table in (options.filters or {}) or table in (options.seed_rows or {}):
+                narrowed.add(table)
+        else:
+            parent = drawn[context.parent]
+            with_parentless = context.parent not in narrowed and table not in (
+                options.filters or {}
+            )
+            if not with_parentless:
+                narrowed.add(table)
+            rows, parent_rows = _children(
+                sampler, described, database, parent, options, with_parentless
+            )
+            keys = _fresh(described, rows.num_rows)
+            keys |= _context_keys(database, context, out[context.parent], parent_rows)
+        rng = np.random.default_rng([seed, index, 7])
+        for relation in database.links(table):
+            keys |= _link_keys(
+                database, relation, rows, drawn[relation.parent], out[relation.parent], rng
+            )
+        drawn[table] = rows
+        out[table] = _output(described, rows, keys)
+    return {t: out[t] for t in names if t in out}
+
+
+def new_seed() -> int:
+    return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+
+
+def _sampler(con, described: dict, options: GenerateTablesOptions, seed: int, index: int):
+    from ..generate import prepare
+
+    given = GenerateOptions(
+        filter=(options.filters or {}).get(described["name"]),
+        temperature=options.temperature,
+        batch_size=options.batch_size,
+    )
+    spec = f"{described['model']}@{described['version']}"
+    return prepare(con, spec, given, (seed * 1_000_003 + index) & 0x7FFFFFFF)
+
+
+def _roots(con, sampler: RowSampler, described: dict, options: GenerateTablesOptions):
+    """A root table's rows: scale times its trained rows (those its filter keeps), or one per
+    seed row (whose key values are kept)."""
+    from ..generate import GenerationProgress, batches, draw_seeded, target_units
+
+    table = described["name"]
+    seeds_sql = (options.seed_rows or {}).get(table)
+    if seeds_sql is None:
+        target = int(round(options.scale * target_units(con, sampler, sampler.options)))
+        parts = list(batches(sampler, target, sampler.loaded.record.name, GenerationProgress()))
+        rows = pa.concat_tables(parts) if parts else sampler.draw(0, 0)
+        return rows, _fresh(described, rows.num_rows)
+    seeds = con.execute(
+        f"SELECT * FROM ({read_source(con, seeds_sql, what=f'seed_rows of {table}')})"
+    ).to_arrow_table()
+    key_columns = [c for c, _, role in described["columns"] if role == "key"]
+    modelled = {e.name for e in sampler.loaded.encoders}
+    unknown = [c for c in seeds.column_names if c not in modelled and c not in key_columns]
+    if unknown:
+        raise SynthError(f"seed_rows of '{table}': '{unknown[0]}' is not a column of the table")
+    given_keys = [c for c in key_columns if c in seeds.column_names]
+    keys = _fresh(described, seeds.num_rows)
+    for column in given_keys:
+        values = seeds.column(column)
+        if values.null_count or len(set(values.to_pylist())) < seeds.num_rows:
+            raise SynthError(f"seed_rows of '{table}': key '{column}' must be unique and not NULL")
+        keys[column] = values
+    values = seeds.drop_columns(given_keys)
+    parts = []
+    for batch, start in enumerate(range(0, max(seeds.num_rows, 1), options.batch_size)):
+        part = values.slice(start, options.batch_size)
+        if values.num_columns == 0:
+            parts.append(sampler.draw(part.num_rows, SEED_BATCH + batch))
+        else:
+            parts.append(draw_seeded(sampler, part, SEED_BATCH + batch, start))
+    return pa.concat_tables(parts), keys
+
+
+def _children(sampler, described, database: Database, parent: pa.Table, options, with_parentless):
+    """A child table's rows drawn for each parent row (as many as it drew for this relation),
+    then those without a parent; and, per row, the parent row's place (-1: none)."""
+    context = database.context(described["name"])
+    counts = parent.column(count_column(context)).fill_null(0).to_numpy(zero_copy_only=False)
+    counts = np.maximum(np.asarray(counts, dtype=np.int64), 0)
+    places = np.repeat(np.arange(parent.num_rows), counts)
+    parentless = (
+        int(round(options.scale * described.get("parentless", 0))) if with_parentless else 0
+    )
+    places = np.concatenate([places, np.full(parentless, -1, dtype=np.int64)])
+    parent_attributes = database.table(context.parent)["attributes"]
+    names = {e.name for e in sampler.loaded.encoders}
+    seeds = {PARENT: pa.array(places >= 0)} if PARENT in names else {}
+    taken = pa.array(np.where(places >= 0, places, 0))
+    for attribute in parent_attributes:
+        name = context_name(context, attribute)
+        if name in names:
+            values = parent.column(attribute).take(taken)
+            seeds[name] = pc.if_else(pa.array(places >= 0), values, pa.scalar(None, values.type))
+    seed_table = pa.table(seeds) if seeds else None
+    parts, kept = [], []
+    size = options.batch_size
+    for batch, start in enumerate(range(0, len(places), size)):
+        caller.check()
+        n = min(size, len(places) - start)
+        part_seeds = seed_table.slice(start, n) if seed_table is not None else None
+        rows = sampler.draw(n, SEED_BATCH + batch, part_seeds)
+        mask = _kept(sampler, rows)
+        parts.append(rows.filter(pa.array(mask)))
+        kept.append(places[start : start + n][mask])
+    if not parts:
+        return sampler.draw(0, 0), np.zeros(0, dtype=np.int64)
+    return pa.concat_tables(parts), np.concatenate(kept)
+
+
+def _kept(sampler: RowSampler, rows: pa.Table) -> np.ndarray:
+    """Which drawn rows the table's filter keeps (children are filtered, not redrawn: each
+    parent keeps those of its rows that match)."""
+    if not sampler.compiled.sql:
+        return np.ones(rows.num_rows, dtype=bool)
+    from .. import spool
+
+    con = sandbox().cursor()
+    con.register("batch", rows.append_column("__row", pa.array(np.arange(rows.num_rows))))
+    typed = spool.cast_sql("batch", [*sampler.loaded.column_types(), ("__row", None)])
+    found = con.execute(
+        f"WITH typed AS ({typed}) SELECT __row FROM typed WHERE {sampler.compiled.sql}"
+    ).fetchnumpy()["__row"]
+    mask = np.zeros(rows.num_rows, dtype=bool)
+    mask[np.asarray(found, dtype=np.int64)] = True
+    return mask
+
+
+def _fresh(described: dict, n: int) -> dict[str, pa.Array]:
+    """New key values for a table's own keys: 1..n (as text for a string key)."""
+    keys = {}
+    for column, duck_type, role in described["columns"]:
+        if role == "key":
+            numbers = np.arange(1, n + 1, dtype=np.int64)
+            keys[column] = (
+                pa.array([str(i) for i in numbers], pa.string())
+                if duck_type == "VARCHAR"
+                else pa.array(numbers)
+            )
+    return keys
+
+
+def _context_keys(database: Database, context: Relation, parent_out: pa.Table, places) -> dict:
+    """A child's context key: its parent row's key (NULL for a row without a parent)."""
+    taken = pa.array(np.where(places >= 0, places, 0))
+    mask = pa.array(places < 0)
+    keys = {}
+    for key, parent_key in zip(context.key, context.parent_key, strict=True):
+        values = parent_out.column(parent_key)
+        keys[key] = pc.if_else(mask, pa.scalar(None, values.type), values.take(taken))
+    return keys
+
+
+def _link_keys(database, relation: Relation, rows, parent_drawn, parent_out, rng) -> dict:
+    """A link key for the rows whose key is set: a parent row drawn in proportion to the
+    children it drew for this relation (without replacement while its drawn degrees last)."""
+    flag = link_column(relation)
+    if flag in rows.column_names:
+        linked = np.asarray(rows.column(flag).fill_null(False).to_numpy(zero_copy_only=False), bool)
+    else:
+        linked = np.ones(rows.num_rows, dtype=bool)
+    degrees = (
+        parent_drawn.column(count_column(relation)).fill_null(0).to_numpy(zero_copy_only=False)
+    )
+    degrees = np.maximum(np.asarray(degrees, dtype=np.int64), 0)
+    m = int(linked.sum())
+    if parent_out.num_rows == 0:
+        linked[:] = False
+        chosen = np.zeros(0, dtype=np.int64)
+    elif degrees.sum() >= m and m:
+        chosen = rng.permutation(np.repeat(np.arange(len(degrees)), degrees))[:m]
+    elif degrees.sum() > 0:
+        chosen = rng.choice(len(degrees), size=m, p=degrees / degrees.sum())
+    else:
+        chosen = rng.integers(0, parent_out.num_rows, size=m)
+    places = np.full(rows.num_rows, -1, dtype=np.int64)
+    places[linked] = chosen
+    return _context_keys(database, relation, parent_out, places)
+
+
+def _output(described: dict, rows: pa.Table, keys: dict[str, pa.Array]) -> pa.Table:
+    """The table as trained: its own columns generated, its keys and foreign keys set."""
+    columns = {}
+    for column, _, role in described["columns"]:
+        columns[column] = rows.column(column) if role == "own" else keys[column]
+    return pa.table(columns)
+
+
+ONE_TABLE_OPTIONS = ("filter", "seed", "temperature", "batch_size", "table_name", "scale")
+
+
+def generate_one(
+    con: duckdb.DuckDBPyConnection, spec: str, given: GenerateOptions
+) -> tuple[pa.Table, list[tuple[str, str]]]:
+    """generate(database, "table" => name): that table, its parents generated (not returned);
+    a filter (a pushed-down WHERE) narrows that table. Its rows and their (name, type)."""
+    default = GenerateOptions()
+    extra = [
+        name
+        for name in vars(given)
+        if name not in ONE_TABLE_OPTIONS and getattr(given, name) != getattr(default, name)
+    ]
+    if extra:
+        raise SynthError(
+            f'generate(): {extra[0]} is not taken with "table" (a database\'s table); '
+            "generate_tables() takes filters and seed_rows"
+        )
+    options = GenerateTablesOptions(
+        scale=given.scale,
+        seed=given.seed,
+        filters={given.table_name: given.filter} if given.filter else None,
+        temperature=given.temperature,
+        batch_size=given.batch_size,
+    )
+    database = Database.load(con, spec)
+    described = database.table(given.table_name)
+    tables = generate_tables(con, spec, options, only=given.table_name)
+    return tables[given.table_name], [(c, t) for c, t, _ in described["columns"]]
+
+
+def write_tables(
+    con: duckdb.DuckDBPyConnection, spec: str, options: GenerateTablesOptions
+) -> list[dict]:
+    """generate_tables(): the tables written (prefix + name) in one transaction, with their
+    keys declared (PRIMARY KEY, REFERENCES), so DuckDB checks every foreign key too."""
+    database = Database.load(con, spec)
+    tables = generate_tables(con, spec, options)
+    targets = {t: options.prefix + t for t in tables}
+    existing = _existing(con, list(targets.values()))
+    if existing and not options.replace:
+        raise SynthError(
+            f"generate_tables(): table '{existing[0]}' exists; drop it, choose another prefix, "
+            "or pass replace => true"
+        )
+    summary = []
+    with catalog.transaction(con):
+        for table in reversed(list(tables)):  # children first: they reference their parents
+            if targets[table] in existing:
+                con.execute(f"DROP TABLE {quote_identifier(targets[table])}")
+        for table, rows in tables.items():
+            described = database.table(table)
+            con.execute(_create_sql(database, described, targets))
+            name = f"__duck_synth_rows_{table}"
+            con.register(name, rows)
+            try:
+                columns = ", ".join(quote_identifier(c) for c, _, _ in described["columns"])
+                con.execute(
+                    f"INSERT INTO {quote_identifier(targets[table])} ({columns}) "
+                    f"SELECT {columns} FROM {quote_identifier(name)}"
+                )
+            finally:
+                con.unregister(name)
+            summary.append({"table": targets[table], "source": table, "rows": rows.num_rows})
+    return summary
+
+
+def _existing(con, names: list[str]) -> list[str]:
+    found = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND list_contains(?, table_name)",
+        [names],
+    ).fetchall()
+    return [n for n in names if (n,) in found]
+
+
+def _create_sql(database: Database, described: dict, targets: dict[str, str]) -> str:
+    """CREATE TABLE with the trained types, the keys children reference as PRIMARY KEY (or
+    UNIQUE) and each foreign key as REFERENCES."""
+    from ..sqltext import duck_type
+
+    table = described["name"]
+    items = [f"{quote_identifier(c)} {duck_type(t)}" for c, t, _ in described["columns"]]
+    referenced = list(dict.fromkeys(r.parent_key for r in database.relations if r.parent == table))
+    for i, key in enumerate(referenced):
+        kind = "PRIMARY KEY" if i == 0 else "UNIQUE"
+        items.append(f"{kind} ({', '.join(map(quote_identifier, key))})")
+    for relation in database.relations:
+        if relation.child == table:
+            items.append(
+                f"FOREIGN KEY ({', '.join(map(quote_identifier, relation.key))}) REFERENCES "
+                f"{quote_identifier(targets[relation.parent])} "
+                f"({', '.join(map(quote_identifier, relation.parent_key))})"
+            )
+    return f"CREATE TABLE {quote_identifier(targets[table])} ({', '.join(items)})"
