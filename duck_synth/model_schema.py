@@ -239,6 +239,9 @@ def _check_database(spec: Any, model_name) -> None:
         integer(table["version"], f"{at}.version", 1, None)
         for field in ("rows", "parentless"):
             integer(table.get(field, 0), f"{at}.{field}", 0, None)
+        typed(table.get("degrees", {}), dict, f"{at}.degrees")
+        for column, quantiles in table.get("degrees", {}).items():
+            numbers(quantiles, f"{at}.degrees.{column}", MAX_TOKENS)
         for j, column in enumerate(listed(table["columns"], f"{at}.columns", MAX_COLUMNS)):
             if not isinstance(column, list) or len(column) != 3:
                 raise Refused(f"{at}.columns[{j}]", "must be [name, type, role]")

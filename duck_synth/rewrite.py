@@ -316,6 +316,19 @@ def push_limit(
     return tree
 
 
+RESERVED_ARGUMENTS = {"table": "table_name"}  # quoted in SQL, lost by sqlglot's output
+
+
+def unreserve_arguments(tree: exp.Expression) -> exp.Expression:
+    """``"table" => ..`` as the argument it fills (``table_name``): sqlglot writes a named
+    argument's name unquoted, and DuckDB's parser refuses a reserved word there."""
+    for kwarg in tree.find_all(exp.Kwarg):
+        name = RESERVED_ARGUMENTS.get(kwarg.this.name.lower())
+        if name is not None:
+            kwarg.set("this", exp.var(name))
+    return tree
+
+
 def rewrite(
     tree: exp.Expression,
     columns_of_model: ColumnsOf,
@@ -325,6 +338,7 @@ def rewrite(
     rows_of_model: RowsOf | None = None,
 ) -> exp.Expression:
     notes = notes if notes is not None else Notes()
+    tree = unreserve_arguments(tree)
     tree = check_arguments(tree)
     tree = expand_views(tree, view_sql, notes)
     tree = sink_predicates(tree, columns_of_table, notes)

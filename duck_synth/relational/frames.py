@@ -22,6 +22,7 @@ from ..sources import describe
 from ..sqltext import quote_identifier
 
 PARENT = "#parent"  # whether a child row has a parent row (not: a NULL key, a kept orphan)
+ROW = '"__row"'  # the row's place in its table, for a deterministic order
 KEY_PREFIX = "__key."  # a parent's key column, kept in its frame to join its children
 KEY_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT", "UINTEGER")
 KEY_TYPES += ("USMALLINT", "UTINYINT", "VARCHAR")
@@ -151,7 +152,9 @@ def _frame(con, schema: Schema, table: str, kept, built, excluded) -> Frame:
             f"WHERE {joined('t', 'q', relation)}) AS {quote_identifier(name)}"
         )
         links.append(name)
-    sql = f"SELECT {', '.join(items)} FROM ({kept[table]}) t {' '.join(joins)}"
+    # in the table's own row order (joins are not ordered): the same data trains the same model
+    numbered = f"SELECT *, row_number() OVER () AS {ROW} FROM ({kept[table]})"
+    sql = f"SELECT {', '.join(items)} FROM ({numbered}) t {' '.join(joins)} ORDER BY t.{ROW}"
     frame = Frame(table, own, context_columns, counts, links, keys, sql)
     typed = dict(describe(con, sql, f"table '{table}'"))
     order = context_columns + [c for c, _ in own] + counts + links

@@ -127,6 +127,8 @@ def generate_tables(
             keys = _fresh(described, rows.num_rows)
             keys |= _context_keys(database, context, out[context.parent], parent_rows)
         rng = np.random.default_rng([seed, index, 7])
+        if table not in narrowed:
+            rows = calibrated(rows, described.get("degrees", {}), rng)
         for relation in database.links(table):
             keys |= _link_keys(
                 database, relation, rows, drawn[relation.parent], out[relation.parent], rng
@@ -202,7 +204,9 @@ def _children(sampler, described, database: Database, parent: pa.Table, options,
     )
     places = np.concatenate([places, np.full(parentless, -1, dtype=np.int64)])
     parent_attributes = database.table(context.parent)["attributes"]
-    names = {e.name for e in sampler.loaded.encoders}
+    # the columns the model learned (a constant one, e.g. #parent when every row had a
+    # parent, decodes itself)
+    names = {e.name for e in sampler.loaded.encoders if e.n_tokens > 0}
     seeds = {PARENT: pa.array(places >= 0)} if PARENT in names else {}
     taken = pa.array(np.where(places >= 0, places, 0))
     for attribute in parent_attributes:
@@ -224,6 +228,25 @@ def _children(sampler, described, database: Database, parent: pa.Table, options,
     if not parts:
         return sampler.draw(0, 0), np.zeros(0, dtype=np.int64)
     return pa.concat_tables(parts), np.concatenate(kept)
+
+
+def calibrated(rows: pa.Table, degrees: dict[str, list[float]], rng) -> pa.Table:
+    """Each count of children mapped, rank for rank, onto the trained distribution of that
+    count: a parent row keeps its place among the others (more seats, more flights), the
+    degrees keep their distribution (the share of parents without children included).
+    Not under a filter or seed rows, whose parents are not the trained population."""
+    for column, quantiles in degrees.items():
+        if column not in rows.column_names or rows.num_rows == 0:
+            continue
+        drawn = rows.column(column).fill_null(0).to_numpy(zero_copy_only=False).astype(float)
+        ranks = np.lexsort((rng.random(len(drawn)), drawn))  # ties broken at random
+        places = np.empty(len(drawn))
+        places[ranks] = (np.arange(len(drawn)) + 0.5) / len(drawn)
+        grid = np.linspace(0, 1, len(quantiles))
+        mapped = np.rint(np.interp(places, grid, quantiles)).astype(np.int64)
+        index = rows.column_names.index(column)
+        rows = rows.set_column(index, column, pa.array(mapped).cast(rows.schema.field(index).type))
+    return rows
 
 
 def _kept(sampler: RowSampler, rows: pa.Table) -> np.ndarray:
@@ -304,7 +327,9 @@ def _output(described: dict, rows: pa.Table, keys: dict[str, pa.Array]) -> pa.Ta
     return pa.table(columns)
 
 
+# a LIMIT pushed down (target, at_most) caps the rows returned
 ONE_TABLE_OPTIONS = ("filter", "seed", "temperature", "batch_size", "table_name", "scale")
+ONE_TABLE_OPTIONS += ("target", "at_most")
 
 
 def generate_one(
@@ -332,8 +357,9 @@ def generate_one(
     )
     database = Database.load(con, spec)
     described = database.table(given.table_name)
-    tables = generate_tables(con, spec, options, only=given.table_name)
-    return tables[given.table_name], [(c, t) for c, t, _ in described["columns"]]
+    rows = generate_tables(con, spec, options, only=given.table_name)[given.table_name]
+    caps = [n for n in (given.target, given.at_most) if n is not None]
+    return rows.slice(0, min(caps)) if caps else rows, [(c, t) for c, t, _ in described["columns"]]
 
 
 def write_tables(

@@ -170,7 +170,12 @@ def _plans(con, found: Schema, built: dict[str, Frame], options, seed: int) -> d
         parentless = (
             data.num_rows - data.column(PARENT).to_pylist().count(True) if frame.context else 0
         )
-        plans[table] = (plan, protection, parentless)
+        degrees = {
+            column: degree_quantiles(data.column(column), encoder.stats)
+            for column, encoder in zip(data.column_names, encoders, strict=True)
+            if column in frame.counts
+        }
+        plans[table] = (plan, protection, parentless, degrees)
     total = sum(cells.values())
     floor = total / len(cells) / 10  # a tiny table still gets some time
     total = sum(c + floor for c in cells.values())
@@ -188,7 +193,7 @@ def _fit(con, name, run_id, found, built, plans, options, seed, time_budget):
     device = options.device or one_table.default_device()
     records, summaries = [], []
     for i, table in enumerate(found.tables):
-        plan, protection, _ = plans[table]
+        plan, protection, _, _ = plans[table]
         frame = built[table]
         training = Training(options, TABLE_METHOD, seed_of(seed, i), protection)
         with one_table.seeded(training.seed):
@@ -262,7 +267,7 @@ def component_name(name: str, table: str, index: int) -> str:
 def _database_record(con, name, found, built, plans, records, options, seed, dirt):
     tables = []
     for table, record in zip(found.tables, records, strict=True):
-        frame, (plan, _, parentless) = built[table], plans[table]
+        frame, (plan, _, parentless, degrees) = built[table], plans[table]
         tables.append(
             {
                 "name": table,
@@ -272,6 +277,7 @@ def _database_record(con, name, found, built, plans, records, options, seed, dir
                 "attributes": frame.attributes(),
                 "rows": plan.rows,
                 "parentless": parentless,
+                "degrees": degrees,
                 "dirt": dirt[table],
             }
         )
@@ -293,6 +299,20 @@ def _database_record(con, name, found, built, plans, records, options, seed, dir
         training_rows=tables[0]["rows"],
         format_version=catalog.FORMAT_VERSION,
     )
+
+
+DEGREE_QUANTILES = 201  # a degree distribution is kept as this many quantiles
+
+
+def degree_quantiles(counts, stats: dict) -> list[float]:
+    """The children per parent row as quantiles, within the range the column's encoder kept
+    (value protection: the extremes of a few parents are clipped as any column's)."""
+    import numpy as np
+
+    values = np.asarray(counts.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.float64)
+    low, high = stats.get("low", values.min()), stats.get("high", values.max())
+    values = np.clip(values, low, high)
+    return np.quantile(values, np.linspace(0, 1, DEGREE_QUANTILES)).round(6).tolist()
 
 
 def _output_columns(con, found: Schema, frame: Frame) -> list[list[str]]:
