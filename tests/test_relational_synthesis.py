@@ -275,6 +275,23 @@ def chain(tmp_path_factory):
         "FOREIGN KEY (origin, dest) REFERENCES routes (origin, dest))"
     )
     session.sql("INSERT INTO hops SELECT origin, dest, dep_delay FROM raw_flights")
+    # a parent whose key (origin, day) holds a foreign key (origin -> ports) and a date
+    session.sql(
+        "CREATE TABLE days (origin VARCHAR REFERENCES ports, day DATE, "
+        "flights INTEGER, PRIMARY KEY (origin, day))"
+    )
+    session.sql(
+        "INSERT INTO days SELECT origin, make_date(year, month, day), count(*) FROM raw_flights "
+        "GROUP BY ALL ORDER BY ALL"
+    )
+    session.sql(
+        "CREATE TABLE departures (origin VARCHAR, day DATE, dep_delay INTEGER, "
+        "FOREIGN KEY (origin, day) REFERENCES days (origin, day))"
+    )
+    session.sql(
+        "INSERT INTO departures SELECT origin, make_date(year, month, day), dep_delay "
+        "FROM raw_flights"
+    )
     yield session
     session.close()
 
@@ -336,3 +353,19 @@ def test_two_keys_to_one_parent_keep_both_links(chain):
     assert value(chain, "SELECT count(*) FILTER (WHERE dest IS NULL) FROM syn_legs") == value(
         chain, "SELECT count(*) FILTER (WHERE dest IS NULL) FROM legs"
     )
+
+
+def test_a_key_holding_a_foreign_key_and_a_date_stays_unique_and_linked(chain):
+    chain.sql("FROM train('days', ['ports', 'days', 'departures'], epochs => 5, seed => 5)")
+    chain.sql("FROM generate_tables('days', seed => 2, prefix => 'd_')").fetchall()
+    assert value(chain, "SELECT count(*) - count(DISTINCT (origin, day)) FROM d_days") == 0
+    assert (
+        value(chain, "SELECT count(*) FROM d_days WHERE origin NOT IN (SELECT faa FROM d_ports)")
+        == 0
+    )
+    dangling = (
+        "SELECT count(*) FROM d_departures d WHERE NOT EXISTS (SELECT 1 FROM d_days s "
+        "WHERE s.origin = d.origin AND s.day = d.day)"
+    )
+    assert value(chain, dangling) == 0 and value(chain, "SELECT count(*) FROM d_departures") > 0
+    assert chain.sql("SELECT typeof(day) FROM d_days LIMIT 1").fetchone() == ("DATE",)

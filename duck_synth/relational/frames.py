@@ -25,7 +25,8 @@ PARENT = "#parent"  # whether a child row has a parent row (not: a NULL key, a k
 ROW = '"__row"'  # the row's place in its table, for a deterministic order
 KEY_PREFIX = "__key."  # a parent's key column, kept in its frame to join its children
 KEY_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT", "UINTEGER")
-KEY_TYPES += ("USMALLINT", "UTINYINT", "VARCHAR")
+KEY_TYPES += ("USMALLINT", "UTINYINT", "VARCHAR", "DOUBLE", "FLOAT", "DATE", "TIMESTAMP")
+KEY_TYPES += ("TIMESTAMP WITH TIME ZONE",)
 
 
 def count_column(relation: Relation) -> str:
@@ -97,11 +98,10 @@ def _frame(con, schema: Schema, table: str, kept, built, excluded) -> Frame:
     context = schema.context(table)
     child_keys = {c for r in schema.relations if r.child == table for c in r.key}
     keys = list(dict.fromkeys(c for r in schema.children(table) for c in r.parent_key))
-    if child_keys & set(keys):
-        both = sorted(child_keys & set(keys))[0]
+    if keys and set(keys) <= child_keys:
         raise SynthError(
-            f"train(): '{table}.{both}' is both a key of its table and a foreign key; "
-            "such a column is not supported yet"
+            f"train(): the key of '{table}' ({', '.join(keys)}) is made only of foreign key "
+            "columns; such a table is not supported yet"
         )
     own = [
         (name, duck_type)
@@ -161,10 +161,10 @@ def _frame(con, schema: Schema, table: str, kept, built, excluded) -> Frame:
     frame.columns = [(c, typed[c]) for c in order]
     for key in keys:
         key_type = frame.key_types[key] = typed[KEY_PREFIX + key]
-        if key_type not in KEY_TYPES:
+        if key_type not in KEY_TYPES and not key_type.startswith("DECIMAL"):
             raise SynthError(
-                f"train(): key '{table}.{key}' is {key_type}; generated keys are integers or "
-                "strings"
+                f"train(): key '{table}.{key}' is {key_type}; generated keys are numbers, "
+                "strings, dates or timestamps"
             )
     return frame
 

@@ -127,8 +127,7 @@ def generate_tables(
             keys = _fresh(described, rows.num_rows)
             keys |= _context_keys(database, context, out[context.parent], parent_rows)
         rng = np.random.default_rng([seed, index, 7])
-        if table not in narrowed:
-            rows = calibrated(rows, described.get("degrees", {}), rng)
+        rows = calibrated(rows, described.get("degrees", {}), rng, table not in narrowed)
         for relation in database.links(table):
             keys |= _link_keys(
                 database, relation, rows, drawn[relation.parent], out[relation.parent], rng
@@ -230,21 +229,27 @@ def _children(sampler, described, database: Database, parent: pa.Table, options,
     return pa.concat_tables(parts), np.concatenate(kept)
 
 
-def calibrated(rows: pa.Table, degrees: dict[str, list[float]], rng) -> pa.Table:
+def calibrated(rows: pa.Table, degrees: dict[str, list[float]], rng, whole: bool) -> pa.Table:
     """Each count of children mapped, rank for rank, onto the trained distribution of that
     count: a parent row keeps its place among the others (more seats, more flights), the
-    degrees keep their distribution (the share of parents without children included).
-    Not under a filter or seed rows, whose parents are not the trained population."""
+    degrees keep their distribution (the share of parents without children included). Only
+    clipped to the trained range when not ``whole`` (under a filter or seed rows, whose parents
+    are not the trained population)."""
     for column, quantiles in degrees.items():
         if column not in rows.column_names or rows.num_rows == 0:
             continue
         drawn = rows.column(column).fill_null(0).to_numpy(zero_copy_only=False).astype(float)
+        index = rows.column_names.index(column)
+        if not whole:
+            clipped = np.clip(np.rint(drawn), quantiles[0], quantiles[-1]).astype(np.int64)
+            field = rows.schema.field(index)
+            rows = rows.set_column(index, column, pa.array(clipped).cast(field.type))
+            continue
         ranks = np.lexsort((rng.random(len(drawn)), drawn))  # ties broken at random
         places = np.empty(len(drawn))
         places[ranks] = (np.arange(len(drawn)) + 0.5) / len(drawn)
         grid = np.linspace(0, 1, len(quantiles))
         mapped = np.rint(np.interp(places, grid, quantiles)).astype(np.int64)
-        index = rows.column_names.index(column)
         rows = rows.set_column(index, column, pa.array(mapped).cast(rows.schema.field(index).type))
     return rows
 
@@ -268,17 +273,27 @@ def _kept(sampler: RowSampler, rows: pa.Table) -> np.ndarray:
 
 
 def _fresh(described: dict, n: int) -> dict[str, pa.Array]:
-    """New key values for a table's own keys: 1..n (as text for a string key)."""
+    """New values for a table's own keys: 1..n (as text for a string key, days or seconds
+    after 2000-01-01 for a date or timestamp); a key column that is also a foreign key takes
+    its parent's value instead (the other key columns keep the tuple unique)."""
     keys = {}
+    numbers = np.arange(1, n + 1, dtype=np.int64)
     for column, duck_type, role in described["columns"]:
-        if role == "key":
-            numbers = np.arange(1, n + 1, dtype=np.int64)
-            keys[column] = (
-                pa.array([str(i) for i in numbers], pa.string())
-                if duck_type == "VARCHAR"
-                else pa.array(numbers)
-            )
+        if role != "key":
+            continue
+        if duck_type == "VARCHAR":
+            keys[column] = pa.array(numbers.astype(str).tolist(), pa.string())
+        elif duck_type == "DATE":
+            keys[column] = pa.array(numbers + EPOCH_DAYS, pa.int32()).cast(pa.date32())
+        elif duck_type.startswith("TIMESTAMP"):
+            seconds = (numbers + EPOCH_DAYS * 86_400) * 1_000_000
+            keys[column] = pa.array(seconds, pa.timestamp("us"))
+        else:
+            keys[column] = pa.array(numbers)  # cast to the column's type when written
     return keys
+
+
+EPOCH_DAYS = 10_957  # 2000-01-01, the first fresh date key
 
 
 def _context_keys(database: Database, context: Relation, parent_out: pa.Table, places) -> dict:

@@ -171,9 +171,7 @@ def _plans(con, found: Schema, built: dict[str, Frame], options, seed: int) -> d
             data.num_rows - data.column(PARENT).to_pylist().count(True) if frame.context else 0
         )
         degrees = {
-            column: degree_quantiles(data.column(column), encoder.stats)
-            for column, encoder in zip(data.column_names, encoders, strict=True)
-            if column in frame.counts
+            column: degree_quantiles(data.column(column), protection) for column in frame.counts
         }
         plans[table] = (plan, protection, parentless, degrees)
     total = sum(cells.values())
@@ -304,14 +302,15 @@ def _database_record(con, name, found, built, plans, records, options, seed, dir
 DEGREE_QUANTILES = 201  # a degree distribution is kept as this many quantiles
 
 
-def degree_quantiles(counts, stats: dict) -> list[float]:
-    """The children per parent row as quantiles, within the range the column's encoder kept
-    (value protection: the extremes of a few parents are clipped as any column's)."""
+def degree_quantiles(counts, protection) -> list[float]:
+    """The children per parent row as quantiles, the largest ``k`` (value protection's
+    threshold) replaced by their mean: no parent's exact count is kept, the children's total
+    is (a relation where a few parents hold every child keeps them, as a few more parents)."""
     import numpy as np
 
-    values = np.asarray(counts.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.float64)
-    low, high = stats.get("low", values.min()), stats.get("high", values.max())
-    values = np.clip(values, low, high)
+    values = np.sort(np.asarray(counts.fill_null(0).to_numpy(zero_copy_only=False), float))
+    k = min(protection.threshold(), len(values))
+    values[-k:] = values[-k:].mean()
     return np.quantile(values, np.linspace(0, 1, DEGREE_QUANTILES)).round(6).tolist()
 
 
