@@ -56,7 +56,9 @@ CREATE OR REPLACE MACRO recommend(source, session_key := NULL) AS TABLE
 -- {'column': .., 'probabilities': {value: share}}, impute => [columns], fairness =>
 -- {'target_column': .., 'sensitive_columns': [..]}, drop_unique_violation, unique_columns =>
 -- [..], limit_strings. target counts the rows (sessions) that survive all of them. at_most => n
--- caps the rows at n whatever the target would be (the rewrite sets it from a query's LIMIT).
+-- caps the rows at n whatever the target would be (the rewrite sets it from a query's LIMIT). A
+-- database model (trained on a list of tables) returns one table: generate('m', "table" =>
+-- 'flights' [, scale, seed]), its parents generated but not returned.
 CREATE OR REPLACE MACRO generate_options(
     target := NULL, magnitude := NULL, filter := NULL, "where" := NULL, conditions := NULL,
     seed := NULL, temperature := NULL, top_p := NULL, batch_size := NULL, seed_rows := NULL,

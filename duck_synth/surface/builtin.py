@@ -37,7 +37,9 @@ BUILTIN: tuple[Function, ...] = (
         "[columns], fairness => {'target_column': .., 'sensitive_columns': [..]}, "
         "drop_unique_violation, unique_columns => [..], limit_strings. target counts the rows "
         "(sessions) that survive all of them. at_most => n caps the rows at n whatever the "
-        "target would be (the rewrite sets it from a query's LIMIT)."
+        "target would be (the rewrite sets it from a query's LIMIT). A database model (trained "
+        "on a list of tables) returns one table: generate('m', \"table\" => 'flights' [, "
+        "scale, seed]), its parents generated but not returned."
     ),
     table(
         "generate_tables",
