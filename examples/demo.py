@@ -1,4 +1,4 @@
-"""duck_synth demo: train on real data (diamonds; a panel of careers) in a DuckDB file, generate in SQL.
+"""duck_synth demo: train on real data (diamonds; a panel of careers; planes and their flights) in a DuckDB file, generate in SQL.
 
 python examples/demo.py [--database examples/demo.duckdb] [--max-time 60]
 """
@@ -129,6 +129,7 @@ def main() -> None:
         "a measurement filter picks whole careers",
         "SELECT * FROM generate('careers', target => 20) WHERE wage > 2.5 LIMIT 100",
     )
+    linked_database(session, show, data / "nycflights13", args.max_time)
     show("the catalog", "SELECT name, version, method, training_rows, created FROM models()")
     show(
         "the generation log",
@@ -136,6 +137,49 @@ def main() -> None:
     )
     session.close()
     print(f"\nAll of it is in {args.database}; open it again with duck_synth.connect().")
+
+
+def linked_database(session, show, data: Path, max_time: float) -> None:
+    """Planes and their flights (nycflights13, dirty keys and all): one model of the database,
+    generated parents first with every key pointing at a generated parent."""
+    for table in ("airlines", "planes", "flights"):
+        session.sql(f"CREATE OR REPLACE TABLE {table} AS FROM '{data / table}.parquet'")
+    relations = (
+        "[{'child': 'flights', 'key': 'tailnum', 'parent': 'planes', 'parent_key': 'tailnum'}, "
+        "{'child': 'flights', 'key': 'carrier', 'parent': 'airlines', 'parent_key': 'carrier'}]"
+    )
+    show(
+        "a database: airlines, planes and their flights, each flight drawn given its plane",
+        "SELECT rows, epochs, seconds, orphans FROM train('airline_db', "
+        "['airlines', 'planes', 'flights'], exclude => ['flights.time_hour'], "
+        f"relations => {relations}, max_time => {max_time}, seed => 42)",
+    )
+    show(
+        "generate_tables(): fresh keys, every foreign key a generated parent's",
+        "FROM generate_tables('airline_db', seed => 1, replace => true)",
+    )
+    linked_relations = relations.replace("'flights'", "'linked_flights'")
+    session.sql(  # the real flights as trained: orphans dropped, time_hour left out
+        "CREATE OR REPLACE VIEW linked_flights AS SELECT * EXCLUDE (time_hour) FROM flights "
+        "WHERE tailnum IS NULL OR tailnum IN (SELECT tailnum FROM planes)"
+    )
+    show(
+        "judged as a database: degrees (flights per plane, zero included), keys, trends",
+        "SELECT metric, columns, round(value, 3) AS value FROM evaluate("
+        "['airlines', 'planes', 'linked_flights'], ['syn_airlines', 'syn_planes', 'syn_flights'], "
+        f"relations => {linked_relations}) "
+        "WHERE metric <> 'null_key_share'",
+    )
+    session.sql(
+        "FROM generate_tables('airline_db', seed => 2, prefix => 'big_', replace => true, "
+        "filters => {'planes': 'seats > 150'})"
+    ).fetchall()
+    show(
+        "a parent filter (filters => {'planes': 'seats > 150'}): those planes, their flights",
+        "SELECT count(*) AS planes, min(seats) AS min_seats, (SELECT count(*) FROM big_flights) "
+        "AS flights, (SELECT count(*) FROM big_flights WHERE tailnum NOT IN (SELECT tailnum "
+        "FROM big_planes)) AS dangling FROM big_planes",
+    )
 
 
 if __name__ == "__main__":

@@ -29,5 +29,6 @@ def test_demo_runs_and_leaves_its_models_in_the_database(tmp_path):
     assert explains == 2 and done.stdout.count("\nEXPLAIN SELECT") == explains
     session = duck_synth.connect(str(database))
     models = {name for (name,) in session.sql("SELECT name FROM models()").fetchall()}
-    assert models == {"diamonds_model", "careers"}
+    assert models == {"diamonds_model", "careers", "airline_db"}
+    assert "dangling" in done.stdout and "generate_tables()" in done.stdout
     session.close()
