@@ -369,3 +369,44 @@ def test_a_key_holding_a_foreign_key_and_a_date_stays_unique_and_linked(chain):
     )
     assert value(chain, dangling) == 0 and value(chain, "SELECT count(*) FROM d_departures") > 0
     assert chain.sql("SELECT typeof(day) FROM d_days LIMIT 1").fetchone() == ("DATE",)
+
+
+def test_a_junction_table_of_keys_only_and_uuid_keys_are_generated(chain):
+    # which planes flew which routes: a table of two foreign keys and nothing else
+    chain.sql("CREATE TABLE craft (id UUID PRIMARY KEY, tailnum VARCHAR UNIQUE, seats INTEGER)")
+    chain.sql(
+        "INSERT INTO craft SELECT uuid(), tailnum, seats FROM raw_planes WHERE tailnum IN "
+        "(SELECT tailnum FROM raw_flights) ORDER BY tailnum"
+    )
+    chain.sql(
+        "CREATE TABLE flown (craft UUID REFERENCES craft (id), origin VARCHAR, dest VARCHAR, "
+        "FOREIGN KEY (origin, dest) REFERENCES routes (origin, dest))"
+    )
+    chain.sql(
+        "INSERT INTO flown SELECT DISTINCT c.id, f.origin, f.dest FROM raw_flights f "
+        "JOIN craft c USING (tailnum) ORDER BY ALL"
+    )
+    chain.sql(
+        "FROM train('flown', ['craft', 'routes', 'flown'], epochs => 5, seed => 6, "
+        "exclude => ['craft.tailnum'])"
+    )
+    chain.sql("FROM generate_tables('flown', seed => 1, prefix => 'j_')").fetchall()
+    assert chain.sql("SELECT typeof(id) FROM j_craft LIMIT 1").fetchone() == ("UUID",)
+    assert value(chain, "SELECT count(*) FROM j_flown") > 0
+    dangling = (
+        "SELECT count(*) FROM j_flown f WHERE f.craft NOT IN (SELECT id FROM j_craft) OR NOT "
+        "EXISTS (SELECT 1 FROM j_routes r WHERE r.origin = f.origin AND r.dest = f.dest)"
+    )
+    assert value(chain, dangling) == 0
+
+
+def test_free_text_in_a_database_is_refused_naming_its_table(chain):
+    chain.sql("CREATE TABLE notes (tailnum VARCHAR REFERENCES fleet, note VARCHAR)")
+    chain.sql(
+        "INSERT INTO notes SELECT tailnum, 'plane ' || tailnum || ' of carrier ' || carrier || "
+        "', built in ' || year || ', was seen with ' || seats || ' seats and ' || engines || "
+        "' engines at the gate, then left for its next flight of the day' FROM fleet"
+    )
+    with pytest.raises(SynthError, match=r"table 'notes': column 'note' looks like free text") as e:
+        chain.sql("FROM train('notes', ['carriers', 'fleet', 'notes'], epochs => 1)")
+    assert "exclude => ['notes.note']" in str(e.value)

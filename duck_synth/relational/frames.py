@@ -26,7 +26,7 @@ ROW = '"__row"'  # the row's place in its table, for a deterministic order
 KEY_PREFIX = "__key."  # a parent's key column, kept in its frame to join its children
 KEY_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT", "UINTEGER")
 KEY_TYPES += ("USMALLINT", "UTINYINT", "VARCHAR", "DOUBLE", "FLOAT", "DATE", "TIMESTAMP")
-KEY_TYPES += ("TIMESTAMP WITH TIME ZONE",)
+KEY_TYPES += ("TIMESTAMP WITH TIME ZONE", "UUID")
 
 
 def count_column(relation: Relation) -> str:
@@ -164,7 +164,7 @@ def _frame(con, schema: Schema, table: str, kept, built, excluded) -> Frame:
         if key_type not in KEY_TYPES and not key_type.startswith("DECIMAL"):
             raise SynthError(
                 f"train(): key '{table}.{key}' is {key_type}; generated keys are numbers, "
-                "strings, dates or timestamps"
+                "strings, UUIDs, dates or timestamps"
             )
     return frame
 

@@ -273,8 +273,8 @@ def _kept(sampler: RowSampler, rows: pa.Table) -> np.ndarray:
 
 
 def _fresh(described: dict, n: int) -> dict[str, pa.Array]:
-    """New values for a table's own keys: 1..n (as text for a string key, days or seconds
-    after 2000-01-01 for a date or timestamp); a key column that is also a foreign key takes
+    """New values for a table's own keys: 1..n (as text for a string key, the n-th UUID, days
+    or seconds after 2000-01-01 for a date or timestamp); a key column that is also a foreign key takes
     its parent's value instead (the other key columns keep the tuple unique)."""
     keys = {}
     numbers = np.arange(1, n + 1, dtype=np.int64)
@@ -283,6 +283,8 @@ def _fresh(described: dict, n: int) -> dict[str, pa.Array]:
             continue
         if duck_type == "VARCHAR":
             keys[column] = pa.array(numbers.astype(str).tolist(), pa.string())
+        elif duck_type == "UUID":  # cast from text when written
+            keys[column] = pa.array([f"00000000-0000-4000-8000-{n:012x}" for n in numbers])
         elif duck_type == "DATE":
             keys[column] = pa.array(numbers + EPOCH_DAYS, pa.int32()).cast(pa.date32())
         elif duck_type.startswith("TIMESTAMP"):

@@ -144,7 +144,12 @@ def _plans(con, found: Schema, built: dict[str, Frame], options, seed: int) -> d
             raise SynthError(f"train(): table '{table}' has no rows to train on")
         cells[table] *= data.num_rows
         protection = one_table.protect(options, TABLE_METHOD, seed, None, len(frame.columns))
-        encoders = analyze(data, dict(frame.columns), {}, protection)
+        try:
+            encoders = analyze(data, dict(frame.columns), {}, protection)
+        except SynthError as error:  # e.g. free text: said with the table's name
+            raise SynthError(
+                f"table '{table}': " + str(error).replace("exclude => ['", f"exclude => ['{table}.")
+            ) from None
         learned = modelled(encoders)
         context = sum(1 for e in encoders[: len(frame.context)] if e.n_tokens > 0)
         from ..models import create_model
