@@ -240,7 +240,8 @@ def train(args: dict) -> dict:
     session = duck_synth.connect(str(database))
     load_tables(session.con, args["real"], args["tables"], args["relations"])
     names = ", ".join(f"'{t}'" for t in args["tables"])
-    query = f"FROM train('{args['model']}', [{names}], seed => {args['seed']})"
+    epochs = f", epochs => {args['epochs']}" if args.get("epochs") else ""
+    query = f"FROM train('{args['model']}', [{names}], seed => {args['seed']}{epochs})"
     with Stopwatch() as watch:
         result = session.sql(query)
         rows = result.fetchall()
@@ -436,7 +437,9 @@ SCRIPTS.update(dict.fromkeys(SIDE_PYTHON, Path(__file__).resolve()))
 
 
 # -- the plan ------------------------------------------------------------------------------------
-def plan(mode: Mode, work: Path, source: Path, methods: list[str]) -> list[Step]:
+def plan(
+    mode: Mode, work: Path, source: Path, methods: list[str], epochs: int | None = None
+) -> list[Step]:
     real, ceiling = work / "real", work / "ceiling"
     columns = {table: list(spec["columns"]) for table, spec in TABLES.items()}
     prepared = {"source": str(source), "seed": SEED, "share": mode.share, "columns": columns}
@@ -452,7 +455,7 @@ def plan(mode: Mode, work: Path, source: Path, methods: list[str]) -> list[Step]
     if "duck_synth" in methods:
         database = str(work / "duck_synth.duckdb")
         fit = {"database": database, "real": str(real), "tables": TABLES, "model": MODEL}
-        fit |= {"relations": RELATIONS, "seed": TRAIN_SEED}
+        fit |= {"relations": RELATIONS, "seed": TRAIN_SEED, "epochs": epochs}
         sample = {"database": database, "tables": TABLES, "model": MODEL, "prefix": PREFIX}
         sample |= {"scale": SCALE, "seed": SAMPLE_SEED, "output": str(work / "duck_synth")}
         steps += [
@@ -712,7 +715,8 @@ NOTES = f"""\
 - **ceiling**: the next as many planes with their flights (and all the airlines), judged
   against the benchmark's tables like a synthetic set: what real data reaches.
 - **duck_synth**: the tables with PRIMARY KEY / REFERENCES constraints, `train('{MODEL}',
-  {list(TABLES)}, seed => {TRAIN_SEED})` (its defaults otherwise), then
+  {list(TABLES)}, seed => {TRAIN_SEED})` (with `epochs => N` when the run was given
+  `--epochs N`, its defaults otherwise: the fit line shows the epochs run), then
   `generate_tables('{MODEL}', prefix => '{PREFIX}', scale => {SCALE}, seed => {SAMPLE_SEED})`.
   **SDV HMASynthesizer**: default settings, `fit` on the same tables with the same metadata
   (keys as `id`, integers `numerical` with Int64 representation, text `categorical`), stopped
@@ -817,6 +821,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--max-busy", type=float, help="wait for at most this many busy CPUs")
     parser.add_argument("--data", help="the nycflights13 folder (default: shared/bench/data/)")
+    parser.add_argument(
+        "--epochs", type=int, help="duck_synth's epochs (default: its own budget, max_time 300)"
+    )
     return parser.parse_args(argv)
 
 
@@ -826,7 +833,8 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in METHODS if m in options.methods]
     folder = RESULTS / ("relational" if mode is FULL else "relational-quick")
     runner = RelationalRunner(folder, options.fresh, options.max_busy)
-    for step in plan(mode, runner.work.resolve(), find_data(options.data), methods):
+    steps = plan(mode, runner.work.resolve(), find_data(options.data), methods, options.epochs)
+    for step in steps:
         (runner.recall if options.report_only else runner.run)(step)
     text, summary = report(runner.results, mode, methods)
     name = "relational" if mode is FULL else "relational-quick"

@@ -15,6 +15,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from . import access, caller, catalog, sessions, spool, sqltext, surface
+from .encoding import from_json
 from .errors import SynthError
 from .evaluate import evaluate_sql
 from .evaluate.report import report
@@ -114,7 +115,19 @@ def synth_import(cursor, path, options):
 
 
 def synth_validate(cursor, model, synthetic):
+    one_table(cursor, model, "validate()")
     return validate_sql(cursor, model, synthetic)
+
+
+def one_table(con, spec: str, function: str) -> None:
+    """Refuse a database model where a function takes one table's model."""
+    record = catalog.load_model(con, spec, with_weights=False)
+    if record.method == "database":
+        tables = ", ".join(t["name"] for t in record.statistics["database"]["tables"])
+        raise SynthError(
+            f"{function}: '{record.name}' is a database ({tables}); this takes one table's "
+            "model (evaluate() judges a database: evaluate([real tables], [generated tables]))"
+        )
 
 
 def synth_evaluate(cursor, real, synthetic, options):
@@ -168,6 +181,10 @@ def describe_model(con: duckdb.DuckDBPyConnection, spec: str) -> str:
     -- column | type | kind | null_share | cardinality | summary
     """
     record = catalog.load_model(con, spec, with_weights=False)
+    if record.method == "database":
+        return spool.write_rows(
+            "describe", pa.Table.from_pylist(database_rows(con, record)), {"summary": "JSON"}
+        )
     rows = []
     for column, encoder in sessions.column_encoders(record.columns, record.statistics):
         if encoder is not None:
@@ -191,6 +208,31 @@ def describe_model(con: duckdb.DuckDBPyConnection, spec: str) -> str:
     return spool.write_rows("describe", pa.Table.from_pylist(rows), {"summary": "JSON"})
 
 
+def database_rows(con, record) -> list[dict]:
+    """describe_model() of a database: each table's columns as 'table.column' (the counts of
+    children '#child(key)' and link flags '#link(key)' among them; keys are generated)."""
+    rows = []
+    for table in record.statistics["database"]["tables"]:
+        own = {c for c, _, role in table["columns"] if role == "own"}
+        component = catalog.load_model(con, f"{table['model']}@{table['version']}", False)
+        for encoder in (from_json(spec) for spec in component.statistics["encoders"]):
+            if encoder.name in own or (encoder.name.startswith("#") and encoder.name != "#parent"):
+                summary = encoder.summary()
+                rows.append(
+                    {
+                        "model": record.name,
+                        "version": record.version,
+                        "column": f"{table['name']}.{encoder.name}",
+                        "type": encoder.duck_type,
+                        "kind": encoder.kind,
+                        "null_share": float(summary.get("null_share") or 0.0),
+                        "cardinality": summary.get("cardinality"),
+                        "summary": json.dumps(summary),
+                    }
+                )
+    return rows
+
+
 EXPORT_KEYS = (
     "name",
     "version",
@@ -210,6 +252,7 @@ def export_model(con: duckdb.DuckDBPyConnection, spec: str, path: str) -> dict:
 
     Only value-protected statistics are in the catalog, so the file holds no real row.
     """
+    one_table(con, spec, "export_model()")
     record = catalog.load_model(con, spec)
     tensors = load_tensors(record.weights)
     meta = {k: json.dumps(getattr(record, k)) for k in EXPORT_KEYS}

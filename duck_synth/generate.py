@@ -8,6 +8,7 @@ number, so the same model, seed and arguments give the same rows.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -94,7 +95,13 @@ def generate(con: duckdb.DuckDBPyConnection, spec: str, options_json: str) -> st
     """
     if views.is_marked(options_json):  # a view's SQL bound to be created or described
         record = catalog.load_model(con, spec, with_weights=False)
-        return views.columns_sql([(c["name"], c["type"]) for c in record.columns])
+        columns = [(c["name"], c["type"]) for c in record.columns]
+        if record.method == "database":  # the table asked for (a bad name fails when run)
+            wanted = json.loads(options_json).get("table_name")
+            tables = record.statistics["database"]["tables"]
+            table = next((t for t in tables if t["name"] == wanted), tables[-1])
+            columns = [(name, duck_type) for name, duck_type, _ in table["columns"]]
+        return views.columns_sql(columns)
     given = parse(GenerateOptions, "generate", options_json)
     if given.table_name is not None:  # one table of a database model
         from .relational.generation import generate_one

@@ -410,3 +410,14 @@ def test_free_text_in_a_database_is_refused_naming_its_table(chain):
     with pytest.raises(SynthError, match=r"table 'notes': column 'note' looks like free text") as e:
         chain.sql("FROM train('notes', ['carriers', 'fleet', 'notes'], epochs => 1)")
     assert "exclude => ['notes.note']" in str(e.value)
+
+
+def test_describe_a_view_and_one_table_functions_know_a_database(s):
+    described = {r[2]: r[4] for r in s.sql("FROM describe_model('fl')").fetchall()}
+    assert described["planes.seats"] == "numeric" and "planes.#flights(tailnum)" in described
+    assert "flights.tailnum" not in described  # keys are generated, not learned
+    s.sql("CREATE VIEW synthetic_planes AS FROM generate('fl', \"table\" => 'planes', seed => 1)")
+    assert s.sql("FROM synthetic_planes LIMIT 0").columns == s.sql("FROM planes LIMIT 0").columns
+    for call in ("validate('fl', 'planes')", "export_model('fl', 'fl.safetensors')"):
+        with pytest.raises(SynthError, match="'fl' is a database \\(airlines, planes, flights\\)"):
+            s.sql(f"FROM {call}")
