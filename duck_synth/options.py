@@ -135,7 +135,9 @@ class GenerateOptions:
     at_most: int | None = bounded(None, low=0)  # a cap on the target, whatever it is (LIMIT)
     # a database model: the one table to return, its parents generated but not returned
     table_name: str | None = None
-    scale: float = bounded(1.0, **POSITIVE)  # a database: the root tables' rows, times this
+    # a database: the root tables' rows, times this (None: 1.0, and absent from generate_into's
+    # stored arguments, which a resumed run must match)
+    scale: float | None = bounded(None, **POSITIVE)
 
 
 @dataclass

@@ -366,7 +366,7 @@ def generate_one(
             "generate_tables() takes filters and seed_rows"
         )
     options = GenerateTablesOptions(
-        scale=given.scale,
+        scale=given.scale if given.scale is not None else 1.0,
         seed=given.seed,
         filters={given.table_name: given.filter} if given.filter else None,
         temperature=given.temperature,
