@@ -31,7 +31,7 @@ from .options import (
     parse,
 )
 from .recommend import recommend
-from .relational.generation import write_tables
+from .relational.writing import write_tables
 from .resample import resample
 from .rewrite import rewrite_sql
 from .subset import subset

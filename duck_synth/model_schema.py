@@ -239,6 +239,9 @@ def _check_database(spec: Any, model_name) -> None:
         integer(table["version"], f"{at}.version", 1, None)
         for field in ("rows", "parentless"):
             integer(table.get(field, 0), f"{at}.{field}", 0, None)
+        typed(table.get("agreements", {}), dict, f"{at}.agreements")
+        for column, share in table.get("agreements", {}).items():
+            number(share, f"{at}.agreements.{column}")
         typed(table.get("degrees", {}), dict, f"{at}.degrees")
         for column, quantiles in table.get("degrees", {}).items():
             numbers(quantiles, f"{at}.degrees.{column}", MAX_TOKENS)

@@ -421,3 +421,28 @@ def test_describe_a_view_and_one_table_functions_know_a_database(s):
     for call in ("validate('fl', 'planes')", "export_model('fl', 'fl.safetensors')"):
         with pytest.raises(SynthError, match="'fl' is a database \\(airlines, planes, flights\\)"):
             s.sql(f"FROM {call}")
+
+
+def test_a_link_follows_the_siblings_a_plane_keeps_flying_for_its_carrier(s):
+    shared = (
+        "SELECT sum(m) / sum(n) FROM (SELECT max(c) m, sum(c) n FROM (SELECT tailnum, carrier, "
+        "count(*) c FROM {flights} WHERE tailnum IS NOT NULL GROUP BY ALL) GROUP BY tailnum)"
+    )
+    real = value(s, shared.format(flights="linked_flights"))
+    assert real == 1.0  # in this subset every plane flies for one carrier
+    assert value(s, shared.format(flights="syn_flights")) == real
+    # and the carriers' numbers of flights keep their distribution
+    real_degrees = degrees_by(s, "airlines", "linked_flights")
+    synthetic_degrees = degrees_by(s, "syn_airlines", "syn_flights")
+    assert len(synthetic_degrees) == 5 * len(real_degrees)  # scale => 5: as many per airline
+    assert abs(np.median(real_degrees) - np.median(synthetic_degrees)) < 0.5 * np.median(
+        real_degrees
+    )
+
+
+def degrees_by(s, airlines: str, flights: str) -> np.ndarray:
+    rows = s.sql(
+        f"SELECT count(f.carrier) FROM {airlines} a LEFT JOIN {flights} f USING (carrier) "
+        "GROUP BY a.carrier"
+    ).fetchall()
+    return np.array([r[0] for r in rows])

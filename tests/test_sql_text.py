@@ -114,7 +114,10 @@ EXCEPTIONS = {
     ("relations.py", "_check"): "a read_source relation; key columns quote_identifier'd",
     ("relations.py", "key_counts"): "read_source relations; key columns quote_identifier'd",
     ("relations.py", "degrees"): "read_source relations; key columns quote_identifier'd",
-    ("relational/generation.py", "write_tables"): (
+    ("relational/frames.py", "_agreement"): (
+        "a table's kept rows (read_source relations) grouped by its quote_identifier'd keys"
+    ),
+    ("relational/writing.py", "write_tables"): (
         "CREATE TABLE / INSERT of generated tables: names quote_identifier'd, types checked "
         "(model_schema duck_type_at) and rendered by sqltext.duck_type; rows from a registered "
         "Arrow table"

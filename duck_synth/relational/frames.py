@@ -58,6 +58,9 @@ class Frame:
     sql: str  # the frame, with KEY_PREFIX columns
     columns: list[tuple[str, str]] = field(default_factory=list)  # what the model learns
     key_types: dict[str, str] = field(default_factory=dict)
+    # per link column: the share of linked rows whose link parent is the one most of their
+    # siblings (the rows of the same context parent) link to, e.g. a plane's usual carrier
+    agreements: dict[str, float] = field(default_factory=dict)
 
     def attributes(self) -> list[str]:
         """What a child of this table sees of its parent row."""
@@ -156,6 +159,11 @@ def _frame(con, schema: Schema, table: str, kept, built, excluded) -> Frame:
     numbered = f"SELECT *, row_number() OVER () AS {ROW} FROM ({kept[table]})"
     sql = f"SELECT {', '.join(items)} FROM ({numbered}) t {' '.join(joins)} ORDER BY t.{ROW}"
     frame = Frame(table, own, context_columns, counts, links, keys, sql)
+    if context is not None:
+        for relation in schema.links(table):
+            frame.agreements[link_column(relation)] = _agreement(
+                con, kept[table], context, relation
+            )
     typed = dict(describe(con, sql, f"table '{table}'"))
     order = context_columns + [c for c, _ in own] + counts + links
     frame.columns = [(c, typed[c]) for c in order]
@@ -167,6 +175,20 @@ def _frame(con, schema: Schema, table: str, kept, built, excluded) -> Frame:
                 "strings, UUIDs, dates or timestamps"
             )
     return frame
+
+
+def _agreement(con, kept: str, context: Relation, link: Relation) -> float:
+    """How often siblings share a link parent: sum over context parents of the count of
+    their most shared link key, over all linked rows (1: every sibling the same)."""
+    context_key = ", ".join(quote_identifier(c) for c in context.key)
+    link_key = ", ".join(quote_identifier(c) for c in link.key)
+    present = " AND ".join(f"{quote_identifier(c)} IS NOT NULL" for c in context.key + link.key)
+    shared = con.execute(
+        f"SELECT sum(most) / sum(n) FROM (SELECT max(c) AS most, sum(c) AS n FROM "
+        f"(SELECT {context_key}, {link_key}, count(*) AS c FROM ({kept}) WHERE {present} "
+        f"GROUP BY ALL) GROUP BY {context_key})"
+    ).fetchone()[0]
+    return float(shared or 0.0)
 
 
 def joined(child: str, parent: str, relation: Relation) -> str:

@@ -26,7 +26,6 @@ from ..options import GenerateOptions, GenerateTablesOptions
 from ..relations import Relation
 from ..shapes.rows import RowSampler, sandbox
 from ..sources import read_source
-from ..sqltext import quote_identifier
 from .frames import PARENT, context_name, count_column, link_column
 
 SEED_BATCH = 2**39  # the batch numbers of seeded and per-parent draws: apart from plain ones
@@ -110,6 +109,7 @@ def generate_tables(
         caller.check()
         sampler = _sampler(con, described, options, seed, index)
         context = database.context(table)
+        siblings = None  # each row's context parent row (-1: none)
         if context is None:
             rows, keys = _roots(con, sampler, described, options)
             if table in (options.filters or {}) or table in (options.seed_rows or {}):
@@ -126,12 +126,15 @@ def generate_tables(
             )
             keys = _fresh(described, rows.num_rows)
             keys |= _context_keys(database, context, out[context.parent], parent_rows)
+            siblings = parent_rows
         rng = np.random.default_rng([seed, index, 7])
         rows = calibrated(rows, described.get("degrees", {}), rng, table not in narrowed)
         for relation in database.links(table):
-            keys |= _link_keys(
-                database, relation, rows, drawn[relation.parent], out[relation.parent], rng
-            )
+            shared = described.get("agreements", {}).get(link_column(relation), 0.0)
+            places = _link_places(relation, rows, drawn[relation.parent], rng)
+            if siblings is not None and shared > 0:
+                places = _shared(places, siblings, shared, rng)
+            keys |= _context_keys(database, relation, out[relation.parent], places)
         drawn[table] = rows
         out[table] = _output(described, rows, keys)
     return {t: out[t] for t in names if t in out}
@@ -309,9 +312,9 @@ def _context_keys(database: Database, context: Relation, parent_out: pa.Table, p
     return keys
 
 
-def _link_keys(database, relation: Relation, rows, parent_drawn, parent_out, rng) -> dict:
-    """A link key for the rows whose key is set: a parent row drawn in proportion to the
-    children it drew for this relation (without replacement while its drawn degrees last)."""
+def _link_places(relation: Relation, rows: pa.Table, parent_drawn: pa.Table, rng) -> np.ndarray:
+    """For each row whose link key is set, a parent row drawn in proportion to the children
+    it drew for this relation (without replacement while its drawn degrees last); -1: unset."""
     flag = link_column(relation)
     if flag in rows.column_names:
         linked = np.asarray(rows.column(flag).fill_null(False).to_numpy(zero_copy_only=False), bool)
@@ -322,7 +325,7 @@ def _link_keys(database, relation: Relation, rows, parent_drawn, parent_out, rng
     )
     degrees = np.maximum(np.asarray(degrees, dtype=np.int64), 0)
     m = int(linked.sum())
-    if parent_out.num_rows == 0:
+    if parent_drawn.num_rows == 0:
         linked[:] = False
         chosen = np.zeros(0, dtype=np.int64)
     elif degrees.sum() >= m and m:
@@ -330,10 +333,25 @@ def _link_keys(database, relation: Relation, rows, parent_drawn, parent_out, rng
     elif degrees.sum() > 0:
         chosen = rng.choice(len(degrees), size=m, p=degrees / degrees.sum())
     else:
-        chosen = rng.integers(0, parent_out.num_rows, size=m)
+        chosen = rng.integers(0, parent_drawn.num_rows, size=m)
     places = np.full(rows.num_rows, -1, dtype=np.int64)
     places[linked] = chosen
-    return _context_keys(database, relation, parent_out, places)
+    return places
+
+
+def _shared(places: np.ndarray, siblings: np.ndarray, share: float, rng) -> np.ndarray:
+    """Siblings (rows of one context parent) take their first linked sibling's link parent
+    with the trained probability ``share``: a plane keeps flying for its carrier. Each
+    first sibling's parent was drawn by degree, so degrees are kept in expectation."""
+    rows = np.flatnonzero((places >= 0) & (siblings >= 0))
+    if len(rows) == 0:
+        return places
+    _, first, inverse = np.unique(siblings[rows], return_index=True, return_inverse=True)
+    main = places[rows][first][inverse.reshape(-1)]
+    stay = rng.random(len(rows)) < share
+    places = places.copy()
+    places[rows] = np.where(stay, main, places[rows])
+    return places
 
 
 def _output(described: dict, rows: pa.Table, keys: dict[str, pa.Array]) -> pa.Table:
@@ -377,69 +395,3 @@ def generate_one(
     rows = generate_tables(con, spec, options, only=given.table_name)[given.table_name]
     caps = [n for n in (given.target, given.at_most) if n is not None]
     return rows.slice(0, min(caps)) if caps else rows, [(c, t) for c, t, _ in described["columns"]]
-
-
-def write_tables(
-    con: duckdb.DuckDBPyConnection, spec: str, options: GenerateTablesOptions
-) -> list[dict]:
-    """generate_tables(): the tables written (prefix + name) in one transaction, with their
-    keys declared (PRIMARY KEY, REFERENCES), so DuckDB checks every foreign key too."""
-    database = Database.load(con, spec)
-    tables = generate_tables(con, spec, options)
-    targets = {t: options.prefix + t for t in tables}
-    existing = _existing(con, list(targets.values()))
-    if existing and not options.replace:
-        raise SynthError(
-            f"generate_tables(): table '{existing[0]}' exists; drop it, choose another prefix, "
-            "or pass replace => true"
-        )
-    summary = []
-    with catalog.transaction(con):
-        for table in reversed(list(tables)):  # children first: they reference their parents
-            if targets[table] in existing:
-                con.execute(f"DROP TABLE {quote_identifier(targets[table])}")
-        for table, rows in tables.items():
-            described = database.table(table)
-            con.execute(_create_sql(database, described, targets))
-            name = f"__duck_synth_rows_{table}"
-            con.register(name, rows)
-            try:
-                columns = ", ".join(quote_identifier(c) for c, _, _ in described["columns"])
-                con.execute(
-                    f"INSERT INTO {quote_identifier(targets[table])} ({columns}) "
-                    f"SELECT {columns} FROM {quote_identifier(name)}"
-                )
-            finally:
-                con.unregister(name)
-            summary.append({"table": targets[table], "source": table, "rows": rows.num_rows})
-    return summary
-
-
-def _existing(con, names: list[str]) -> list[str]:
-    found = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = current_schema() AND list_contains(?, table_name)",
-        [names],
-    ).fetchall()
-    return [n for n in names if (n,) in found]
-
-
-def _create_sql(database: Database, described: dict, targets: dict[str, str]) -> str:
-    """CREATE TABLE with the trained types, the keys children reference as PRIMARY KEY (or
-    UNIQUE) and each foreign key as REFERENCES."""
-    from ..sqltext import duck_type
-
-    table = described["name"]
-    items = [f"{quote_identifier(c)} {duck_type(t)}" for c, t, _ in described["columns"]]
-    referenced = list(dict.fromkeys(r.parent_key for r in database.relations if r.parent == table))
-    for i, key in enumerate(referenced):
-        kind = "PRIMARY KEY" if i == 0 else "UNIQUE"
-        items.append(f"{kind} ({', '.join(map(quote_identifier, key))})")
-    for relation in database.relations:
-        if relation.child == table:
-            items.append(
-                f"FOREIGN KEY ({', '.join(map(quote_identifier, relation.key))}) REFERENCES "
-                f"{quote_identifier(targets[relation.parent])} "
-                f"({', '.join(map(quote_identifier, relation.parent_key))})"
-            )
-    return f"CREATE TABLE {quote_identifier(targets[table])} ({', '.join(items)})"

@@ -281,6 +281,7 @@ def _database_record(con, name, found, built, plans, records, options, seed, dir
                 "rows": plan.rows,
                 "parentless": parentless,
                 "degrees": degrees,
+                "agreements": frame.agreements,
                 "dirt": dirt[table],
             }
         )
