@@ -446,3 +446,26 @@ def degrees_by(s, airlines: str, flights: str) -> np.ndarray:
         "GROUP BY a.carrier"
     ).fetchall()
     return np.array([r[0] for r in rows])
+
+
+def test_generate_tables_resumes_a_stopped_run_at_its_next_chunk(s):
+    call = "FROM generate_tables('fl', seed => 8, prefix => 'chunked_', batch_size => 500)"
+    whole = s.sql(call).fetchall()
+    flights = s.sql("FROM chunked_flights").fetchall()
+    assert len(flights) > 2000 and [r[0] for r in whole][-1] == "chunked_flights"
+    # stopped after three chunks: what a killed run leaves (each chunk commits its progress)
+    kept = value(
+        s,
+        "SELECT (state->>'rows')::INT FROM synth.batch_runs WHERE table_name = '\"chunked_flights\"'",
+    )
+    assert kept == len(flights)
+    s.sql("DELETE FROM chunked_flights WHERE rowid >= 1500")
+    s.sql(
+        "UPDATE synth.batch_runs SET status = 'running', state = '{\"chunk\": 3, \"rows\": 1500}' "
+        "WHERE table_name = '\"chunked_flights\"'"
+    )
+    with pytest.raises(SynthError, match="unfinished run of fl@1 with other arguments"):
+        s.sql("FROM generate_tables('fl', seed => 8, prefix => 'chunked_', batch_size => 400)")
+    resumed = s.sql(call.replace("seed => 8, ", "")).fetchall()  # the run's own seed
+    assert [r[-1] for r in resumed] == [False, False, True]
+    assert s.sql("FROM chunked_flights").fetchall() == flights

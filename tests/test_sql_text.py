@@ -117,10 +117,12 @@ EXCEPTIONS = {
     ("relational/frames.py", "_agreement"): (
         "a table's kept rows (read_source relations) grouped by its quote_identifier'd keys"
     ),
-    ("relational/writing.py", "write_tables"): (
-        "CREATE TABLE / INSERT of generated tables: names quote_identifier'd, types checked "
-        "(model_schema duck_type_at) and rendered by sqltext.duck_type; rows from a registered "
-        "Arrow table"
+    ("relational/writing.py", "_insert"): (
+        "INSERT of a registered Arrow table into a quote_identifier'd table, columns quoted"
+    ),
+    ("relational/writing.py", "_write_parents"): (
+        "CREATE TABLE from _create_sql (names quoted, types checked and rendered by "
+        "sqltext.duck_type); DROP of quote_identifier'd tables"
     ),
     ("relational/generation.py", "_kept"): (
         "a table's filter compiled by conditions.compile_filter (parsed, columns checked), run "

@@ -13,7 +13,7 @@ the link: the degrees of the link relation are kept, zeros included.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -67,6 +67,18 @@ class Database:
     def links(self, table: str) -> list[Relation]:
         return [r for r in self.relations if r.child == table][1:]
 
+    def check(self, options: GenerateTablesOptions) -> None:
+        """Refuse filters and seed rows for tables it does not have, seed rows of a child."""
+        for argument in ("filters", "seed_rows"):
+            for table in getattr(options, argument) or {}:
+                self.table(table)  # an unknown table is refused by name
+        for table in options.seed_rows or {}:
+            if self.context(table) is not None:
+                raise SynthError(
+                    f"generate_tables(): seed_rows are given for a root table; '{table}' is a "
+                    f"child of '{self.context(table).parent}'"
+                )
+
     def needed(self, table: str) -> set[str]:
         """``table`` and every table its keys point at, up the chain."""
         found, todo = set(), [table]
@@ -86,58 +98,99 @@ def generate_tables(
 ) -> dict[str, pa.Table]:
     """Every table of the database (or ``only`` that one and the tables it points at), as
     Arrow tables with the trained tables' columns and types, parents first."""
-    database = Database.load(con, spec)
-    names = [t["name"] for t in database.tables]
-    for argument in ("filters", "seed_rows"):
-        for table in getattr(options, argument) or {}:
-            database.table(table)  # an unknown table is refused by name
-    for table in options.seed_rows or {}:
-        if database.context(table) is not None:
-            raise SynthError(
-                f"generate_tables(): seed_rows are given for a root table; '{table}' is a child "
-                f"of '{database.context(table).parent}'"
-            )
-    wanted = database.needed(only) if only is not None else set(names)
-    seed = options.seed if options.seed is not None else new_seed()
-    drawn: dict[str, pa.Table] = {}  # the table models' rows (counts, links, attributes)
-    out: dict[str, pa.Table] = {}
-    narrowed: set[str] = set()  # tables under a filter or seed rows, or below one
-    for index, described in enumerate(database.tables):
-        table = described["name"]
-        if table not in wanted:
-            continue
+    run = Run.start(con, spec, options)
+    names = [t["name"] for t in run.database.tables]
+    wanted = run.database.needed(only) if only is not None else set(names)
+    for index, described in enumerate(run.database.tables):
+        if described["name"] in wanted:
+            run.table(index, described)
+    return {t: run.out[t] for t in names if t in run.out}
+
+
+@dataclass
+class Run:
+    """One generation of a database: the tables drawn so far (their model rows, with counts,
+    links and attributes, and their output), parents first."""
+
+    con: duckdb.DuckDBPyConnection
+    database: Database
+    options: GenerateTablesOptions
+    seed: int
+    drawn: dict[str, pa.Table] = field(default_factory=dict)
+    out: dict[str, pa.Table] = field(default_factory=dict)
+    narrowed: set[str] = field(default_factory=set)  # under a filter or seed rows, or below one
+
+    @classmethod
+    def start(cls, con, spec: str, options: GenerateTablesOptions, seed: int | None = None) -> Run:
+        database = Database.load(con, spec)
+        database.check(options)
+        if seed is None:
+            seed = options.seed if options.seed is not None else new_seed()
+        return cls(con, database, options, seed)
+
+    def table(self, index: int, described: dict) -> pa.Table:
+        """A table drawn whole (a child's, chunk by chunk as ``chunks`` draws it)."""
         caller.check()
-        sampler = _sampler(con, described, options, seed, index)
-        context = database.context(table)
-        siblings = None  # each row's context parent row (-1: none)
-        if context is None:
-            rows, keys = _roots(con, sampler, described, options)
-            if table in (options.filters or {}) or table in (options.seed_rows or {}):
-                narrowed.add(table)
-        else:
-            parent = drawn[context.parent]
-            with_parentless = context.parent not in narrowed and table not in (
-                options.filters or {}
-            )
-            if not with_parentless:
-                narrowed.add(table)
-            rows, parent_rows = _children(
-                sampler, described, database, parent, options, with_parentless
-            )
-            keys = _fresh(described, rows.num_rows)
-            keys |= _context_keys(database, context, out[context.parent], parent_rows)
-            siblings = parent_rows
-        rng = np.random.default_rng([seed, index, 7])
-        rows = calibrated(rows, described.get("degrees", {}), rng, table not in narrowed)
-        for relation in database.links(table):
+        table, options = described["name"], self.options
+        if self.database.context(table) is not None:
+            drawn, outputs = [], []
+            for rows, output in self.chunks(index, described):
+                drawn.append(rows)
+                outputs.append(output)
+            self.drawn[table] = pa.concat_tables(drawn)
+            self.out[table] = pa.concat_tables(outputs)
+            return self.out[table]
+        sampler = _sampler(self.con, described, options, self.seed, index)
+        rows, keys = _roots(self.con, sampler, described, options)
+        if table in (options.filters or {}) or table in (options.seed_rows or {}):
+            self.narrowed.add(table)
+        rng = np.random.default_rng([self.seed, index, 7])
+        rows = calibrated(rows, described.get("degrees", {}), rng, table not in self.narrowed)
+        keys |= self._links(described, rows, None, rng)
+        self.drawn[table], self.out[table] = rows, _output(described, rows, keys)
+        return self.out[table]
+
+    def chunks(self, index: int, described: dict, first: int = 0, before: int = 0):
+        """A child table's (model rows, output) in chunks of at most batch_size rows, from
+        chunk ``first``; ``before``: its rows in the chunks before (fresh keys go on from
+        there). Each chunk draws from its own seed: the same rows, whole or resumed."""
+        table, options = described["name"], self.options
+        context = self.database.context(table)
+        sampler = _sampler(self.con, described, options, self.seed, index)
+        with_parentless = context.parent not in self.narrowed and table not in (
+            options.filters or {}
+        )
+        if not with_parentless:
+            self.narrowed.add(table)
+        parent = self.drawn[context.parent]
+        places = _child_places(parent, context, described, options, with_parentless)
+        size = options.batch_size
+        for chunk, start in enumerate(range(0, max(len(places), 1), size)):
+            if chunk < first:
+                continue
+            caller.check()
+            part = places[start : start + size]
+            rows = sampler.draw(len(part), SEED_BATCH + chunk, _seeds(sampler, self, context, part))
+            mask = _kept(sampler, rows)
+            rows, part = rows.filter(pa.array(mask)), part[mask]
+            rng = np.random.default_rng([self.seed, index, 7, chunk])
+            rows = calibrated(rows, described.get("degrees", {}), rng, table not in self.narrowed)
+            keys = _fresh(described, rows.num_rows, before)
+            keys |= _context_keys(self.database, context, self.out[context.parent], part)
+            keys |= self._links(described, rows, part, rng)
+            before += rows.num_rows
+            yield rows, _output(described, rows, keys)
+
+    def _links(self, described: dict, rows: pa.Table, siblings, rng) -> dict:
+        """The link keys of drawn rows (``siblings``: each row's context parent row)."""
+        keys = {}
+        for relation in self.database.links(described["name"]):
             shared = described.get("agreements", {}).get(link_column(relation), 0.0)
-            places = _link_places(relation, rows, drawn[relation.parent], rng)
+            places = _link_places(relation, rows, self.drawn[relation.parent], rng)
             if siblings is not None and shared > 0:
                 places = _shared(places, siblings, shared, rng)
-            keys |= _context_keys(database, relation, out[relation.parent], places)
-        drawn[table] = rows
-        out[table] = _output(described, rows, keys)
-    return {t: out[t] for t in names if t in out}
+            keys |= _context_keys(self.database, relation, self.out[relation.parent], places)
+        return keys
 
 
 def new_seed() -> int:
@@ -194,42 +247,32 @@ def _roots(con, sampler: RowSampler, described: dict, options: GenerateTablesOpt
     return pa.concat_tables(parts), keys
 
 
-def _children(sampler, described, database: Database, parent: pa.Table, options, with_parentless):
-    """A child table's rows drawn for each parent row (as many as it drew for this relation),
-    then those without a parent; and, per row, the parent row's place (-1: none)."""
-    context = database.context(described["name"])
+def _child_places(parent: pa.Table, context: Relation, described, options, with_parentless):
+    """Each child row's parent row: as many per parent row as it drew for this relation, then
+    the rows without a parent (-1) as many as trained (times scale)."""
     counts = parent.column(count_column(context)).fill_null(0).to_numpy(zero_copy_only=False)
     counts = np.maximum(np.asarray(counts, dtype=np.int64), 0)
     places = np.repeat(np.arange(parent.num_rows), counts)
     parentless = (
         int(round(options.scale * described.get("parentless", 0))) if with_parentless else 0
     )
-    places = np.concatenate([places, np.full(parentless, -1, dtype=np.int64)])
-    parent_attributes = database.table(context.parent)["attributes"]
+    return np.concatenate([places, np.full(parentless, -1, dtype=np.int64)])
+
+
+def _seeds(sampler: RowSampler, run: Run, context: Relation, places: np.ndarray):
+    """The given context of child rows: whether each has a parent, the parent's attributes."""
     # the columns the model learned (a constant one, e.g. #parent when every row had a
     # parent, decodes itself)
     names = {e.name for e in sampler.loaded.encoders if e.n_tokens > 0}
+    parent = run.drawn[context.parent]
     seeds = {PARENT: pa.array(places >= 0)} if PARENT in names else {}
     taken = pa.array(np.where(places >= 0, places, 0))
-    for attribute in parent_attributes:
+    for attribute in run.database.table(context.parent)["attributes"]:
         name = context_name(context, attribute)
         if name in names:
             values = parent.column(attribute).take(taken)
             seeds[name] = pc.if_else(pa.array(places >= 0), values, pa.scalar(None, values.type))
-    seed_table = pa.table(seeds) if seeds else None
-    parts, kept = [], []
-    size = options.batch_size
-    for batch, start in enumerate(range(0, len(places), size)):
-        caller.check()
-        n = min(size, len(places) - start)
-        part_seeds = seed_table.slice(start, n) if seed_table is not None else None
-        rows = sampler.draw(n, SEED_BATCH + batch, part_seeds)
-        mask = _kept(sampler, rows)
-        parts.append(rows.filter(pa.array(mask)))
-        kept.append(places[start : start + n][mask])
-    if not parts:
-        return sampler.draw(0, 0), np.zeros(0, dtype=np.int64)
-    return pa.concat_tables(parts), np.concatenate(kept)
+    return pa.table(seeds) if seeds else None
 
 
 def calibrated(rows: pa.Table, degrees: dict[str, list[float]], rng, whole: bool) -> pa.Table:
@@ -275,12 +318,12 @@ def _kept(sampler: RowSampler, rows: pa.Table) -> np.ndarray:
     return mask
 
 
-def _fresh(described: dict, n: int) -> dict[str, pa.Array]:
+def _fresh(described: dict, n: int, before: int = 0) -> dict[str, pa.Array]:
     """New values for a table's own keys: 1..n (as text for a string key, the n-th UUID, days
     or seconds after 2000-01-01 for a date or timestamp); a key column that is also a foreign key takes
     its parent's value instead (the other key columns keep the tuple unique)."""
     keys = {}
-    numbers = np.arange(1, n + 1, dtype=np.int64)
+    numbers = np.arange(before + 1, before + n + 1, dtype=np.int64)
     for column, duck_type, role in described["columns"]:
         if role != "key":
             continue
