@@ -50,10 +50,11 @@ BUILTIN: tuple[Function, ...] = (
     ).about(
         "generate_tables('database model', scale, seed, prefix => 'syn_', filters => {'table': "
         "'predicate'}, seed_rows => {'root table': 'query'}, replace) -> one row per table "
-        "written (prefix || table), in one transaction, parents first: fresh keys (PRIMARY KEY), "
-        "every foreign key a generated parent's (REFERENCES). A filter narrows a table and its "
-        "children follow; seed rows of a root table (their keys kept) get generated children "
-        "(duck_synth/relational/)."
+        "written (prefix || table), parents first: fresh keys (PRIMARY KEY), every foreign key "
+        "a generated parent's (REFERENCES). A filter narrows a table and its children follow; "
+        "seed rows of a root table (their keys kept) get generated children. The parents are "
+        "written in one transaction, each leaf child chunk by chunk: called again with the "
+        "same arguments, a stopped run resumes (duck_synth/relational/)."
     ),
     table(
         "generate_into",
