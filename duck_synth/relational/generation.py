@@ -13,7 +13,7 @@ the link: the degrees of the link relation are kept, zeros included.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import numpy as np
@@ -24,8 +24,10 @@ from .. import caller, catalog
 from ..errors import SynthError
 from ..options import GenerateOptions, GenerateTablesOptions
 from ..relations import Relation
+from ..shapes.base import PILOT_BATCH
 from ..shapes.rows import RowSampler, sandbox
 from ..sources import read_source
+from .degrees import calibrated
 from .frames import PARENT, context_name, count_column, link_column
 
 SEED_BATCH = 2**39  # the batch numbers of seeded and per-parent draws: apart from plain ones
@@ -145,7 +147,13 @@ class Run:
         if table in (options.filters or {}) or table in (options.seed_rows or {}):
             self.narrowed.add(table)
         rng = np.random.default_rng([self.seed, index, 7])
-        rows = calibrated(rows, described.get("degrees", {}), rng, table not in self.narrowed)
+        reference = rows
+        if table in self.narrowed and described.get("degrees"):
+            unfiltered = replace(options, filters=None, seed_rows=None)
+            reference = _sampler(self.con, described, unfiltered, self.seed, index).draw(
+                max(min(described.get("rows", 0), 50_000), 1_000), PILOT_BATCH
+            )
+        rows = calibrated(rows, described.get("degrees", {}), rng, reference)
         keys |= self._links(described, rows, None, rng)
         self.drawn[table], self.out[table] = rows, _output(described, rows, keys)
         return self.out[table]
@@ -174,7 +182,8 @@ class Run:
             mask = _kept(sampler, rows)
             rows, part = rows.filter(pa.array(mask)), part[mask]
             rng = np.random.default_rng([self.seed, index, 7, chunk])
-            rows = calibrated(rows, described.get("degrees", {}), rng, table not in self.narrowed)
+            reference = None if table in self.narrowed else rows
+            rows = calibrated(rows, described.get("degrees", {}), rng, reference)
             keys = _fresh(described, rows.num_rows, before)
             keys |= _context_keys(self.database, context, self.out[context.parent], part)
             keys |= self._links(described, rows, part, rng)
@@ -273,31 +282,6 @@ def _seeds(sampler: RowSampler, run: Run, context: Relation, places: np.ndarray)
             values = parent.column(attribute).take(taken)
             seeds[name] = pc.if_else(pa.array(places >= 0), values, pa.scalar(None, values.type))
     return pa.table(seeds) if seeds else None
-
-
-def calibrated(rows: pa.Table, degrees: dict[str, list[float]], rng, whole: bool) -> pa.Table:
-    """Each count of children mapped, rank for rank, onto the trained distribution of that
-    count: a parent row keeps its place among the others (more seats, more flights), the
-    degrees keep their distribution (the share of parents without children included). Only
-    clipped to the trained range when not ``whole`` (under a filter or seed rows, whose parents
-    are not the trained population)."""
-    for column, quantiles in degrees.items():
-        if column not in rows.column_names or rows.num_rows == 0:
-            continue
-        drawn = rows.column(column).fill_null(0).to_numpy(zero_copy_only=False).astype(float)
-        index = rows.column_names.index(column)
-        if not whole:
-            clipped = np.clip(np.rint(drawn), quantiles[0], quantiles[-1]).astype(np.int64)
-            field = rows.schema.field(index)
-            rows = rows.set_column(index, column, pa.array(clipped).cast(field.type))
-            continue
-        ranks = np.lexsort((rng.random(len(drawn)), drawn))  # ties broken at random
-        places = np.empty(len(drawn))
-        places[ranks] = (np.arange(len(drawn)) + 0.5) / len(drawn)
-        grid = np.linspace(0, 1, len(quantiles))
-        mapped = np.rint(np.interp(places, grid, quantiles)).astype(np.int64)
-        rows = rows.set_column(index, column, pa.array(mapped).cast(rows.schema.field(index).type))
-    return rows
 
 
 def _kept(sampler: RowSampler, rows: pa.Table) -> np.ndarray:

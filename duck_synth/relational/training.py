@@ -26,6 +26,7 @@ from ..relations import Schema, schema
 from ..shapes import Training, TrainingPart, TrainingPlan
 from ..shapes.base import modelled, tokens
 from ..shapes.table import TableShape
+from .degrees import degree_quantiles
 from .frames import PARENT, Frame, frames
 
 METHOD = "database"
@@ -303,21 +304,6 @@ def _database_record(con, name, found, built, plans, records, options, seed, dir
         training_rows=tables[0]["rows"],
         format_version=catalog.FORMAT_VERSION,
     )
-
-
-DEGREE_QUANTILES = 201  # a degree distribution is kept as this many quantiles
-
-
-def degree_quantiles(counts, protection) -> list[float]:
-    """The children per parent row as quantiles, the largest ``k`` (value protection's
-    threshold) replaced by their mean: no parent's exact count is kept, the children's total
-    is (a relation where a few parents hold every child keeps them, as a few more parents)."""
-    import numpy as np
-
-    values = np.sort(np.asarray(counts.fill_null(0).to_numpy(zero_copy_only=False), float))
-    k = min(protection.threshold(), len(values))
-    values[-k:] = values[-k:].mean()
-    return np.quantile(values, np.linspace(0, 1, DEGREE_QUANTILES)).round(6).tolist()
 
 
 def _output_columns(con, found: Schema, frame: Frame) -> list[list[str]]:
