@@ -197,7 +197,9 @@ class Run:
             shared = described.get("agreements", {}).get(link_column(relation), 0.0)
             places = _link_places(relation, rows, self.drawn[relation.parent], rng)
             if siblings is not None and shared > 0:
-                places = _shared(places, siblings, shared, rng)
+                drawn = self.drawn[relation.parent].column(count_column(relation))
+                degrees = np.maximum(drawn.fill_null(0).to_numpy(zero_copy_only=False), 0)
+                places = _shared(places, siblings, shared, degrees, rng)
             keys |= _context_keys(self.database, relation, self.out[relation.parent], places)
         return keys
 
@@ -366,18 +368,31 @@ def _link_places(relation: Relation, rows: pa.Table, parent_drawn: pa.Table, rng
     return places
 
 
-def _shared(places: np.ndarray, siblings: np.ndarray, share: float, rng) -> np.ndarray:
-    """Siblings (rows of one context parent) take their first linked sibling's link parent
-    with the trained probability ``share``: a plane keeps flying for its carrier. Each
-    first sibling's parent was drawn by degree, so degrees are kept in expectation."""
+def _shared(places, siblings, share: float, degrees: np.ndarray, rng) -> np.ndarray:
+    """Siblings (rows of one context parent) share one link parent with the trained
+    probability ``share``: a plane keeps flying for its carrier. The sibling groups, smallest
+    first, are laid along the link parents' degrees, smallest first, and each takes the parent
+    at its middle: every parent gets groups worth about its degree, so the degrees and the
+    parents without children stay as drawn."""
     rows = np.flatnonzero((places >= 0) & (siblings >= 0))
-    if len(rows) == 0:
+    if len(rows) == 0 or degrees.sum() <= 0:
         return places
-    _, first, inverse = np.unique(siblings[rows], return_index=True, return_inverse=True)
-    main = places[rows][first][inverse.reshape(-1)]
+    _, inverse = np.unique(siblings[rows], return_inverse=True)
+    inverse = inverse.reshape(-1)
+    sizes = np.bincount(inverse).astype(float)
+    # small groups to parents of small degree, loosely (a random factor on both sides): a
+    # carrier of few flights gets planes of few flights, and still some
+    order = np.argsort(sizes * rng.lognormal(0, 0.5, len(sizes)))
+    ends = np.cumsum(sizes[order])
+    parents = np.argsort(degrees * rng.lognormal(0, 0.5, len(degrees)))
+    along = np.cumsum(degrees[parents].astype(float))
+    middles = (ends - sizes[order] / 2) * along[-1] / ends[-1]
+    at = np.minimum(np.searchsorted(along, middles, side="right"), len(parents) - 1)
+    main = np.empty(len(sizes), dtype=np.int64)
+    main[order] = parents[at]
     stay = rng.random(len(rows)) < share
     places = places.copy()
-    places[rows] = np.where(stay, main, places[rows])
+    places[rows] = np.where(stay, main[inverse], places[rows])
     return places
 
 
