@@ -16,7 +16,6 @@ import os
 
 import duckdb
 
-from .. import access
 from .. import options as options_module
 from ..errors import SynthError
 from ..options import ReportOptions
@@ -91,12 +90,7 @@ def report(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, options_js
             ),
         ],
     )
-    path = access.check_path(opts.path, "report()", write=True)
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(document)
-    except OSError as error:
-        raise SynthError(f"report(): cannot write '{opts.path}': {error.strerror}") from None
+    path = report_html.write_document(opts.path, document)
     return {
         "path": path,
         "columns": len(columns),

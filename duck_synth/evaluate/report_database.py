@@ -16,7 +16,6 @@ import os
 import duckdb
 import numpy as np
 
-from .. import access
 from ..errors import SynthError
 from ..options import ReportOptions
 from ..relations import Relation, Schema
@@ -84,12 +83,7 @@ def database_report(
             ),
         ],
     )
-    path = access.check_path(opts.path, "report()", write=True)
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(document)
-    except OSError as error:
-        raise SynthError(f"report(): cannot write '{opts.path}': {error.strerror}") from None
+    path = report_html.write_document(opts.path, document)
     columns = sum(len(r["detail"].get("columns", [])) for r in quality)
     return {"path": path, "columns": columns, "plots": len(figures), "bytes": os.path.getsize(path)}
 

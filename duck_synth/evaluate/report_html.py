@@ -1,9 +1,13 @@
-"""The report's HTML: page, sections and metric tables; inline CSS, no script, no external URL."""
+"""The report's HTML: page, sections and metric tables; inline CSS, no script, no external URL;
+and the file it is written to."""
 
 from __future__ import annotations
 
 import html
 import json
+
+from .. import access
+from ..errors import SynthError
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; background: #fff; }
@@ -129,3 +133,14 @@ def _rounded(value):
     if isinstance(value, list):
         return [_rounded(v) for v in value]
     return value
+
+
+def write_document(given: str, document: str) -> str:
+    """Write the report where the caller may write (access.check_path); the full path."""
+    path = access.check_path(given, "report()", write=True)
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(document)
+    except OSError as error:
+        raise SynthError(f"report(): cannot write '{given}': {error.strerror}") from None
+    return path
