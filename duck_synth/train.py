@@ -76,9 +76,7 @@ def train(
     if (tables := listed_names(source)) is not None:  # a database
         return relational.train_database(con, name, tables, options, before_commit)
     if options.relations is not None or options.keep_orphans:
-        raise SynthError(
-            "train(): relations and keep_orphans are for a database (a list of tables)"
-        )
+        raise SynthError("train(): relations and keep_orphans are for a list of tables")
     seed = (
         options.seed
         if options.seed is not None
@@ -166,7 +164,7 @@ def fit_and_store(
     caller.check()  # cancelled while the data was read: no run is recorded
     name, device = source.model, training.options.device or default_device()
     run_id = catalog.start_run(con, name, training.method, source.text)
-    try:
+    with recorded_run(con, name, run_id):
         with seeded(training.seed):
             metrics, params, tensors = fit_parts(
                 con, run_id, plan, training, source.time_budget, device
@@ -181,23 +179,25 @@ def fit_and_store(
                 before_commit(summary)
 
         catalog.insert_model(con, record, run_id, commit_with)
+    return summary
+
+
+@contextlib.contextmanager
+def recorded_run(con: duckdb.DuckDBPyConnection, name: str, run_id: int) -> Iterator[None]:
+    """A cancel (or the server's statement timeout) or failure in the block ends the run."""
+    try:
+        yield
     except (KeyboardInterrupt, Cancelled) as error:
-        # "cancelled", or the server's statement timeout that stopped it
         reason = str(error) if isinstance(error, Cancelled) and str(error) else "cancelled"
         detail = "training was cancelled" if reason == "cancelled" else reason
         catalog.finish_run(con, run_id, "cancelled", detail)
         raise SynthError(f"train('{name}'): {reason}; no model was added (run {run_id})") from None
     except BaseException as error:
-        catalog.finish_run(
-            con,
-            run_id,
-            "failed",
-            str(error).splitlines()[0] if str(error) else type(error).__name__,
-        )
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        catalog.finish_run(con, run_id, "failed", first)
         if isinstance(error, SynthError):
             raise
         raise SynthError(f"train('{name}') failed: {error}") from error
-    return summary
 
 
 @contextlib.contextmanager

@@ -209,7 +209,7 @@ def test_a_database_is_refused_what_it_cannot_do_in_one_line(s):
         s.sql("FROM generate_tables('fl', filters => {'nope': 'x > 1'})")
     with pytest.raises(SynthError, match="seed_rows are given for a root table"):
         s.sql("FROM generate_tables('fl', seed_rows => {'flights': 'FROM flights'})")
-    with pytest.raises(SynthError, match="relations and keep_orphans are for a database"):
+    with pytest.raises(SynthError, match="relations and keep_orphans are for a list of tables"):
         s.sql("FROM train('one', 'planes', keep_orphans => true)")
     assert value(s, "SELECT count(*) FROM synth.models WHERE name LIKE 'bad%'") == 0
 

@@ -19,7 +19,6 @@ import duckdb
 from .. import caller, catalog
 from ..encoding import analyze
 from ..errors import SynthError
-from ..models.base import Cancelled
 from ..models.loop import TimeBudget
 from ..options import TrainOptions
 from ..relations import Schema, schema
@@ -69,6 +68,7 @@ def train_database(
     before_commit=None,
 ) -> dict:
     """Train every table of the database; the summary row of the database model."""
+    from .. import train as one_table  # train.py dispatches here
 
     time_budget = TimeBudget(options.max_time)
     check_options(options)
@@ -84,7 +84,7 @@ def train_database(
     plans = _plans(con, found, built, options, seed)
     caller.check()
     run_id = catalog.start_run(con, name, METHOD, str(tables))
-    try:
+    with one_table.recorded_run(con, name, run_id):
         records, summaries = _fit(
             con, name, run_id, found, built, plans, options, seed, time_budget
         )
@@ -104,16 +104,6 @@ def train_database(
                 before_commit(summary)
 
         catalog.insert_models(con, [*records, database], run_id, versioned, commit_with)
-    except (KeyboardInterrupt, Cancelled) as error:
-        reason = str(error) if isinstance(error, Cancelled) and str(error) else "cancelled"
-        catalog.finish_run(con, run_id, "cancelled", reason)
-        raise SynthError(f"train('{name}'): {reason}; no model was added (run {run_id})") from None
-    except BaseException as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        catalog.finish_run(con, run_id, "failed", first)
-        if isinstance(error, SynthError):
-            raise
-        raise SynthError(f"train('{name}') failed: {error}") from error
     return summary
 
 
