@@ -17,7 +17,7 @@ here; a NULL key is no link at all, kept at its real share.
 from __future__ import annotations
 
 import graphlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 
@@ -46,6 +46,8 @@ class Schema:
     tables: list[str]
     relations: list[Relation]
     sources: dict[str, str]
+    # each table's (name, DuckDB type), in order (as read when the relations were checked)
+    columns: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def context(self, table: str) -> Relation | None:
         """The relation whose parent row a child is generated in (its first)."""
@@ -135,7 +137,8 @@ def schema(
     if len(set(tables)) < len(tables):
         raise SynthError(f"train(): a table is listed twice in {tables}")
     sources = {t: read_source(con, t, f"table '{t}'") for t in tables}
-    columns = {t: dict(describe(con, sql)) for t, sql in sources.items()}
+    described = {t: describe(con, sql) for t, sql in sources.items()}
+    columns = {t: dict(pairs) for t, pairs in described.items()}
     found = given(relations) if relations is not None else declared(con, tables)
     if len(set(found)) < len(found):
         raise SynthError("relations: a relation is given twice")
@@ -153,7 +156,7 @@ def schema(
         ) from None
     # parents first, and otherwise the order the tables were listed in
     ordered = sorted(tables, key=lambda t: (_depth(t, found), tables.index(t)))
-    return Schema(ordered, found, sources)
+    return Schema(ordered, found, sources, described)
 
 
 def _depth(table: str, relations: list[Relation]) -> int:

@@ -53,10 +53,11 @@ def value(s, sql: str):
     return s.sql(sql).fetchone()[0]
 
 
-def degrees(s, planes: str, flights: str) -> np.ndarray:
+def degrees(s, parents: str, children: str, key: str = "tailnum") -> np.ndarray:
+    """Children per parent row, zeros included."""
     rows = s.sql(
-        f"SELECT count(f.tailnum) FROM {planes} p LEFT JOIN {flights} f USING (tailnum) "
-        "GROUP BY p.tailnum"
+        f"SELECT count(c.{key}) FROM {parents} p LEFT JOIN {children} c USING ({key}) "
+        f"GROUP BY p.{key}"
     ).fetchall()
     return np.array([r[0] for r in rows])
 
@@ -432,40 +433,9 @@ def test_a_link_follows_the_siblings_a_plane_keeps_flying_for_its_carrier(s):
     assert real == 1.0  # in this subset every plane flies for one carrier
     assert value(s, shared.format(flights="syn_flights")) == real
     # and the carriers' numbers of flights keep their distribution
-    real_degrees = degrees_by(s, "airlines", "linked_flights")
-    synthetic_degrees = degrees_by(s, "syn_airlines", "syn_flights")
+    real_degrees = degrees(s, "airlines", "linked_flights", "carrier")
+    synthetic_degrees = degrees(s, "syn_airlines", "syn_flights", "carrier")
     assert len(synthetic_degrees) == 5 * len(real_degrees)  # scale => 5: as many per airline
     assert abs(np.median(real_degrees) - np.median(synthetic_degrees)) < 0.5 * np.median(
         real_degrees
     )
-
-
-def degrees_by(s, airlines: str, flights: str) -> np.ndarray:
-    rows = s.sql(
-        f"SELECT count(f.carrier) FROM {airlines} a LEFT JOIN {flights} f USING (carrier) "
-        "GROUP BY a.carrier"
-    ).fetchall()
-    return np.array([r[0] for r in rows])
-
-
-def test_generate_tables_resumes_a_stopped_run_at_its_next_chunk(s):
-    call = "FROM generate_tables('fl', seed => 8, prefix => 'chunked_', batch_size => 500)"
-    whole = s.sql(call).fetchall()
-    flights = s.sql("FROM chunked_flights").fetchall()
-    assert len(flights) > 2000 and [r[0] for r in whole][-1] == "chunked_flights"
-    # stopped after three chunks: what a killed run leaves (each chunk commits its progress)
-    kept = value(
-        s,
-        "SELECT (state->>'rows')::INT FROM synth.batch_runs WHERE table_name = '\"chunked_flights\"'",
-    )
-    assert kept == len(flights)
-    s.sql("DELETE FROM chunked_flights WHERE rowid >= 1500")
-    s.sql(
-        "UPDATE synth.batch_runs SET status = 'running', state = '{\"chunk\": 3, \"rows\": 1500}' "
-        "WHERE table_name = '\"chunked_flights\"'"
-    )
-    with pytest.raises(SynthError, match="unfinished run of fl@1 with other arguments"):
-        s.sql("FROM generate_tables('fl', seed => 8, prefix => 'chunked_', batch_size => 400)")
-    resumed = s.sql(call.replace("seed => 8, ", "")).fetchall()  # the run's own seed
-    assert [r[-1] for r in resumed] == [False, False, True]
-    assert s.sql("FROM chunked_flights").fetchall() == flights

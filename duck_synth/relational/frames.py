@@ -108,7 +108,7 @@ def _frame(con, schema: Schema, table: str, kept, built, excluded) -> Frame:
         )
     own = [
         (name, duck_type)
-        for name, duck_type in describe(con, schema.sources[table], f"table '{table}'")
+        for name, duck_type in schema.columns[table]
         if name not in child_keys and name not in keys and f"{table}.{name}" not in excluded
     ]
     for name, duck_type in own:

@@ -19,11 +19,12 @@ import duckdb
 from .. import caller, catalog
 from ..encoding import analyze
 from ..errors import SynthError
+from ..models import create_model
 from ..models.loop import TimeBudget
 from ..options import TrainOptions
 from ..relations import Schema, schema
 from ..shapes import Training, TrainingPart, TrainingPlan
-from ..shapes.base import modelled, tokens
+from ..shapes.base import modelled, read_sql, tokens
 from ..shapes.table import TableShape
 from .degrees import degree_quantiles
 from .frames import PARENT, Frame, frames
@@ -74,7 +75,7 @@ def train_database(
     check_options(options)
     found = schema(con, tables, options.relations)
     excluded = set(options.exclude or [])
-    unknown = excluded - {f"{t}.{c}" for t in tables for c, _ in one_table_columns(con, found, t)}
+    unknown = excluded - {f"{t}.{c}" for t in tables for c, _ in found.columns[t]}
     if unknown:
         raise SynthError(f"train(): exclude: unknown column '{sorted(unknown)[0]}'")
     built = frames(con, found, options.keep_orphans, excluded)
@@ -107,12 +108,6 @@ def train_database(
     return summary
 
 
-def one_table_columns(con, found: Schema, table: str) -> list[tuple[str, str]]:
-    from ..sources import describe
-
-    return describe(con, found.sources[table], f"table '{table}'")
-
-
 def _dirt(con, found: Schema, table: str) -> dict:
     """How the table's context key links: to a parent, to none (orphans), NULL."""
     context = found.context(table)
@@ -122,7 +117,6 @@ def _dirt(con, found: Schema, table: str) -> dict:
 def _plans(con, found: Schema, built: dict[str, Frame], options, seed: int) -> dict:
     """Each table's encoded frame and its network (context columns always given)."""
     from .. import train as one_table
-    from ..shapes.base import read_sql
 
     cells = {t: len(built[t].columns) for t in found.tables}  # a table's share of max_time
     plans, done, total = {}, 0, 0
@@ -143,8 +137,6 @@ def _plans(con, found: Schema, built: dict[str, Frame], options, seed: int) -> d
             ) from None
         learned = modelled(encoders)
         context = sum(1 for e in encoders[: len(frame.context)] if e.n_tokens > 0)
-        from ..models import create_model
-
         model = create_model(
             TABLE_METHOD,
             [e.n_tokens for e in learned],
@@ -307,6 +299,6 @@ def _output_columns(con, found: Schema, frame: Frame) -> list[list[str]]:
             roles |= {column: f"fk:{i}" for column in relation.key}
     return [
         [column, duck_type, "own" if column in own else roles[column]]
-        for column, duck_type in one_table_columns(con, found, frame.table)
+        for column, duck_type in found.columns[frame.table]
         if column in own or column in roles
     ]
