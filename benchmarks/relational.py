@@ -516,6 +516,8 @@ class RelationalRunner(PeersRunner):
     whose output files are gone is measured again.
     """
 
+    timed = TIMED
+
     def python(self, side: str) -> str:
         return super().python(SIDE_PYTHON.get(side, side))
 
@@ -530,15 +532,6 @@ class RelationalRunner(PeersRunner):
             return None
         outputs = record.get("figures", {}).get("outputs", [])
         return None if any(not Path(path).exists() for path in outputs) else record
-
-    def measure(self, step: Step) -> dict:
-        if step.action in TIMED:
-            return super().measure(step)
-        patient, self.max_busy = self.max_busy, None
-        try:
-            return super().measure(step)
-        finally:
-            self.max_busy = patient
 
     def run(self, step: Step) -> dict:
         reason = next((r for n in step.needs if (r := unavailable(self.results.get(n)))), None)

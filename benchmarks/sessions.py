@@ -142,19 +142,11 @@ class SessionsRunner(PeersRunner):
     """peers.py's runner; a method train() calls unavailable skips its later steps (no failure)
     and is asked again next run (such a fit is never reused from the cache)."""
 
+    timed = TIMED
+
     def cached(self, step: Step) -> dict | None:
         record = super().cached(step)
         return None if unavailable(record) else record
-
-    def measure(self, step: Step) -> dict:
-        """--max-busy waits before timed steps only: a judge's seconds are not reported."""
-        if step.action in TIMED:
-            return super().measure(step)
-        patient, self.max_busy = self.max_busy, None
-        try:
-            return super().measure(step)
-        finally:
-            self.max_busy = patient
 
     def run(self, step: Step) -> dict:
         reasons = [unavailable(self.results.get(n)) for n in step.needs]
