@@ -221,3 +221,30 @@ def noise(frame, rows: int, seed: int):
         else:
             out[name] = rng.choice(values.dropna().unique(), rows)
     return out
+
+
+NYCFLIGHTS = DATA / "nycflights13"
+
+
+def load_nycflights_chain(run) -> None:
+    """The linked nycflights13 subset (airlines, airports, planes, flights) and a three-level
+    chain derived from it with declared keys: carriers -> fleet (planes by each one's main
+    carrier) -> trips (the flights of those planes). ``run`` executes one SQL statement."""
+    for table in ("airlines", "airports", "planes", "flights"):
+        run(f"CREATE TABLE {table} AS FROM '{NYCFLIGHTS / table}.parquet'")
+    run("CREATE TABLE carriers (carrier VARCHAR PRIMARY KEY, name VARCHAR)")
+    run("INSERT INTO carriers FROM airlines")
+    run(
+        "CREATE TABLE fleet (tailnum VARCHAR PRIMARY KEY, "
+        "carrier VARCHAR REFERENCES carriers (carrier), seats INTEGER)"
+    )
+    run(
+        "INSERT INTO fleet SELECT p.tailnum, arg_max(f.carrier, n), any_value(p.seats) FROM "
+        "planes p JOIN (SELECT tailnum, carrier, count(*) AS n FROM flights GROUP BY ALL) f "
+        "USING (tailnum) GROUP BY p.tailnum"
+    )
+    run("CREATE TABLE trips (tailnum VARCHAR REFERENCES fleet (tailnum), dep_delay DOUBLE)")
+    run(
+        "INSERT INTO trips SELECT tailnum, dep_delay FROM flights WHERE tailnum IN "
+        "(SELECT tailnum FROM fleet)"
+    )

@@ -4,16 +4,14 @@ keys' dirt counted (orphans, NULL keys) and the children per parent (zeros inclu
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 import pytest
+from conftest import load_nycflights_chain
 
 from duck_synth import relations
 from duck_synth.errors import SynthError
 from duck_synth.relations import Relation
 
-DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "nycflights13"
 FLIGHTS = [
     {"child": "flights", "key": "tailnum", "parent": "planes", "parent_key": "tailnum"},
     {"child": "flights", "key": "carrier", "parent": "airlines", "parent_key": "carrier"},
@@ -25,24 +23,7 @@ FLIGHTS = [
 @pytest.fixture(scope="module")
 def con():
     con = duckdb.connect()
-    for table in ("airlines", "airports", "planes", "flights"):
-        con.execute(f"CREATE TABLE {table} AS FROM '{DATA / table}.parquet'")
-    # a three-level chain with declared keys: airlines -> planes (by each plane's main carrier)
-    # -> the flights of those planes
-    con.execute("CREATE TABLE carriers (carrier VARCHAR PRIMARY KEY, name VARCHAR)")
-    con.execute("INSERT INTO carriers FROM airlines")
-    con.execute(
-        "CREATE TABLE fleet (tailnum VARCHAR PRIMARY KEY, "
-        "carrier VARCHAR REFERENCES carriers (carrier), seats INTEGER)"
-    )
-    con.execute(
-        "INSERT INTO fleet SELECT p.tailnum, arg_max(f.carrier, n), any_value(p.seats) FROM "
-        "planes p JOIN (SELECT tailnum, carrier, count(*) AS n FROM flights GROUP BY ALL) f "
-        "USING (tailnum) GROUP BY p.tailnum"
-    )
-    con.execute("CREATE TABLE trips (tailnum VARCHAR REFERENCES fleet (tailnum), dep_delay DOUBLE)")
-    con.execute("INSERT INTO trips SELECT tailnum, dep_delay FROM flights WHERE tailnum IN "
-                "(SELECT tailnum FROM fleet)")  # fmt: skip
+    load_nycflights_chain(con.execute)
     yield con
     con.close()
 

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import load_nycflights_chain
 
 import duck_synth
 from duck_synth import access, caller
@@ -38,23 +39,7 @@ PLANES = f"['planes', 'flights'], relations => {given(FLIGHTS[:1])}"
 @pytest.fixture(scope="module")
 def s():
     s = duck_synth.connect()
-    for table in ("airlines", "airports", "planes", "flights"):
-        s.sql(f"CREATE TABLE {table} AS FROM '{DATA / table}.parquet'")
-    # the three-level chain of tests/test_relations.py, with declared keys
-    s.sql("CREATE TABLE carriers (carrier VARCHAR PRIMARY KEY, name VARCHAR)")
-    s.sql("INSERT INTO carriers FROM airlines")
-    s.sql(
-        "CREATE TABLE fleet (tailnum VARCHAR PRIMARY KEY, "
-        "carrier VARCHAR REFERENCES carriers (carrier), seats INTEGER)"
-    )
-    s.sql(
-        "INSERT INTO fleet SELECT p.tailnum, arg_max(f.carrier, n), any_value(p.seats) FROM "
-        "planes p JOIN (SELECT tailnum, carrier, count(*) AS n FROM flights GROUP BY ALL) f "
-        "USING (tailnum) GROUP BY p.tailnum"
-    )
-    s.sql("CREATE TABLE trips (tailnum VARCHAR REFERENCES fleet (tailnum), dep_delay DOUBLE)")
-    s.sql("INSERT INTO trips SELECT tailnum, dep_delay FROM flights WHERE tailnum IN "
-          "(SELECT tailnum FROM fleet)")  # fmt: skip
+    load_nycflights_chain(s.sql)
     yield s
     s.close()
 
