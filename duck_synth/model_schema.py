@@ -34,6 +34,7 @@ from .model_fields import (
     shown,
     typed,
 )
+from .model_texts import MAX_TEXT_LENGTH, text_tensors
 from .safetensors_header import parse_header
 
 if TYPE_CHECKING:  # catalog imports this module when it loads a model
@@ -104,6 +105,7 @@ def _check(record: ModelRecord, tensors: bool) -> None:
     if record.method == "timegan" and sessions is None:
         raise Refused("statistics.sessions", "method timegan models sessions; none described")
     expected, built = declared_tensors(record.method, record.statistics, encoders, n_tokens)
+    expected |= text_tensors(record.statistics, encoders, [n for n in n_tokens if n > 0])
     if built > MAX_WEIGHTS_BYTES:
         raise Refused(
             "statistics.model",
@@ -194,6 +196,9 @@ def _encoder(spec: Any, path: str) -> int:
             raise Refused(f"{at}.value", "must be a single value")
     elif kind == "key":
         integer(stats.get("length"), f"{at}.length", 1, MAX_KEY_LENGTH)
+    elif kind == "text":
+        numbers(stats.get("edges"), f"{at}.edges", MAX_TOKENS // 2)
+        integer(stats.get("max_length"), f"{at}.max_length", 1, MAX_TEXT_LENGTH)
     return from_json(spec).n_tokens
 
 

@@ -15,11 +15,20 @@ from .categorical import CategoricalEncoder
 from .datetime import DatetimeEncoder
 from .fixed import ConstantEncoder, KeyEncoder
 from .numeric import NumericEncoder, is_integer_type
+from .text import TextEncoder, looks_like_text, text_shape
 
 ENCODERS: dict[str, type[Encoder]] = {
     e.kind: e
-    for e in (CategoricalEncoder, NumericEncoder, DatetimeEncoder, ConstantEncoder, KeyEncoder)
+    for e in (
+        CategoricalEncoder,
+        NumericEncoder,
+        DatetimeEncoder,
+        ConstantEncoder,
+        KeyEncoder,
+        TextEncoder,
+    )
 }
+TEXT_ONLY_IN_TABLES = "text columns are modelled in a single table (not sessions or databases)"
 DATETIME_TYPES = {
     "DATE",
     "TIME",
@@ -59,8 +68,9 @@ def read_type(duck_type: str) -> str:
     return duck_type
 
 
-def choose_kind(name: str, duck_type: str, values: pa.Array) -> str:
-    """The encoder kind for a column, from its type and values."""
+def choose_kind(name: str, duck_type: str, values: pa.Array, texts: bool = False) -> str:
+    """The encoder kind for a column, from its type and values (``texts``: whether free text
+    may be modelled, as kind ``text``, rather than refused or taken as categories)."""
     non_null = values.drop_null()
     n_distinct = len(pc.unique(non_null)) if len(non_null) else 0
     if n_distinct <= 1 and (values.null_count == 0 or len(non_null) == 0):
@@ -75,6 +85,8 @@ def choose_kind(name: str, duck_type: str, values: pa.Array) -> str:
             if x["max"].as_py() - x["min"].as_py() + 1 <= 2 * len(values):
                 return "key"
         return "numeric"
+    if duck_type == "VARCHAR" and texts and looks_like_text(*text_shape(values)):
+        return "text"
     if duck_type == "VARCHAR" and len(non_null):
         mean_length = pc.mean(pc.utf8_length(non_null)).as_py()
         if mean_length > MAX_TEXT_LENGTH and n_distinct > len(non_null) / 2:
@@ -95,34 +107,44 @@ def _modelled_kind(duck_type: str) -> str:
     return "categorical"
 
 
-def check_override(name: str, duck_type: str, kind: str) -> None:
+def check_override(
+    name: str, duck_type: str, kind: str, text_refusal: str | None = TEXT_ONLY_IN_TABLES
+) -> None:
     if kind not in ENCODERS:
         raise SynthError(
             f"encoding for column '{name}': unknown kind '{kind}' (use one of {', '.join(sorted(ENCODERS))})"
         )
+    if kind == "text" and text_refusal is not None and duck_type == "VARCHAR":
+        raise SynthError(f"column '{name}' cannot be encoded as text: {text_refusal}")
     fits = {
         "numeric": is_numeric_type(duck_type),
         "datetime": duck_type in DATETIME_TYPES or duck_type.startswith("TIMESTAMP"),
+        "text": duck_type == "VARCHAR",
     }
     if not fits.get(kind, True):
         raise SynthError(f"column '{name}' of type {duck_type} cannot be encoded as {kind}")
 
 
 def analyze(
-    table: pa.Table, duck_types: dict[str, str], overrides: dict[str, str], protection: Protection
+    table: pa.Table,
+    duck_types: dict[str, str],
+    overrides: dict[str, str],
+    protection: Protection,
+    text_refusal: str | None = TEXT_ONLY_IN_TABLES,
 ) -> list[Encoder]:
-    """One fitted encoder per column of ``table``, in order."""
+    """One fitted encoder per column of ``table``, in order. ``text_refusal``: why free text
+    cannot be modelled here (None: it can, as kind ``text``)."""
     encoders = []
     for name in table.column_names:
         values = table.column(name).combine_chunks()
         duck_type = duck_types[name]
         kind = overrides.get(name)
         if kind is None:
-            kind = choose_kind(name, duck_type, values)
+            kind = choose_kind(name, duck_type, values, texts=text_refusal is None)
             if kind == "constant" and protection.budget is not None:
                 kind = _modelled_kind(duck_type)  # under DP its one value must clear the noise
         else:
-            check_override(name, duck_type, kind)
+            check_override(name, duck_type, kind, text_refusal)
         cls = ENCODERS[kind]
         encoders.append(cls.fit(name, duck_type, values, protection))
     return encoders
@@ -137,6 +159,7 @@ __all__ = [
     "Encoder",
     "Protection",
     "Restriction",
+    "TextEncoder",
     "analyze",
     "from_json",
     "unsupported_reason",

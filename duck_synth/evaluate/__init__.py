@@ -32,6 +32,7 @@ from .columns import choose_columns, prepare, side_stats
 from .fidelity import column_rows, mean, metric_row
 from .pairs import information_rows, pair_trend_rows
 from .relational import database_evaluation, database_lists
+from .text import text_columns, text_rows
 
 RESULT_SCHEMA = pa.schema(
     [
@@ -83,7 +84,7 @@ def evaluate(
     if opts.target is not None and opts.target not in {c.name for c in columns}:
         raise SynthError(f"evaluate(): target '{opts.target}' is not an evaluated column")
 
-    rows = _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts)
+    rows = _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts, holdout_sql)
     names = [c.name for c in columns]
     if opts.session_key is not None:
         from .sessions import session_metrics
@@ -125,7 +126,7 @@ def evaluate(
     return rows
 
 
-def _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts) -> list[dict]:
+def _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts, holdout_sql=None):
     tables = []
     try:
         for what, sql in (("real", real_sql), ("synthetic", synthetic_sql)):
@@ -135,6 +136,9 @@ def _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts) -> list
         for what, stats in (("real", real_stats), ("synthetic", syn_stats)):
             if stats.rows == 0:
                 raise SynthError(f"evaluate(): the {what} data has no rows")
+        texts = text_columns(con, real, columns)  # judged by their texts, not as categories
+        texts_judged = text_rows(con, real, synthetic, texts, holdout_sql, opts.sample, opts.seed)
+        columns = [c for c in columns if c not in texts]
         for table, stats in ((real, real_stats), (synthetic, syn_stats)):
             tables.append(prepare_codes(con, table, columns, real_stats, stats))
         codes = (tables[2], tables[3])
@@ -146,7 +150,7 @@ def _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts) -> list
             with contextlib.suppress(duckdb.Error):
                 con.execute(f"DROP TABLE IF EXISTS {table}")
     summary = _summary_rows(per_column, trends, information, skipped, real_stats, syn_stats)
-    return summary + per_column + trends + information
+    return summary + per_column + texts_judged + trends + information
 
 
 def _summary_rows(per_column, trends, information, skipped, real_stats, syn_stats) -> list[dict]:

@@ -78,6 +78,7 @@ class Loaded:
     encoders: list[Encoder]
     model: AnyModel | None
     modelled: list[int]  # indexes of encoders the network learns
+    texts: dict = field(default_factory=dict)  # column -> its text model (shapes/text.py)
 
     def column_types(self) -> list[tuple[str, str]]:
         return [(c["name"], c["type"]) for c in self.record.columns]

@@ -23,6 +23,7 @@ from ..errors import SynthError
 from ..models.base import Conditions, SampleConfig
 from ..options import GenerateOptions
 from .base import PILOT_BATCH, Loaded, batch_generators
+from .text import draw_texts
 
 _sandbox_lock = threading.Lock()
 _sandbox: duckdb.DuckDBPyConnection | None = None
@@ -159,6 +160,9 @@ class RowSampler:
                 columns[encoder.name] = encoder.decode(tokens[:, position[i]], rng, restriction)
             else:
                 columns[encoder.name] = encoder.decode(np.zeros(n, dtype=np.int64), rng)
+        if loaded.texts:  # each row's text is written given the columns just drawn
+            given = set(seed_table.column_names) if seed_table is not None else set()
+            draw_texts(loaded, tokens, columns, torch_gen, self.config, given)
         if batch < PILOT_BATCH:  # schema and pilot draws do not use up key values
             self.keys_emitted += n
         return pa.table(columns), tokens

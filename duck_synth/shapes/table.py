@@ -13,6 +13,9 @@ from ..models.base import SessionModel
 from ..options import GenerateOptions, TrainOptions
 from .base import Loaded, Training, TrainingPlan, read_sql, rows_part
 from .rows import RowSampler
+from .text import load_texts, main_tensors, stored_texts, text_parts
+
+NO_TEXT_UNDER_DP = "a text model is not trained under differential privacy (epsilon)"
 
 
 class TableShape:
@@ -38,7 +41,9 @@ class TableShape:
     def plan(self, con, relation: str, columns: list[tuple[str, str]], training: Training):
         options, method, protection = training.options, training.method, training.protection
         table = con.execute(read_sql(relation, columns, options, training.seed)).to_arrow_table()
-        encoders = analyze(table, dict(columns), options.encoding, protection)
+        refusal = NO_TEXT_UNDER_DP if training.budget is not None else None
+        encoders = analyze(table, dict(columns), options.encoding, protection, refusal)
+        texts = text_parts(encoders, table, protection)  # fitted first: the summary is the main's
         plan = TrainingPlan(
             encoders=encoders,
             columns=[
@@ -46,7 +51,8 @@ class TableShape:
                 for e, (_, t) in zip(encoders, columns, strict=True)
             ],
             parts=[
-                rows_part("", method, encoders, table, 1.0, hyper=model_options(method, options))
+                *texts,
+                rows_part("", method, encoders, table, 1.0, hyper=model_options(method, options)),
             ],
             training_rows=table.num_rows,
             rows=table.num_rows,
@@ -58,15 +64,15 @@ class TableShape:
         return plan
 
     def stored(self, plan: TrainingPlan, params: dict[str, dict]) -> dict:
-        return {}
+        return stored_texts(params)
 
     def load(self, record: ModelRecord) -> Loaded:
         encoders = [from_json(spec) for spec in record.statistics["encoders"]]
         modelled = [i for i, e in enumerate(encoders) if e.n_tokens > 0]
-        model = restore_model(
-            record.method, record.statistics["model"], load_tensors(record.weights)
-        )
-        return Loaded(record, self, encoders, model, modelled)
+        tensors = load_tensors(record.weights)
+        model = restore_model(record.method, record.statistics["model"], main_tensors(tensors))
+        texts = load_texts(record.statistics, tensors)
+        return Loaded(record, self, encoders, model, modelled, texts)
 
     def refuse(self, options: GenerateOptions) -> None:
         pass  # every generate() option draws rows
