@@ -14,7 +14,7 @@ import pyarrow as pa
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from . import access, caller, catalog, sessions, spool, sqltext, surface
+from . import access, caller, catalog, checkpoints, sessions, spool, sqltext, surface
 from .encoding import from_json
 from .errors import SynthError
 from .evaluate import evaluate_sql
@@ -23,6 +23,7 @@ from .evaluate.validate import validate_sql
 from .generate import generate
 from .generate_into import generate_into
 from .options import (
+    DropCheckpointsOptions,
     DropModelOptions,
     GenerateTablesOptions,
     ImportModelOptions,
@@ -103,6 +104,19 @@ def synth_drop(cursor, model, options):
     version = parse(DropModelOptions, "drop_model", options).version
     dropped = catalog.drop_model(cursor, model, version)
     return spool.rows_sql("drop", [{"model": n, "version": v, "dropped": True} for n, v in dropped])
+
+
+def synth_drop_checkpoints(cursor, options):
+    model = parse(DropCheckpointsOptions, "drop_checkpoints", options).model
+    dropped = checkpoints.drop(cursor, model)
+    return spool.summary_sql(
+        "drop_checkpoints",
+        {
+            "dropped": len(dropped),
+            "bytes": sum(row["bytes"] for row in dropped),
+            "runs": [row["run_id"] for row in dropped],
+        },
+    )
 
 
 def synth_export(cursor, model, path):

@@ -86,7 +86,14 @@ def install(con: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
         current = pending[-1][0]
     con.execute(surface.macros_sql())
     mark_interrupted_runs(con)
+    con.execute(EXPIRE_CHECKPOINTS)
     return current
+
+
+# checkpoints of runs never resumed are kept a week (drop_checkpoints() removes them sooner)
+EXPIRE_CHECKPOINTS = (
+    "DELETE FROM synth.checkpoints WHERE created < timezone('UTC', now()) - INTERVAL 7 DAY"
+)
 
 
 def mark_interrupted_runs(con: duckdb.DuckDBPyConnection) -> None:

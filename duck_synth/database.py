@@ -20,7 +20,7 @@ CATALOG_SCHEMA = "synth"  # catalog.py's schema: no database may have its name (
 
 
 def connect(
-    path: str | None = None,
+    path: str | os.PathLike | None = None,
     read_only: bool = False,
     token: str | None = None,
     profile: str | None = None,
@@ -32,6 +32,7 @@ def connect(
     when the file names one, else an in-memory database."""
     from .remote import RemoteSession, is_remote, profile_settings
 
+    path = os.fspath(path) if path is not None else None
     if profile is not None or (path is None and token is None and not read_only):
         settings = profile_settings(profile)
         if settings is not None:

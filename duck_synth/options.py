@@ -109,6 +109,12 @@ class TrainOptions:
     # and whether child rows whose parent is missing are kept (with a NULL key) or dropped
     relations: list[dict] | None = None
     keep_orphans: bool = False
+    # checkpoints (checkpoints.py): saved at an epoch's end every checkpoint_every seconds (0:
+    # every epoch); an interrupted run is continued by resume => true (the model's latest
+    # checkpoint) or resume_run => its run_id
+    checkpoint_every: float = bounded(60.0, low=0)
+    resume: bool = False
+    resume_run: int | None = bounded(None, **AT_LEAST_1)
 
 
 @dataclass
@@ -198,6 +204,11 @@ class WorkflowOptions:
 @dataclass
 class DropModelOptions:
     version: int | None = None  # None: every version
+
+
+@dataclass
+class DropCheckpointsOptions:
+    model: str | None = None  # None: every model's
 
 
 @dataclass

@@ -12,8 +12,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
@@ -22,14 +20,14 @@ import numpy as np
 import torch
 from safetensors.torch import save as save_tensors
 from sqlglot import exp
-from tqdm.auto import tqdm
 
-from . import caller, catalog, relational, shapes
+from . import caller, catalog, checkpoints, relational, shapes
 from .conditions import parse_predicate
 from .encoding import Protection, unsupported_reason
 from .errors import SynthError
-from .models import choose_method, default_epochs
-from .models.base import Cancelled, FitConfig
+from .fitting import fit_parts
+from .models import choose_method
+from .models.base import Cancelled
 from .models.loop import TimeBudget
 from .options import TrainOptions, parse
 from .privacy import ColumnBudget, PrivacyBudget
@@ -74,6 +72,8 @@ def train(
     if not isinstance(name, str) or not catalog.MODEL_NAME.match(name or ""):
         raise SynthError(f"train(): model name must be letters, digits, _ . -, got {name!r}")
     if (tables := listed_names(source)) is not None:  # a database
+        if options.resume or options.resume_run:
+            raise SynthError("train(): resume is for one table's training, not a database")
         return relational.train_database(con, name, tables, options, before_commit)
     if options.relations is not None or options.keep_orphans:
         raise SynthError("train(): relations and keep_orphans are for a list of tables")
@@ -163,18 +163,28 @@ def fit_and_store(
     """Fit the plan's networks in a recorded run and add the model; its summary row."""
     caller.check()  # cancelled while the data was read: no run is recorded
     name, device = source.model, training.options.device or default_device()
+    print_ = fingerprint(plan, [e.to_json() for e in plan.encoders], stored_options(training))
+    resumed = checkpoints.to_resume(con, name, training.options, print_)
     run_id = catalog.start_run(con, name, training.method, source.text)
+    saving = None  # DP-SGD's accountant is not checkpointed
+    if training.budget is None:
+        every = training.options.checkpoint_every
+        saving = checkpoints.RunCheckpoints(con, run_id, name, print_, every, resumed)
     with recorded_run(con, name, run_id):
         with seeded(training.seed):
             metrics, params, tensors = fit_parts(
-                con, run_id, plan, training, source.time_budget, device
+                con, run_id, plan, training, source.time_budget, device, saving
             )
         caller.check()  # a cancel that came in the last step adds no model either
         record = model_record(shape, plan, training, source, metrics, params, tensors, device)
+        record.metrics["fingerprint"] = print_
         summary = summary_row(plan, training, source, metrics, run_id, device)
+        summary["resumed_from"] = resumed.run_id if resumed is not None else None
 
         def commit_with(version: int) -> None:
             summary["version"] = version
+            if saving is not None:
+                saving.remove()
             if before_commit is not None:
                 before_commit(summary)
 
@@ -214,36 +224,6 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def fit_parts(
-    con, run_id: int, plan: TrainingPlan, training: Training, time_budget: TimeBudget, device: str
-) -> tuple[dict, dict, dict]:
-    """(metrics, parameters, tensors) of the plan's parts, by part name ('model' for the main
-    one; tensors prefixed by the part's name)."""
-    options, budget = training.options, training.budget
-    metrics, tensors, params = {}, {}, {}
-    for part in plan.parts:
-        config = FitConfig(
-            epochs=options.epochs or default_epochs(training.method),
-            max_time=time_budget.part(part.time_share),
-            batch_size=options.batch_size,
-            validation_share=0.0 if budget is not None else options.validation_share,
-            seed=training.seed,
-            device=device,
-            privacy=budget,
-        )
-        fitted = (
-            fit_recorded(con, run_id, part.model, part.data, config)
-            if part.learns
-            else {"epochs": 0, "history": []}
-        )
-        part_params, part_tensors = part.model.state()
-        metrics[part.name or "model"] = fitted
-        params[part.name or "model"] = part_params
-        prefix = f"{part.name}." if part.name else ""
-        tensors |= {prefix + key: value for key, value in part_tensors.items()}
-    return metrics, params, tensors
-
-
 def model_record(
     shape: Shape,
     plan: TrainingPlan,
@@ -257,7 +237,7 @@ def model_record(
     """The model to add: the plan's encoders and columns, the fitted parts, what the shape
     stores beside them."""
     budget, main = training.budget, metrics["model"]
-    options = {**asdict(training.options), "method": training.method, "seed": training.seed}
+    options = stored_options(training)
     statistics = {
         "encoders": [e.to_json() for e in plan.encoders],
         "model": params["model"],
@@ -280,7 +260,6 @@ def model_record(
             **({"source_rows": source.rows} if budget is None else {}),
             **({"constraint_violations": source.violated} if source.violated else {}),
             **({"privacy": privacy_spent(budget, main)} if budget is not None else {}),
-            "fingerprint": fingerprint(plan, statistics["encoders"], options),
             # DP noise comes from the OS; GPU kernels may add in any order
             "reproducible": budget is None and device == "cpu",
         },
@@ -290,10 +269,20 @@ def model_record(
     )
 
 
+def stored_options(training: Training) -> dict:
+    """The options kept with the model: as given, with the method and seed settled."""
+    return {**asdict(training.options), "method": training.method, "seed": training.seed}
+
+
+# how a run is checkpointed and whether it continues one: never what it learns
+LIFECYCLE_OPTIONS = ("checkpoint_every", "resume", "resume_run")
+
+
 def fingerprint(plan: TrainingPlan, encoders: list[dict], options: dict) -> str:
     """What a reproduction must match: the data as the networks saw it (every part's arrays in
     order, and the encoders that made them) and the options, seed included."""
-    digest = hashlib.sha256(json.dumps([encoders, options], sort_keys=True).encode())
+    learning = {k: v for k, v in options.items() if k not in LIFECYCLE_OPTIONS}
+    digest = hashlib.sha256(json.dumps([encoders, learning], sort_keys=True).encode())
     for part in plan.parts:
         for array in part.data:
             digest.update(f"{array.dtype}{array.shape}".encode())
@@ -398,53 +387,3 @@ def check_constraints(
         if count:
             violated[text] = int(count)
     return violated
-
-
-RUN_UPDATE_S = 1.0  # how often a training's progress is written to synth.runs
-EVENT_ONLY = ("elapsed", "done", "epoch_done")  # in a progress event, not an epoch's losses
-
-
-def fit_recorded(con, run_id: int, model, data: tuple[np.ndarray, ...], config: FitConfig) -> dict:
-    """Fit ``model``, its progress shown and written to synth.runs, a cancel honoured."""
-    losses: list[dict] = []
-    bar = progress_bar()
-    last_write = [time.monotonic()]
-
-    def progress(event: dict) -> None:
-        """Called by the model after each step and epoch: where a cancel of the statement's
-        call (Session.interrupt(), a client's cancel, Ctrl-C) or its timeout stops training.
-        The share done is the model's (its loop's: never past max_time)."""
-        caller.check()
-        share = min(event["done"], 0.99)
-        bar.update(round(100 * share, 1) - bar.n)
-        if event.get("epoch_done"):
-            losses.append({k: v for k, v in event.items() if k not in EVENT_ONLY})
-            bar.set_postfix({k: f"{v:.4f}" for k, v in losses[-1].items() if k != "epoch"})
-        if event.get("epoch_done") or time.monotonic() - last_write[0] >= RUN_UPDATE_S:
-            # server clients follow a training in FROM runs()
-            catalog.update_run(con, run_id, share, event["epoch"], losses)
-            last_write[0] = time.monotonic()
-
-    try:
-        return model.fit(*data, config, progress)
-    finally:
-        bar.close()
-
-
-def progress_bar() -> tqdm:
-    """A bar in percent of the training: a widget in a notebook, a bar on a terminal, nothing
-    in logs unless DUCK_SYNTH_PROGRESS is set (then tqdm's plain lines)."""
-    shown = (
-        sys.stderr.isatty()
-        or "ipykernel" in sys.modules
-        or bool(os.environ.get("DUCK_SYNTH_PROGRESS"))
-    )
-    return tqdm(
-        total=100,
-        desc="train",
-        unit="%",
-        bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}{postfix}]",
-        file=sys.stderr,
-        disable=not shown,
-        mininterval=0.5 if sys.stderr.isatty() else 10.0,
-    )

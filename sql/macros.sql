@@ -27,7 +27,8 @@ CREATE OR REPLACE MACRO train(
     session_key := NULL, order_by := NULL, metadata := NULL, constraints := NULL, epsilon := NULL,
     delta := NULL, max_grad_norm := NULL, noise_multiplier := NULL, dp_statistics_share := NULL,
     n_parents := NULL, n_bins := NULL, max_cat := NULL, bin_strategy := NULL,
-    sample_parents := NULL, relations := NULL, keep_orphans := NULL
+    sample_parents := NULL, relations := NULL, keep_orphans := NULL, checkpoint_every := NULL,
+    resume := NULL, resume_run := NULL
 ) AS TABLE
     FROM query(synth_call('synth_train', [CAST(name AS VARCHAR), CASE WHEN typeof(source) LIKE '%[]' THEN CAST(to_json(source) AS VARCHAR) ELSE CAST(source AS VARCHAR) END, CAST(to_json({
     'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding, 'seed': seed,
@@ -38,7 +39,8 @@ CREATE OR REPLACE MACRO train(
     'constraints': constraints, 'epsilon': epsilon, 'delta': delta, 'max_grad_norm': max_grad_norm,
     'noise_multiplier': noise_multiplier, 'dp_statistics_share': dp_statistics_share,
     'n_parents': n_parents, 'n_bins': n_bins, 'max_cat': max_cat, 'bin_strategy': bin_strategy,
-    'sample_parents': sample_parents, 'relations': relations, 'keep_orphans': keep_orphans
+    'sample_parents': sample_parents, 'relations': relations, 'keep_orphans': keep_orphans,
+    'checkpoint_every': checkpoint_every, 'resume': resume, 'resume_run': resume_run
 }) AS VARCHAR)]));
 
 -- recommend('table or query' [, session_key]) -> the methods ranked for the data's shape: rank,
@@ -212,6 +214,19 @@ CREATE OR REPLACE MACRO describe_model(model) AS TABLE
 CREATE OR REPLACE MACRO drop_model(model, version := NULL) AS TABLE
     FROM query(synth_call('synth_drop', [CAST(model AS VARCHAR), CAST(to_json({
     'version': version
+}) AS VARCHAR)]));
+
+-- checkpoints() -> the saved states of trainings that did not finish (an epoch's end, every
+-- checkpoint_every seconds): train(.., resume => true) continues the model's latest, resume_run
+-- => run_id a given one, to the weights an uninterrupted run gets.
+CREATE OR REPLACE MACRO checkpoints() AS TABLE
+    SELECT c.run_id, c.model, r.status, c.part, c.epochs, c.bytes, c.created
+    FROM synth.checkpoints c LEFT JOIN synth.runs r USING (run_id) ORDER BY c.run_id;
+
+-- drop_checkpoints([model => 'name']) -> how many were dropped (every model's, or one's).
+CREATE OR REPLACE MACRO drop_checkpoints(model := NULL) AS TABLE
+    FROM query(synth_call('synth_drop_checkpoints', [CAST(to_json({
+    'model': model
 }) AS VARCHAR)]));
 
 -- export_model('model[@version]', 'file.safetensors') -> the file written: the weights, and the

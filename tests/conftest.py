@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import duck_synth
-import duck_synth.train
+import duck_synth.fitting
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 DIAMONDS = DATA / "diamonds.parquet"
@@ -82,7 +82,7 @@ class TrainingWithoutEpochs(AssertionError):
 
 @pytest.fixture(scope="session", autouse=True)
 def _epochs_guard():
-    default_epochs, fit = duck_synth.train.default_epochs, duck_synth.train.fit_recorded
+    default_epochs, fit = duck_synth.fitting.default_epochs, duck_synth.fitting.fit_recorded
 
     def guarded_default_epochs(method: str) -> int:
         if method not in NO_EPOCHS and not _unguarded():
@@ -107,8 +107,8 @@ def _epochs_guard():
         return fitted
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(duck_synth.train, "default_epochs", guarded_default_epochs)
-        patch.setattr(duck_synth.train, "fit_recorded", guarded_fit)
+        patch.setattr(duck_synth.fitting, "default_epochs", guarded_default_epochs)
+        patch.setattr(duck_synth.fitting, "fit_recorded", guarded_fit)
         yield
 
 

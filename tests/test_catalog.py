@@ -34,8 +34,16 @@ def test_a_plain_database_gets_the_catalog(tmp_path):
             "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'synth'"
         ).fetchall()
     }
-    assert tables == {"meta", "models", "runs", "generations", "batch_runs", "workflows"}
-    assert s.sql("SELECT value FROM synth.meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert tables == {
+        "meta",
+        "models",
+        "runs",
+        "generations",
+        "batch_runs",
+        "workflows",
+        "checkpoints",
+    }
+    assert s.sql("SELECT value FROM synth.meta WHERE key = 'schema_version'").fetchone() == ("4",)
     assert s.sql("FROM t").fetchall() == [(1,)]
 
 
@@ -49,7 +57,7 @@ def test_an_old_catalog_is_migrated_keeping_its_log(tmp_path):
     old.execute("INSERT INTO synth.generations VALUES (1, 'm', 1, '{}', 7, 200, 100, 0.5, now())")
     old.close()
     s = duck_synth.connect(str(path))
-    assert s.sql("SELECT value FROM synth.meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert s.sql("SELECT value FROM synth.meta WHERE key = 'schema_version'").fetchone() == ("4",)
     row = s.sql("SELECT rows_drawn, rows_passed, rows_returned, acceptance FROM generations()")
     assert row.fetchall() == [(200, None, 100, 0.5)]
     s.close()

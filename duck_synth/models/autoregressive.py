@@ -31,7 +31,7 @@ from .base import (
     SampleConfig,
     sample_logits,
 )
-from .loop import EarlyStopping, Step, TimeBudget, run_epochs
+from .loop import EarlyStopping, Resumable, Step, TimeBudget, run_epochs
 
 CANONICAL_ORDER_SHARE = 0.5
 PEAK_LR = 3e-3
@@ -287,6 +287,7 @@ class AutoregressiveModel(GenerativeModel):
             config, budget, progress, math.ceil(len(train) / batch), step,
             start_epoch=start_epoch, after_step=after_step, end_epoch=validation,
             early_stopping=stopping,
+            resumable=Resumable({"net": self.net}, {"adamw": optimizer}, {"order": generator}),
         )  # fmt: skip
         self.net.to("cpu").eval()
         losses = [entry["val_loss"] for entry in fitted["history"]]

@@ -5,12 +5,26 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from ..errors import Cancelled  # noqa: F401  raised by a progress callback
 from ..privacy import PrivacyBudget
+
+
+class Checkpoints(Protocol):
+    """Where a training loop keeps its checkpoints (train() gives one; a model never learns
+    where they go)."""
+
+    resume: dict | None  # the loop's state to continue from (None: from the start)
+
+    def due(self) -> bool:
+        """Whether a checkpoint should be saved now (an epoch just ended)."""
+
+    def save(self, state: dict) -> None:
+        """Keep ``state`` (tensors, numbers, lists, dicts, strings) in place of the last."""
 
 
 @dataclass
@@ -25,6 +39,7 @@ class FitConfig:
     device: str = "cpu"
     patience: int = 5
     privacy: PrivacyBudget | None = None  # DP-SGD within this budget (methods that support it)
+    checkpoints: Checkpoints | None = None  # methods that pass a Resumable to run_epochs
 
 
 @dataclass

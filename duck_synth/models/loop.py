@@ -5,7 +5,8 @@ checked before each step, the share of it used (learning-rate schedules, the pro
 time a part gets, and the steps that still fit (DP-SGD's planning). ``run_epochs`` is the epoch
 loop every torch method runs: its steps, progress after each, the deadline, one history entry
 per epoch (means over the steps taken), early stopping on a validation loss with the best
-weights restored. A method gives it a step and, when it has them, hooks.
+weights restored, and checkpoints at epoch ends to resume from. A method gives it a step and,
+when it has them, hooks and what its training is made of (``Resumable``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .base import FitConfig, Progress
@@ -103,6 +105,54 @@ class EarlyStopping:
             self.network.load_state_dict(self.state)
 
 
+@dataclass
+class Resumable:
+    """What a method's training is made of, to checkpoint at an epoch's end and restore: its
+    networks, optimizers and random generators (torch or numpy). torch's global generator
+    (dropout) is always saved with them."""
+
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)
+    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+    generators: dict[str, torch.Generator | np.random.Generator] = field(default_factory=dict)
+
+    def state(self) -> dict:
+        return {
+            "modules": {k: _cloned(m.state_dict()) for k, m in self.modules.items()},
+            "optimizers": {k: _cloned(o.state_dict()) for k, o in self.optimizers.items()},
+            "generators": {k: _generator_state(g) for k, g in self.generators.items()},
+            "torch": torch.get_rng_state(),
+        }
+
+    def load(self, state: dict) -> None:
+        for key, module in self.modules.items():
+            module.load_state_dict(state["modules"][key])
+        for key, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][key])
+        for key, generator in self.generators.items():
+            if isinstance(generator, torch.Generator):
+                generator.set_state(state["generators"][key])
+            else:
+                generator.bit_generator.state = state["generators"][key]
+        torch.set_rng_state(state["torch"])
+
+
+def _cloned(value):
+    """A state dict copied off the device, so later steps do not change the checkpoint."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cloned(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_cloned(v) for v in value)
+    return value
+
+
+def _generator_state(generator: torch.Generator | np.random.Generator):
+    if isinstance(generator, torch.Generator):
+        return generator.get_state()
+    return generator.bit_generator.state
+
+
 def run_epochs(
     config: FitConfig,
     budget: TimeBudget,
@@ -115,16 +165,26 @@ def run_epochs(
     end_epoch: Callable[[dict], dict] = lambda entry: {},
     early_stopping: EarlyStopping | None = None,
     planned_steps: Callable[[], int] | None = None,
+    resumable: Resumable | None = None,
 ) -> dict:
     """Up to ``config.epochs`` epochs of ``step(epoch)``; ``after_step(done)`` with the share of
     the training done (the larger of the steps taken and the budget used: schedules and the
     progress bar follow whichever ends first, so neither runs past max_time), also in every
     progress event; ``end_epoch(entry)`` adds values to the epoch's entry (a validation loss,
     the privacy spent). Returns epochs, history and why it stopped: epochs, max_time,
-    early_stopping, or a ``Stop`` reason."""
+    early_stopping, or a ``Stop`` reason.
+
+    With ``resumable`` and ``config.checkpoints``, the loop continues from the checkpoint given
+    to resume from, and saves one at an epoch's end when one is due (never after the last):
+    the epochs after it are then the ones an uninterrupted run takes."""
     planned = planned_steps or (lambda: max(steps_per_epoch * config.epochs, 1))
-    history, epoch, taken_all, stopped = [], 0, 0, None
-    for epoch in range(1, config.epochs + 1):
+    history, first, taken_all, stopped = [], 1, 0, None
+    saver = config.checkpoints if resumable is not None else None
+    if saver is not None and saver.resume is not None:
+        done_before, taken_all, history = _restore(saver.resume, resumable, budget, early_stopping)
+        first = done_before + 1
+    epoch = first - 1
+    for epoch in range(first, config.epochs + 1):
         start_epoch()
         totals: dict[str, float] = {}
         weight, taken = 0.0, 0
@@ -167,6 +227,47 @@ def run_epochs(
         if stalled:
             stopped = "early_stopping" if epoch < config.epochs else None
             break
+        if saver is not None and epoch < config.epochs and saver.due():
+            saver.save(_state(epoch, taken_all, history, budget, early_stopping, resumable))
     if early_stopping:
         early_stopping.restore()
     return {"epochs": epoch, "history": history, "stopped": stopped or "epochs"}
+
+
+def _state(
+    epoch: int,
+    taken: int,
+    history: list[dict],
+    budget: TimeBudget,
+    stopping: EarlyStopping | None,
+    resumable: Resumable,
+) -> dict:
+    """A checkpoint: what the epochs after ``epoch`` start from."""
+    early = None
+    if stopping is not None:
+        early = {"best": stopping.best, "stale": stopping.stale, "state": stopping.state}
+    return {
+        "epoch": epoch,
+        "taken": taken,
+        "history": history,
+        "elapsed": budget.elapsed(),
+        "early": early,
+        "method": resumable.state(),
+    }
+
+
+def _restore(
+    state: dict, resumable: Resumable, budget: TimeBudget, stopping: EarlyStopping | None
+) -> tuple[int, int, list[dict]]:
+    """Load a checkpoint: (epochs done, steps taken, history). The budget counts the time the
+    checkpointed epochs took."""
+    resumable.load(state["method"])
+    budget.started = time.monotonic() - state["elapsed"]
+    if stopping is not None and state["early"] is not None:
+        early = state["early"]
+        stopping.best, stopping.stale, stopping.state = (
+            early["best"],
+            early["stale"],
+            early["state"],
+        )
+    return state["epoch"], state["taken"], list(state["history"])

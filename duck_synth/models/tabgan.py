@@ -35,7 +35,7 @@ from .gan import (
     gradient_penalty,
     redraw_until_satisfied,
 )
-from .loop import Step, TimeBudget, run_epochs
+from .loop import Resumable, Step, TimeBudget, run_epochs
 
 NOISE = 128
 HIDDEN = (256, 256)
@@ -192,7 +192,15 @@ class TabGanModel(GenerativeModel):
             distance = float((d_real - d_fake).detach())
             return Step({"generator_loss": float(g_loss.detach()), "critic_distance": distance})
 
-        fitted = run_epochs(config, budget, progress, steps, train_step, start_epoch=train_mode)
+        resumable = Resumable(
+            {"generator": generator, "critic": critic_net},
+            {"generator": g_opt, "critic": d_opt},
+            {"rows": rng},
+        )
+        fitted = run_epochs(
+            config, budget, progress, steps, train_step,
+            start_epoch=train_mode, resumable=resumable,
+        )  # fmt: skip
         generator.to("cpu").eval()
         critic_net.to("cpu").eval()
         return fitted

@@ -47,7 +47,7 @@ from .gan import (
     gradient_penalty,
     redraw_until_satisfied,
 )
-from .loop import Step, TimeBudget, run_epochs
+from .loop import Resumable, Step, TimeBudget, run_epochs
 
 NOISE = 32
 HIDDEN = 64
@@ -320,9 +320,15 @@ class TimeGanModel(SessionModel):
             distance = float((d_real - d_fake).detach())
             return Step({"generator_loss": float(g_loss.detach()), "critic_distance": distance})
 
-        fitted = run_epochs(
-            config, budget, progress, steps_per_epoch, train_step, start_epoch=gen.train
+        resumable = Resumable(
+            {"generator": gen, "critic": self.critic, "aux_critic": self.aux_critic},
+            {"generator": g_opt, "critic": d_opt},
+            {"rows": rng},
         )
+        fitted = run_epochs(
+            config, budget, progress, steps_per_epoch, train_step,
+            start_epoch=gen.train, resumable=resumable,
+        )  # fmt: skip
         gen.to("cpu").eval()
         self.critic.to("cpu")
         self.aux_critic.to("cpu")

@@ -19,6 +19,7 @@ import duckdb
 from .. import caller, catalog
 from ..encoding import analyze
 from ..errors import SynthError
+from ..fitting import fit_parts
 from ..models import create_model
 from ..models.loop import TimeBudget
 from ..options import TrainOptions
@@ -183,9 +184,7 @@ def _fit(con, name, run_id, found, built, plans, options, seed, time_budget):
         frame = built[table]
         training = Training(options, TABLE_METHOD, seed_of(seed, i), protection)
         with one_table.seeded(training.seed):
-            metrics, params, tensors = one_table.fit_parts(
-                con, run_id, plan, training, time_budget, device
-            )
+            metrics, params, tensors = fit_parts(con, run_id, plan, training, time_budget, device)
         caller.check()
         frame_sql = frame.training_sql()
         facts = one_table.column_facts(con, frame_sql, frame.columns)

@@ -171,7 +171,7 @@ class SessionShape:
             mean_length=spec["steps"] / max(record.training_rows, 1),
         )
         modelled_ = [i for i, e in enumerate(encoders) if e.n_tokens > 0]
-        return LoadedSessions(record, self, encoders, model, modelled_, steps)
+        return LoadedSessions(record, self, encoders, model, modelled_, steps=steps)
 
     def filter_scope(self, loaded: Loaded) -> tuple[list[Encoder], list[str]]:
         """Predicates condition the session model on metadata; others select sessions."""

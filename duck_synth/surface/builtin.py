@@ -141,6 +141,25 @@ BUILTIN: tuple[Function, ...] = (
     table("drop_model", WRITES, "synth_drop", ("model",), options.DropModelOptions).about(
         "drop_model('model' [, version]) -> what was dropped."
     ),
+    view(
+        "checkpoints",
+        """\
+    SELECT c.run_id, c.model, r.status, c.part, c.epochs, c.bytes, c.created
+    FROM synth.checkpoints c LEFT JOIN synth.runs r USING (run_id) ORDER BY c.run_id""",
+    ).about(
+        "checkpoints() -> the saved states of trainings that did not finish (an epoch's end, "
+        "every checkpoint_every seconds): train(.., resume => true) continues the model's "
+        "latest, resume_run => run_id a given one, to the weights an uninterrupted run gets."
+    ),
+    table(
+        "drop_checkpoints",
+        WRITES,
+        "synth_drop_checkpoints",
+        (),
+        options.DropCheckpointsOptions,
+    ).about(
+        "drop_checkpoints([model => 'name']) -> how many were dropped (every model's, or one's)."
+    ),
     table("export_model", WRITES, "synth_export", ("model", "path")).about(
         "export_model('model[@version]', 'file.safetensors') -> the file written: the weights, "
         "and the model's JSON in its metadata."
