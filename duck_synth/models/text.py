@@ -41,15 +41,20 @@ from .loop import EarlyStopping, Step, TimeBudget, run_epochs
 
 PAD, START, END, UNKNOWN = 0, 1, 2, 3  # codes 4.. are the alphabet's characters
 NGRAM = 8  # the shortest run of characters checked for rarity
-PEAK_LR = 3e-3
+PEAK_LR = 1e-2  # 3e-3 left a GRU on 1,000 short texts far from fitting them in 50 epochs
+NOISE = 0.05  # share of input characters hidden in training (value protection only)
 MIN_VALIDATION_ROWS = 1_000  # fewer give a loss too noisy to stop on
 # the GRU's width: sampling costs its square per character, and a few thousand texts teach a
 # wider one little more
 SMALL_HIDDEN, LARGE_HIDDEN, LARGE_ROWS = 64, 128, 10_000
+# an epoch of a small column is this many steps at least (its rows repeated): one pass over a
+# few hundred texts is a handful of steps, which teach a character model nothing
+MIN_EPOCH_STEPS = 32
 SAMPLE_CHUNK = 4096
 SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
 MAX_CHECKED = 1_000_000  # runs whose rarity is remembered while sampling
-REDRAWS = 12  # draws of a text that breaks a protection rule before it is cut
+GUARD_TRIES = 8  # characters a text may try at one place before it ends there
+REDRAWS = 3  # draws of a text that still breaks a rule (a rare text cut short) before it is cut
 
 
 class CharNet(nn.Module):
@@ -95,7 +100,7 @@ class TextModel(StoredModel):
         ngram: int = NGRAM,
         emb_dim: int = 32,
         hidden: int = 128,
-        noise: float = 0.05,
+        noise: float = NOISE,
         hashes: tuple[int, int] = (0, 0),
     ):
         """``hashes``: how many rare texts and rare runs the model keeps hashes of."""
@@ -126,7 +131,8 @@ class TextModel(StoredModel):
         chars = Counter(ch for text in texts for ch in set(text[:max_length]))
         alphabet = "".join(sorted(ch for ch, rows in chars.items() if rows >= k))
         hidden = SMALL_HIDDEN if len(texts) < LARGE_ROWS else LARGE_HIDDEN
-        model = cls(context_vocab, alphabet, max_length, salt, hidden=hidden)
+        noise = NOISE if k > 1 else 0.0  # rare_threshold => 1: no value protection at all
+        model = cls(context_vocab, alphabet, max_length, salt, hidden=hidden, noise=noise)
         counts = Counter(texts)
         model.rare_texts = {model.digest(t) for t, rows in counts.items() if rows < k}
         runs = Counter(r for text in counts.elements() for r in set(model.runs(text)))
@@ -180,13 +186,19 @@ class TextModel(StoredModel):
         n_val = int(len(codes) * config.validation_share) if len(codes) >= 50 else 0
         ctx, data = torch.as_tensor(context), torch.as_tensor(codes)
         val, train = order[:n_val], order[n_val:]
-        batch = max(1, min(config.batch_size or min(512, max(32, len(train) // 16)), len(train)))
+        batch = max(1, min(config.batch_size or min(512, max(32, len(train) // 32)), len(train)))
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=PEAK_LR, weight_decay=0.01)
         batches: list[torch.Tensor] = []
 
+        passes = math.ceil(MIN_EPOCH_STEPS * batch / len(train))  # a small column, repeated
+        steps = math.ceil(passes * len(train) / batch)
+
         def start_epoch() -> None:
             self.net.train()
-            batches[:] = train[torch.randperm(len(train), generator=generator)].split(batch)
+            shuffled = [
+                train[torch.randperm(len(train), generator=generator)] for _ in range(passes)
+            ]
+            batches[:] = torch.cat(shuffled).split(batch)
 
         def step(epoch: int) -> Step:
             rows = batches.pop(0)
@@ -212,7 +224,7 @@ class TextModel(StoredModel):
         stopping = EarlyStopping(self.net, config.patience, 0.5) if watch else None
         with single_thread():  # small steps: a second thread only spins against other work
             fitted = run_epochs(
-                config, budget, progress, math.ceil(len(train) / batch), step,
+                config, budget, progress, steps, step,
                 start_epoch=start_epoch, after_step=after_step, end_epoch=validation,
                 early_stopping=stopping,
             )  # fmt: skip
@@ -276,20 +288,53 @@ class TextModel(StoredModel):
         allowed[[PAD, START, UNKNOWN]] = False
         only_end = np.zeros(n_codes, dtype=bool)
         only_end[END] = True
+        lookup = np.array(["", "", "", "", *self.params["alphabet"]], dtype=object)
+        guarded = bool(self.rare_runs or self.rare_texts)  # rare_threshold => 1: nothing is
         c = self.net.start(torch.as_tensor(context))
         h, code = c[None].contiguous(), torch.full((len(context),), START)
-        written = torch.zeros(len(context), longest, dtype=torch.long)
-        rows = torch.arange(len(context))  # the rows still writing: finished ones are dropped
+        texts = [""] * len(context)
+        rows = np.arange(len(context))  # the rows still writing: finished ones are dropped
         for t in range(longest + 1):
             logits, h = self.net.step(c, h, code)
-            code = sample_logits(logits, config, generator, allowed if t < longest else only_end)
-            going = code != END
+            mask = np.tile(allowed if t < longest else only_end, (len(rows), 1))
+            if guarded:
+                code = self._guarded(logits, mask, config, generator, [texts[r] for r in rows])
+            else:
+                code = sample_logits(logits, config, generator, mask)
+            going = (code != END).numpy()
+            for row, char in zip(rows[going], lookup[code.numpy()[going]], strict=True):
+                texts[row] += char
             if t == longest or not going.any():
                 break
-            rows, c, h, code = rows[going], c[going], h[:, going].contiguous(), code[going]
-            written[rows, t] = code
-        lookup = np.array(["", "", "", "", *self.params["alphabet"]], dtype=object)
-        return ["".join(lookup[row[row > END]]) for row in written.numpy()]
+            kept = torch.from_numpy(going)
+            rows, c, h, code = rows[going], c[kept], h[:, kept].contiguous(), code[kept]
+        return texts
+
+    def _guarded(self, logits, mask: np.ndarray, config, generator, texts: list[str]):
+        """The next character of each text, none completing a rare run nor (END) a rare
+        training text: a character that would is taken out and the row draws again; a row
+        left with nothing ends there."""
+        code = sample_logits(logits, config, generator, mask)
+        pending = np.arange(len(texts))
+        for _ in range(GUARD_TRIES):
+            bad = np.array(
+                [j for j in pending if self.completes_rare(texts[j], int(code[j]))], dtype=np.int64
+            )
+            if not len(bad):
+                return code
+            mask[bad, code[bad].numpy()] = False
+            mask[bad[~mask[bad].any(1)], END] = True
+            code[bad] = sample_logits(logits[bad], config, generator, mask[bad])
+            pending = bad
+        code[[j for j in pending if self.completes_rare(texts[j], int(code[j]))]] = END
+        return code
+
+    def completes_rare(self, text: str, code: int) -> bool:
+        """Whether writing ``code`` after ``text`` completes a rare run, or ends a rare text."""
+        if code == END:
+            return self.digest(text) in self.rare_texts
+        run = (text + self.params["alphabet"][code - 4])[-self.params["ngram"] :]
+        return len(run) == self.params["ngram"] and self.rare_run(run)
 
     # -- storage ---------------------------------------------------------------------------------
     def hyper_parameters(self) -> dict:
