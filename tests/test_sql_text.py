@@ -89,6 +89,8 @@ EXCEPTIONS = {
     ("evaluate/relational.py", "_correlations"): "read_source relations; quoted columns and "
     "keys, aliases made by the module",
     ("evaluate/report.py", "report"): "a read_source relation",
+    ("evaluate/text.py", "text_columns"): "a temp table name and its slot names (c0, c1, ...)",
+    ("evaluate/text.py", "text_rows"): "temp table names made by the module; slot names",
     ("evaluate/report_data.py", "histogram"): "read_source relations; quoted columns",
     ("evaluate/report_data.py", "categories"): "read_source relations; quoted columns",
     ("evaluate/report_data.py", "_cramers_v"): "a read_source relation; quoted columns",
