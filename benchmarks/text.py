@@ -47,6 +47,10 @@ def main() -> None:
         ).fetchall()
         fit = time.monotonic() - started
         kinds = dict(s.sql("SELECT \"column\", kind FROM describe_model('m')").fetchall())
+        metrics = json.loads(
+            s.sql("SELECT metrics FROM synth.models WHERE name = 'm'").fetchone()[0]
+        )
+        summary = (*summary[0][:6], f"{summary[0][6]} + text {metrics['text.title']['epochs']}")
         started = time.monotonic()
         s.sql(f"CREATE TABLE synthetic AS FROM generate('m', seed => {args.seed})")
         generated = time.monotonic() - started
@@ -57,7 +61,7 @@ def main() -> None:
         examples = [r[0] for r in s.sql("SELECT title FROM synthetic LIMIT 12").fetchall()]
         counts = s.sql("SELECT count(*) FROM seen UNION ALL SELECT count(*) FROM unseen").fetchall()
         s.close()
-    report(args, kinds["title"], summary[0], fit, generated, rows, examples, counts)
+    report(args, kinds["title"], summary, fit, generated, rows, examples, counts)
 
 
 def report(args, kind, summary, fit, generated, rows, examples, counts) -> None:

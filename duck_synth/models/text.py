@@ -50,6 +50,7 @@ SMALL_HIDDEN, LARGE_HIDDEN, LARGE_ROWS = 64, 128, 10_000
 # an epoch of a small column is this many steps at least (its rows repeated): one pass over a
 # few hundred texts is a handful of steps, which teach a character model nothing
 MIN_EPOCH_STEPS = 32
+LENGTH_GROUP = 16  # batches drawn together and sorted by length
 SAMPLE_CHUNK = 4096
 SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
 MAX_CHECKED = 1_000_000  # runs whose rarity is remembered while sampling
@@ -190,6 +191,7 @@ class TextModel(StoredModel):
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=PEAK_LR, weight_decay=0.01)
         batches: list[torch.Tensor] = []
 
+        lengths = (data != PAD).sum(1)
         passes = math.ceil(MIN_EPOCH_STEPS * batch / len(train))  # a small column, repeated
         steps = math.ceil(passes * len(train) / batch)
 
@@ -198,7 +200,7 @@ class TextModel(StoredModel):
             shuffled = [
                 train[torch.randperm(len(train), generator=generator)] for _ in range(passes)
             ]
-            batches[:] = torch.cat(shuffled).split(batch)
+            batches[:] = by_length(torch.cat(shuffled), lengths, batch, generator)
 
         def step(epoch: int) -> Step:
             rows = batches.pop(0)
@@ -353,3 +355,14 @@ class TextModel(StoredModel):
         model.rare_texts = set(tensors["rare_texts"].tolist())
         model.rare_runs = set(tensors["rare_runs"].tolist())
         return model
+
+
+def by_length(rows: torch.Tensor, lengths: torch.Tensor, batch: int, generator) -> list:
+    """``rows`` in batches of texts of similar lengths, in random order: a batch is as long as
+    its longest text, so a few long texts among short ones cost many padded steps."""
+    group = batch * LENGTH_GROUP
+    parts = []
+    for start in range(0, len(rows), group):
+        chunk = rows[start : start + group]
+        parts += list(chunk[torch.argsort(lengths[chunk], stable=True)].split(batch))
+    return [parts[i] for i in torch.randperm(len(parts), generator=generator).tolist()]
