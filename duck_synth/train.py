@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import save as save_tensors
 from sqlglot import exp
 
-from . import caller, catalog, checkpoints, relational, shapes
+from . import caller, catalog, checkpoints, continued, relational, shapes
 from .conditions import parse_predicate
 from .encoding import Protection, unsupported_reason
 from .errors import SynthError
@@ -77,16 +77,21 @@ def train(
         return relational.train_database(con, name, tables, options, before_commit)
     if options.relations is not None or options.keep_orphans:
         raise SynthError("train(): relations and keep_orphans are for a list of tables")
+    options, parent = continued.parent_of(con, options)
     seed = (
         options.seed
         if options.seed is not None
         else int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
     )
-    method = choose_method(options.method)
+    method = choose_method(parent.method if parent else options.method)
     budget = privacy_budget(options)
     method, why = private_method(method, budget)
+    why = f"continues {options.from_model}" if parent else why
     relation = read_source(con, source)
-    columns = select_columns(describe(con, relation), options)
+    if parent is None:
+        columns = select_columns(describe(con, relation), options)
+    else:
+        columns = continued.columns_of(parent, describe(con, relation))
     source_rows = con.execute(f"SELECT count(*) FROM ({relation})").fetchone()[0]
     if source_rows == 0:
         raise SynthError(f"train(): the training data '{source}' is empty")
@@ -100,7 +105,10 @@ def train(
     shape = shapes.for_training(method, options)
     training = Training(options, method, seed, protection, budget)
     with seeded(seed):  # the networks' initial weights come from the seed too
-        plan = shape.plan(con, relation, columns, training)
+        if parent is None:
+            plan = shape.plan(con, relation, columns, training)
+        else:
+            plan = continued.plan(con, relation, columns, training, parent)
     if plan.facts is not None:  # what is stored is read through DP too
         facts, violated = plan.facts, {}
     read = Source(name, source, source_rows, facts, violated, why, time_budget)
@@ -178,6 +186,9 @@ def fit_and_store(
         caller.check()  # a cancel that came in the last step adds no model either
         record = model_record(shape, plan, training, source, metrics, params, tensors, device)
         record.metrics["fingerprint"] = print_
+        if "from_model" in plan.summary:  # the version it continues, and what grew
+            record.metrics["from_model"] = plan.summary["from_model"]
+            record.metrics["continued"] = plan.summary["changes"]
         summary = summary_row(plan, training, source, metrics, run_id, device)
         summary["resumed_from"] = resumed.run_id if resumed is not None else None
 

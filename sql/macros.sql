@@ -28,7 +28,7 @@ CREATE OR REPLACE MACRO train(
     delta := NULL, max_grad_norm := NULL, noise_multiplier := NULL, dp_statistics_share := NULL,
     n_parents := NULL, n_bins := NULL, max_cat := NULL, bin_strategy := NULL,
     sample_parents := NULL, relations := NULL, keep_orphans := NULL, checkpoint_every := NULL,
-    resume := NULL, resume_run := NULL
+    resume := NULL, resume_run := NULL, from_model := NULL
 ) AS TABLE
     FROM query(synth_call('synth_train', [CAST(name AS VARCHAR), CASE WHEN typeof(source) LIKE '%[]' THEN CAST(to_json(source) AS VARCHAR) ELSE CAST(source AS VARCHAR) END, CAST(to_json({
     'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding, 'seed': seed,
@@ -40,7 +40,8 @@ CREATE OR REPLACE MACRO train(
     'noise_multiplier': noise_multiplier, 'dp_statistics_share': dp_statistics_share,
     'n_parents': n_parents, 'n_bins': n_bins, 'max_cat': max_cat, 'bin_strategy': bin_strategy,
     'sample_parents': sample_parents, 'relations': relations, 'keep_orphans': keep_orphans,
-    'checkpoint_every': checkpoint_every, 'resume': resume, 'resume_run': resume_run
+    'checkpoint_every': checkpoint_every, 'resume': resume, 'resume_run': resume_run,
+    'from_model': from_model
 }) AS VARCHAR)]));
 
 -- recommend('table or query' [, session_key]) -> the methods ranked for the data's shape: rank,
@@ -174,7 +175,8 @@ CREATE OR REPLACE MACRO synth_sql(sql_text) AS TABLE
 -- models() -> the trained model versions (weights left out), with the workflows that use them;
 -- fingerprint: the training data (as the networks saw it) and options, seed included;
 -- reproducible: the same fingerprint gives the same weights and rows (false with epsilon, whose
--- noise comes from the OS, and on a GPU).
+-- noise comes from the OS, and on a GPU); parent: the version a continued training (from_model)
+-- started from.
 CREATE OR REPLACE MACRO models() AS TABLE
     SELECT m.name, m.version, m.method, m.source, m.created, m.training_rows,
            json_array_length(m.columns) AS n_columns,
@@ -185,7 +187,8 @@ CREATE OR REPLACE MACRO models() AS TABLE
                      WHERE list_contains(CAST(w.models AS VARCHAR[]), m.name)), [])
                AS workflows,
            json_extract_string(m.metrics, '$.fingerprint') AS fingerprint,
-           CAST(json_extract(m.metrics, '$.reproducible') AS BOOLEAN) AS reproducible
+           CAST(json_extract(m.metrics, '$.reproducible') AS BOOLEAN) AS reproducible,
+           json_extract_string(m.metrics, '$.from_model') AS parent
     FROM synth.models m WHERE m.options->>'component_of' IS NULL
     ORDER BY m.name, m.version;
 

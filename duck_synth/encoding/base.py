@@ -78,6 +78,19 @@ class Encoder:
     def to_json(self) -> dict:
         return {"kind": self.kind, "name": self.name, "type": self.duck_type, "stats": self.stats}
 
+    def extended(
+        self, values: pa.Array, protection: Protection, rows_before: int
+    ) -> tuple[Encoder, dict]:
+        """This encoder grown by new training values (a continued training, trained before on
+        ``rows_before`` rows): (the encoder, what changed; empty when nothing did). Tokens keep
+        their meaning (``token_origin``). This kind learns nothing more."""
+        return self, {}
+
+    def token_origin(self, before: Encoder) -> np.ndarray:
+        """For each of this (extended) encoder's tokens, the token of the encoder ``before`` it
+        was, or was drawn as before it existed (a new category: the rare token)."""
+        return np.arange(self.n_tokens)
+
     # -- tokens ----------------------------------------------------------------------------------
     @property
     def n_tokens(self) -> int:
@@ -133,3 +146,8 @@ class Encoder:
     def summary(self) -> dict:
         """Protected per-column facts shown by describe_model()."""
         return {"null_share": self.stats.get("null_share", 0.0)}
+
+
+def pooled_share(before: float, rows_before: int, now: float, rows_now: int) -> float:
+    """A share (NULLs, rare values) over the rows of both trainings."""
+    return (before * rows_before + now * rows_now) / max(rows_before + rows_now, 1)

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import NULL_TOKEN, Encoder, Protection, Restriction
+from .base import NULL_TOKEN, Encoder, Protection, Restriction, pooled_share
 
 RARE_TOKEN = 1
 RARE_VALUE = "_RARE_"
@@ -41,6 +41,30 @@ class CategoricalEncoder(Encoder):
             "cardinality": len(kept),
         }
         return cls(name, duck_type, stats)
+
+    def extended(self, values, protection: Protection, rows_before: int):
+        """Categories the new rows have at least k times join the vocabulary (after the
+        known ones); counts and shares cover both trainings."""
+        fresh = type(self).fit(self.name, self.duck_type, values, protection)
+        seen = dict(zip(fresh.categories, fresh.stats["counts"], strict=True))
+        added = [v for v in fresh.categories if v not in set(self.categories)]
+        rows = len(values)
+        stats = self.stats | {
+            "categories": self.categories + added,
+            "counts": [
+                c + seen.get(v, 0)
+                for v, c in zip(self.categories, self.stats["counts"], strict=True)
+            ]
+            + [seen[v] for v in added],
+            "cardinality": len(self.categories) + len(added),
+        }
+        for share in ("null_share", "rare_share"):
+            stats[share] = pooled_share(self.stats[share], rows_before, fresh.stats[share], rows)
+        return type(self)(self.name, self.duck_type, stats), {"added": added} if added else {}
+
+    def token_origin(self, before: Encoder) -> np.ndarray:
+        added = self.n_tokens - before.n_tokens  # after the known categories, once rare
+        return np.concatenate([np.arange(before.n_tokens), np.full(added, RARE_TOKEN)])
 
     @property
     def categories(self) -> list:

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..privacy import ColumnBudget, Grid, noisy_histogram, quantiles_from_histogram
-from .base import NULL_TOKEN, Encoder, Protection, Restriction
+from .base import NULL_TOKEN, Encoder, Protection, Restriction, pooled_share
 
 MAX_DECIMALS = 6
 # integers up to this are exact in float64: a common divisor of larger ones would be an artefact
@@ -109,6 +109,49 @@ class NumericEncoder(Encoder):
             "edges": edges.tolist(),
             "quantiles": np.quantile(xs, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist(),
         }
+
+    def extended(self, values, protection: Protection, rows_before: int):
+        """The protected range widens to the new rows' (the outer bins stretch to it), their
+        frequent values join the points (a month 12 after months 1-11); precision and step
+        cover both."""
+        fresh, stats = (
+            type(self).fit(self.name, self.duck_type, values, protection).stats,
+            self.stats,
+        )
+        rows = len(values)
+        grown = stats | {
+            "null_share": pooled_share(stats["null_share"], rows_before, fresh["null_share"], rows)
+        }
+        if fresh["null_share"] >= 1.0:  # no value to learn a range from
+            return type(self)(self.name, self.duck_type, grown), {}
+        low, high = min(stats["low"], fresh["low"]), max(stats["high"], fresh["high"])
+        edges = list(stats["edges"])
+        if edges:
+            edges[0], edges[-1] = min(edges[0], low), max(edges[-1], high)
+        added = sorted(set(fresh["points"]) - set(stats["points"]))
+        points = sorted(stats["points"] + added)
+        before = dict(zip(stats["points"], stats.get("point_counts") or [], strict=False))
+        now = dict(zip(fresh["points"], fresh["point_counts"], strict=True))
+        grown |= {
+            "low": low,
+            "high": high,
+            "points": points,
+            "point_counts": [before.get(v, 0) + now.get(v, 0) for v in points],
+            "edges": edges,
+            "integer": stats["integer"] and fresh["integer"],
+            "decimals": max(stats["decimals"], fresh["decimals"]),
+            "step": math.gcd(stats.get("step", 1), fresh.get("step", 1)),
+        }
+        changes = {"added": added} if added else {}
+        if (low, high) != (stats["low"], stats["high"]):
+            changes["range"] = [[stats["low"], stats["high"]], [low, high]]
+        return type(self)(self.name, self.duck_type, grown), changes
+
+    def token_origin(self, before: Encoder) -> np.ndarray:
+        """Each token's value (a point, a bin's middle) as ``before`` encoded it."""
+        edges = self.edges
+        middles = (edges[:-1] + edges[1:]) / 2 if self.n_bins else np.empty(0)
+        return before.encode_floats(np.concatenate([[np.nan], self.points, middles]))
 
     # -- tokens ------------------------------------------------------------------------------------
     @property

@@ -38,6 +38,7 @@ PEAK_LR = 3e-3
 # AdamW's own default; 1e-5 let small tables be memorised (SLID DCR share 0.56-0.57 -> 0.53-0.55)
 WEIGHT_DECAY = 0.01
 EARLY_STOPPING_FROM = 0.5  # share of the budget (epochs or max_time) before early stopping may act
+WARM_START_LR_SHARE = 0.3  # a continued training's peak learning rate, of PEAK_LR
 # Fewer validation rows give a loss too noisy to stop on: on Males' steps (349 rows) it stopped
 # training at a third of the budget, with wage lag-1 autocorrelation 0.50-0.57 (real 0.65).
 MIN_VALIDATION_ROWS = 1_000
@@ -256,7 +257,8 @@ class AutoregressiveModel(GenerativeModel):
         torch.manual_seed(config.seed)
         train, val, val_known = self._split(tokens, config, generator, device)
         self.net.to(device)
-        optimizer = torch.optim.AdamW(self.net.parameters(), lr=PEAK_LR, weight_decay=WEIGHT_DECAY)
+        peak = PEAK_LR * (WARM_START_LR_SHARE if config.warm_start else 1.0)
+        optimizer = torch.optim.AdamW(self.net.parameters(), lr=peak, weight_decay=WEIGHT_DECAY)
         batch = batch_size(config, len(train))
         order: list[torch.Tensor] = []
 
@@ -274,7 +276,7 @@ class AutoregressiveModel(GenerativeModel):
 
         def after_step(done: float) -> None:
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(done)
+                group["lr"] = learning_rate(done) * peak / PEAK_LR
 
         def validation(entry: dict) -> dict:
             loss = self._validation_loss(val, val_known) if len(val) else entry["train_loss"]
@@ -282,7 +284,8 @@ class AutoregressiveModel(GenerativeModel):
 
         # fewer validation rows give a loss too noisy to stop on: the last weights are kept
         watch = len(val) >= MIN_VALIDATION_ROWS
-        stopping = EarlyStopping(self.net, config.patience, EARLY_STOPPING_FROM) if watch else None
+        start = 0.0 if config.warm_start else EARLY_STOPPING_FROM
+        stopping = EarlyStopping(self.net, config.patience, start) if watch else None
         fitted = run_epochs(
             config, budget, progress, math.ceil(len(train) / batch), step,
             start_epoch=start_epoch, after_step=after_step, end_epoch=validation,
@@ -363,6 +366,37 @@ class AutoregressiveModel(GenerativeModel):
             if pending:
                 reveal(c, choice)
         return tokens.numpy()
+
+    # -- continued training ------------------------------------------------------------------
+    def grown(
+        self, origins: list[np.ndarray], positions: list[np.ndarray | None]
+    ) -> AutoregressiveModel:
+        """This model over columns whose tokens grew: ``origins[c][t]`` is the old token that
+        new token t of column c was (or was drawn as: a category the model had not kept was
+        its rare token). A token starts with its origin's weights, and tokens sharing an
+        origin share its probability; every other weight is kept, so training continues
+        where it was (duck_synth/continued.py)."""
+        p, old = self.params, self.net.state_dict()
+        sizes = [len(origin) for origin in origins]
+        model = AutoregressiveModel(
+            sizes, p["emb_dim"], p["hidden"], p["dropout"], p["order"], positions, p["context"]
+        )
+        state = model.net.state_dict()
+        for name in ("directions", "w1", "b1", "w2", "b2", "shifts"):
+            state[name] = old[name]
+        rows = []
+        for c, (size, origin) in enumerate(zip(p["vocab_sizes"], origins, strict=True)):
+            start = int(self.net.offsets[c])
+            own = old["embed.weight"][start : start + size + 1]  # the mask token last
+            rows += [own[torch.as_tensor(origin)], own[size:]]
+        state["embed.weight"] = torch.cat(rows)
+        for k, c in enumerate(range(p["context"], len(sizes))):
+            origin = torch.as_tensor(origins[c])
+            shared = torch.bincount(origin, minlength=p["vocab_sizes"][c])[origin]
+            state[f"heads.{k}.weight"] = old[f"heads.{k}.weight"][origin]
+            state[f"heads.{k}.bias"] = old[f"heads.{k}.bias"][origin] - shared.float().log()
+        model.net.load_state_dict(state)
+        return model
 
     # -- storage ---------------------------------------------------------------------------------
     def hyper_parameters(self) -> dict:

@@ -40,6 +40,9 @@ class FitConfig:
     patience: int = 5
     privacy: PrivacyBudget | None = None  # DP-SGD within this budget (methods that support it)
     checkpoints: Checkpoints | None = None  # methods that pass a Resumable to run_epochs
+    # the weights are learned already (a continued training): early stopping may act from the
+    # first epoch and the learning rate peaks lower, so what was learned is refined, not shaken
+    warm_start: bool = False
 
 
 @dataclass

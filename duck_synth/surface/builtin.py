@@ -106,14 +106,16 @@ BUILTIN: tuple[Function, ...] = (
                      WHERE list_contains(CAST(w.models AS VARCHAR[]), m.name)), [])
                AS workflows,
            json_extract_string(m.metrics, '$.fingerprint') AS fingerprint,
-           CAST(json_extract(m.metrics, '$.reproducible') AS BOOLEAN) AS reproducible
+           CAST(json_extract(m.metrics, '$.reproducible') AS BOOLEAN) AS reproducible,
+           json_extract_string(m.metrics, '$.from_model') AS parent
     FROM synth.models m WHERE m.options->>'component_of' IS NULL
     ORDER BY m.name, m.version""",
     ).about(
         "models() -> the trained model versions (weights left out), with the workflows that use "
         "them; fingerprint: the training data (as the networks saw it) and options, seed "
         "included; reproducible: the same fingerprint gives the same weights and rows (false "
-        "with epsilon, whose noise comes from the OS, and on a GPU)."
+        "with epsilon, whose noise comes from the OS, and on a GPU); parent: the version a "
+        "continued training (from_model) started from."
     ),
     table(
         "create_workflow",
