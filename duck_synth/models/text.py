@@ -255,7 +255,9 @@ class TextModel(StoredModel):
     ) -> list[str]:
         """One protected text per row of ``context`` (rows x the main network's columns)."""
         texts = self._draw(context, config, generator)
-        unsafe = [i for i, t in enumerate(texts) if self.first_unsafe(t) is not None]
+        # drawing never completes a rare run; a text forced to end (its longest length, or no
+        # character left to try) may still be a rare training text
+        unsafe = [i for i, t in enumerate(texts) if self.digest(t) in self.rare_texts]
         for _ in range(REDRAWS):
             if not unsafe:
                 return texts
@@ -317,18 +319,18 @@ class TextModel(StoredModel):
         training text: a character that would is taken out and the row draws again; a row
         left with nothing ends there."""
         code = sample_logits(logits, config, generator, mask)
-        pending = np.arange(len(texts))
+        pending = range(len(texts))
         for _ in range(GUARD_TRIES):
-            bad = np.array(
-                [j for j in pending if self.completes_rare(texts[j], int(code[j]))], dtype=np.int64
-            )
-            if not len(bad):
+            codes = code.tolist()
+            bad = [j for j in pending if self.completes_rare(texts[j], codes[j])]
+            if not bad:
                 return code
             mask[bad, code[bad].numpy()] = False
-            mask[bad[~mask[bad].any(1)], END] = True
+            mask[np.array(bad)[~mask[bad].any(1)], END] = True
             code[bad] = sample_logits(logits[bad], config, generator, mask[bad])
             pending = bad
-        code[[j for j in pending if self.completes_rare(texts[j], int(code[j]))]] = END
+        codes = code.tolist()
+        code[[j for j in pending if self.completes_rare(texts[j], codes[j])]] = END
         return code
 
     def completes_rare(self, text: str, code: int) -> bool:
