@@ -37,7 +37,7 @@ from .base import (
     network_tensors,
     sample_logits,
 )
-from .loop import EarlyStopping, Step, TimeBudget, run_epochs
+from .loop import EarlyStopping, Resumable, Step, TimeBudget, run_epochs
 
 PAD, START, END, UNKNOWN = 0, 1, 2, 3  # codes 4.. are the alphabet's characters
 NGRAM = 8  # the shortest run of characters checked for rarity
@@ -229,6 +229,7 @@ class TextModel(StoredModel):
                 config, budget, progress, steps, step,
                 start_epoch=start_epoch, after_step=after_step, end_epoch=validation,
                 early_stopping=stopping,
+                resumable=Resumable({"net": self.net}, {"adamw": optimizer}, {"rows": generator}),
             )  # fmt: skip
         self.net.eval()
         losses = [entry["val_loss"] for entry in fitted["history"]]
