@@ -137,6 +137,15 @@ def test_free_text_is_chosen_automatically_and_ids_are_not(films):
     assert len(titles) == 2000 and all(isinstance(t[0], str) for t in titles)
 
 
+def test_the_same_data_and_seed_give_the_same_text_model(films):
+    weights = []
+    for name in ("again_1", "again_2"):
+        films.sql(f"FROM train('{name}', 'seen', epochs => 2, seed => 9, max_time => 600)")
+        query = "SELECT weights FROM synth.models WHERE name = ?"
+        weights.append(films.con.execute(query, [name]).fetchone()[0])
+    assert weights[0] == weights[1]
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
