@@ -25,7 +25,7 @@ FROM range(1000) t(i)
 """
 SECRETS = "SELECT substr(note, 17, 10) FROM notes WHERE note LIKE 'please write to %'"
 TRAIN = "FROM train('{name}', 'notes', encoding => {{'note': 'text'}}, epochs => {epochs}, seed => 1, max_time => 600{more})"
-EPOCHS = 5
+EPOCHS = 4
 
 
 def secrets_found(s: duck_synth.Session, table: str) -> set[str]:
