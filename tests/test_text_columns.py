@@ -137,6 +137,15 @@ def test_free_text_is_chosen_automatically_and_ids_are_not(films):
     assert len(titles) == 2000 and all(isinstance(t[0], str) for t in titles)
 
 
+def test_validate_checks_the_length_of_texts(films):
+    query = "SELECT rule, passed, violations FROM validate('f', {}) WHERE \"column\" = 'title'"
+    assert ("length", True, 0) in films.sql(query.format("'synthetic'")).fetchall()
+    films.sql(
+        "CREATE TABLE tampered AS SELECT * REPLACE (repeat(title, 20) AS title) FROM synthetic"
+    )
+    assert ("length", False, 2000) in films.sql(query.format("'tampered'")).fetchall()
+
+
 def test_the_same_data_and_seed_give_the_same_text_model(films):
     weights = []
     for name in ("again_1", "again_2"):

@@ -15,6 +15,7 @@ Rules, one result row per (column, rule) checked:
   (every row offends).
 - ``range``: numeric and date/time values inside the protected range [low, high].
 - ``category``: categorical values among the model's categories (plus ``'_RARE_'`` for VARCHAR).
+- ``length``: a text column's values no longer than the texts the model writes.
 - ``integer`` / ``decimals``: numeric values on the learned grid (whole numbers; the scale).
 - ``unique_key``: key values unique (violations: rows beyond the first of each repeated value).
 - ``null``: NULLs only where the model saw NULLs (a learned NULL share of 0 makes any NULL one).
@@ -125,6 +126,10 @@ def column_checks(encoder: Encoder, name: str, found_type: str) -> list[Check]:
         )
     elif kind == "categorical":
         checks.append(category_check(name, col, value, encoder))
+    elif kind == "text":  # the text model writes no more than its longest length
+        longest = int(stats["max_length"])
+        condition = f"length({col}) > {longest}"
+        checks.append(offending(name, "length", col, condition, {"max_length": longest}))
     elif kind == "key":
         checks.append(
             Check(
