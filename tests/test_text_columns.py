@@ -188,5 +188,7 @@ def test_evaluate_judges_text_by_length_trigrams_and_copies(films):
     assert found["text_length"][0] >= 0.7  # 240 titles: the 0.9 of movies needs more
     trigrams, detail = found["text_trigrams"]
     assert abs(trigrams - detail["holdout"]) <= 0.1
+    only = films.sql("SELECT metric FROM evaluate('seen', 'synthetic', columns => ['title'])")
+    assert {"text_length", "text_trigrams", "exact_copies"} <= {r[0] for r in only.fetchall()}
     copies, detail = found["exact_copies"]
     assert copies == 0  # every training title is held by fewer than 5 rows: none is copied

@@ -139,12 +139,15 @@ def _fidelity_rows(con, real_sql, synthetic_sql, columns, skipped, opts, holdout
         texts = text_columns(con, real, columns)  # judged by their texts, not as categories
         texts_judged = text_rows(con, real, synthetic, texts, holdout_sql, opts.sample, opts.seed)
         columns = [c for c in columns if c not in texts]
-        for table, stats in ((real, real_stats), (synthetic, syn_stats)):
-            tables.append(prepare_codes(con, table, columns, real_stats, stats))
-        codes = (tables[2], tables[3])
-        per_column = column_rows(con, (real, synthetic), codes, columns, real_stats, syn_stats)
-        trends = pair_trend_rows(con, (real, synthetic), codes, columns, real_stats, syn_stats)
-        information = information_rows(con, codes, columns)
+        per_column, trends, information = [], [], []
+        if columns:  # else only text columns
+            for table, stats in ((real, real_stats), (synthetic, syn_stats)):
+                tables.append(prepare_codes(con, table, columns, real_stats, stats))
+            codes = (tables[2], tables[3])
+            sides = (real, synthetic)
+            per_column = column_rows(con, sides, codes, columns, real_stats, syn_stats)
+            trends = pair_trend_rows(con, sides, codes, columns, real_stats, syn_stats)
+            information = information_rows(con, codes, columns)
     finally:
         for table in tables:
             with contextlib.suppress(duckdb.Error):
