@@ -137,6 +137,19 @@ def test_free_text_is_chosen_automatically_and_ids_are_not(films):
     assert len(titles) == 2000 and all(isinstance(t[0], str) for t in titles)
 
 
+def test_resample_writes_new_texts_for_the_rows_a_condition_picks(films):
+    before = films.sql("SELECT genre, code, title FROM synthetic LIMIT 200").fetchall()
+    films.sql("CREATE TABLE few AS FROM synthetic LIMIT 200")
+    after = films.sql(
+        "SELECT genre, code, title FROM resample('few', 'title', condition => 'genre = 1', "
+        "model => 'f', seed => 1)"
+    ).fetchall()
+    assert [r[:2] for r in after] == [r[:2] for r in before]
+    kept = [a[2] == b[2] for a, b in zip(after, before, strict=True) if a[0] != 1]
+    changed = [a[2] != b[2] for a, b in zip(after, before, strict=True) if a[0] == 1]
+    assert all(kept) and sum(changed) > 0.5 * len(changed) > 0
+
+
 def test_validate_checks_the_length_of_texts(films):
     query = "SELECT rule, passed, violations FROM validate('f', {}) WHERE \"column\" = 'title'"
     assert ("length", True, 0) in films.sql(query.format("'synthetic'")).fetchall()

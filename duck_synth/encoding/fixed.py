@@ -106,5 +106,9 @@ class KeyEncoder(Encoder):
         hexes = [row.tobytes().hex()[: self.stats["length"]] for row in raw]
         return pa.array(hexes, type=pa.string())
 
+    def arrow_type(self) -> pa.DataType:
+        """What decode() emits (seed rows that give a key are cast to it)."""
+        return pa.int64() if is_integer_type(self.duck_type) else pa.string()
+
     def summary(self) -> dict:
         return {"null_share": 0.0, "unique": True}
