@@ -9,7 +9,8 @@ same December rows from scratch (``scratch``), both with the defaults and the sa
 is judged by evaluate() against the held-out fifth of December (overall = mean of column
 shapes and pair trends) on as many generated rows as December's training rows; the held-out
 fifth against the training four fifths is the ceiling. The target: the continued training
-reaches the from-scratch quality in at most half its time. duck_synth only, one process; the
+reaches the from-scratch quality in at most half its time (continued trainings of 5 and 10
+epochs, besides the default, tell how soon it gets there). duck_synth only, one process; the
 report goes to benchmarks/results/continued.md and .json and is printed.
 """
 
@@ -29,6 +30,7 @@ COLUMNS = (
     "carrier, origin, dest, air_time, distance, hour, minute"
 )
 SEED = 1
+SHORTER_EPOCHS = (5, 10)  # continued trainings shorter than the default, for time to quality
 
 
 def main() -> None:
@@ -53,7 +55,9 @@ def main() -> None:
         "rows": {"before": count(s, "before"), "december": rows, "holdout": count(s, "holdout")}
     }
     figures["base"] = trained(s, "base", "before", "")
-    for name, extra in (("scratch", ""), ("tuned", ", from_model => 'base'")):
+    runs = [("scratch", ""), ("tuned", ", from_model => 'base'")]
+    runs += [(f"tuned_{n}", f", from_model => 'base', epochs => {n}") for n in SHORTER_EPOCHS]
+    for name, extra in runs:
         figures[name] = trained(s, name, "december", extra)
         s.sql(
             f"CREATE TABLE syn_{name} AS FROM generate('{name}', target => {rows}, seed => {SEED})"
@@ -64,6 +68,15 @@ def main() -> None:
     )
     figures["ceiling"] = quality(s, "december")
     figures["time_ratio"] = figures["tuned"]["seconds"] / figures["scratch"]["seconds"]
+    # the least time a continued training took to reach the from-scratch quality
+    reached = [
+        figures[name]["seconds"]
+        for name, _ in runs[1:]
+        if figures[name]["overall"] >= figures["scratch"]["overall"]
+    ]
+    figures["time_to_scratch_quality_ratio"] = (
+        min(reached) / figures["scratch"]["seconds"] if reached else None
+    )
     report(figures, "continued-quick" if args.quick else "continued")
 
 
@@ -106,7 +119,8 @@ def report(figures: dict, name: str) -> None:
         "| model | seconds | epochs | stopped | val_loss | overall | shapes | pair_trends |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for model in ("base", "scratch", "tuned"):
+    models = ["base", "scratch", "tuned"] + [f"tuned_{n}" for n in SHORTER_EPOCHS]
+    for model in models:
         f = figures[model]
         lines.append(
             f"| {model} | {f['seconds']:.1f} | {f['epochs']} | {f['stopped']} | "
@@ -116,7 +130,13 @@ def report(figures: dict, name: str) -> None:
     lines.append(
         f"| ceiling (real) | | | | | {c['overall']:.3f} | {c['shapes']:.3f} | {c['pair_trends']:.3f} |"
     )
-    lines += ["", f"continued / from scratch time: {figures['time_ratio']:.2f}x (target <= 0.5x)"]
+    ratio = figures["time_to_scratch_quality_ratio"]
+    lines += [
+        "",
+        f"continued (default epochs) / from scratch time: {figures['time_ratio']:.2f}x",
+        "least time a continued training took to reach the from-scratch overall, / from "
+        f"scratch time: {'not reached' if ratio is None else f'{ratio:.2f}x'} (target <= 0.5x)",
+    ]
     text = "\n".join(lines)
     results = HERE / "results"
     results.mkdir(exist_ok=True)
