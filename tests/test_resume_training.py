@@ -26,12 +26,14 @@ TABLES = (
 )
 # a fixed number of epochs, a checkpoint at every epoch's end
 TRAININGS = {
-    "autoregressive": "'slid', method => 'autoregressive', epochs => 6",
-    "tabgan": "'slid', method => 'tabgan', epochs => 6",
-    "sessions": "'males', session_key => 'nr', order_by => 'year', epochs => 4",
-    "timegan": "'males', method => 'timegan', session_key => 'nr', order_by => 'year', epochs => 6",
+    "autoregressive": "'slid', method => 'autoregressive'",
+    "tabgan": "'slid', method => 'tabgan'",
+    "sessions": "'males', session_key => 'nr', order_by => 'year'",
+    "timegan": "'males', method => 'timegan', session_key => 'nr', order_by => 'year'",
 }
+EPOCHS = {"autoregressive": 6, "tabgan": 6, "sessions": 4, "timegan": 6}
 COMMON = ", seed => 5, max_time => 3600, checkpoint_every => 0"
+AUTOREGRESSIVE = f"FROM train('m', {TRAININGS['autoregressive']}, epochs => 6{COMMON})"
 # trains in its own process and says so after each checkpoint it saves, to be killed there
 SCRIPT = """
 import sys, duck_synth
@@ -75,14 +77,14 @@ def killed_after(path: Path, train_sql: str, checkpoints_seen: int) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("method", TRAININGS)
 def test_a_killed_training_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, method):
-    train_sql = f"FROM train('m', {TRAININGS[method]}{COMMON})"
+    train_sql = f"FROM train('m', {TRAININGS[method]}, epochs => {EPOCHS[method]}{COMMON})"
     killed_after(tmp_path / "killed.duckdb", train_sql, checkpoints_seen=2)
     with duck_synth.connect(tmp_path / "killed.duckdb") as s:
         (run_id, status, epochs), *others = s.sql(
             "SELECT run_id, status, epochs FROM checkpoints()"
         ).fetchall()
         assert not others and status == "interrupted" and epochs >= 1
-        summary = s.sql(f"FROM train('m', {TRAININGS[method]}{COMMON}, resume => true)").df()
+        summary = s.sql(f"{train_sql[:-1]}, resume => true)").df()
         assert summary["resumed_from"][0] == run_id
         assert s.sql("FROM checkpoints()").fetchall() == []
         assert s.sql("SELECT count(*) FROM models() WHERE name = 'm'").fetchone()[0] == 1
@@ -99,7 +101,7 @@ def interrupted(tmp_path):
     """A database whose training of 'm' (autoregressive, SLID) was killed after its second
     epoch's checkpoint."""
     path = tmp_path / "db.duckdb"
-    killed_after(path, f"FROM train('m', {TRAININGS['autoregressive']}{COMMON})", 2)
+    killed_after(path, AUTOREGRESSIVE, 2)
     return path
 
 
@@ -107,22 +109,24 @@ def interrupted(tmp_path):
 def test_resume_refuses_other_data_or_options_and_a_wrong_run(interrupted):
     with duck_synth.connect(interrupted) as s:
         run_id = s.sql("SELECT run_id FROM checkpoints()").fetchone()[0]
-        for changed in ("epochs => 7", "seed => 6", "columns => ['wages', 'age']"):
-            options = TRAININGS["autoregressive"].replace(", epochs => 6", "") + ", " + changed
-            options += "" if "seed" in changed else ", seed => 5"
+        for other in (
+            AUTOREGRESSIVE.replace("epochs => 6", "epochs => 7"),
+            AUTOREGRESSIVE.replace("seed => 5", "seed => 6"),
+            AUTOREGRESSIVE.replace("epochs => 6", "epochs => 6, columns => ['wages', 'age']"),
+        ):
             with pytest.raises(SynthError, match=f"checkpoint of run {run_id} was made from other"):
-                s.sql(f"FROM train('m', {options}, max_time => 3600, resume => true)")
+                s.sql(f"{other[:-1]}, resume => true)")
         with pytest.raises(SynthError, match=r"run 99 has no checkpoint to resume"):
-            s.sql(f"FROM train('m', 'slid', resume_run => 99{COMMON})")
+            s.sql(f"FROM train('m', 'slid', resume_run => 99, epochs => 6{COMMON})")
         with pytest.raises(SynthError, match=rf"run {run_id} trained 'm', not 'other'"):
-            s.sql(f"FROM train('other', 'slid', resume_run => {run_id}{COMMON})")
+            s.sql(f"FROM train('other', 'slid', resume_run => {run_id}, epochs => 6{COMMON})")
         # nothing was recorded by the refusals; the checkpoint is still there
         assert s.sql("SELECT count(*) FROM runs()").fetchone()[0] == 1
         dropped = s.sql("FROM drop_checkpoints(model => 'm')").fetchone()
         assert dropped[0] == 1 and dropped[1] > 0 and json.loads(dropped[2]) == [run_id]
         assert s.sql("FROM checkpoints()").fetchall() == []
         # nothing left to continue: resume => true trains from the start
-        summary = s.sql(f"FROM train('m', {TRAININGS['autoregressive']}{COMMON}, resume => true)")
+        summary = s.sql(f"{AUTOREGRESSIVE[:-1]}, resume => true)")
         assert summary.df()["resumed_from"].isna().all()
 
 
@@ -187,7 +191,7 @@ def test_resume_is_refused_with_epsilon_and_for_a_database():
     with duck_synth.connect() as s:
         s.sql("CREATE TABLE t AS SELECT range % 7 AS a FROM range(300)")
         with pytest.raises(SynthError, match="resume is not available with epsilon"):
-            s.sql("FROM train('m', 't', epsilon => 1, resume => true)")
+            s.sql("FROM train('m', 't', epsilon => 1, epochs => 1, resume => true)")
         with pytest.raises(SynthError, match="resume is for one table's training"):
-            s.sql("FROM train('m', ['t'], resume => true)")
+            s.sql("FROM train('m', ['t'], epochs => 1, resume => true)")
         assert s.sql("SELECT count(*) FROM runs()").fetchone()[0] == 0
