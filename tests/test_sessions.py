@@ -150,6 +150,15 @@ def test_session_metrics_tell_real_sessions_from_shuffled_steps(panel):
     assert shuffled[("session_column_shape", "wage mean")] < 0.8
 
 
+def test_evaluate_runs_a_generated_side_once_for_all_session_metrics(panel):
+    session, _ = panel
+    before = session.sql("SELECT count(*) FROM generations()").fetchone()[0]
+    scores = session_scores(session, "FROM generate('p', seed => 3)")
+    assert scores[("sessions", "")] > 0.5
+    # every metric judged the same rows: one generation, not one per metric
+    assert session.sql("SELECT count(*) FROM generations()").fetchone()[0] == before + 1
+
+
 def test_copied_sessions_score_one_and_are_caught_by_the_session_dcr(panel):
     session, _ = panel
     copied = session_scores(session, SPLIT["a"])

@@ -28,7 +28,7 @@ from ..errors import SynthError
 from ..options import EvaluateOptions
 from ..sources import describe, read_source
 from .codes import prepare_codes
-from .columns import choose_columns, prepare, side_stats
+from .columns import choose_columns, materialized, prepare, side_stats
 from .fidelity import column_rows, mean, metric_row
 from .pairs import information_rows, pair_trend_rows
 from .relational import database_evaluation, database_lists
@@ -75,6 +75,16 @@ def evaluate(
         raise SynthError("evaluate(): sensitive is for tables, not with session_key")
     if (opts.session_key is None) != (opts.order_by is None):
         raise SynthError("evaluate(): session metrics need both session_key and order_by")
+    sides = {"real": real_sql, "synthetic": synthetic_sql, "holdout": holdout_sql}
+    if opts.session_key is None:
+        return _evaluate_sides(con, sides, opts)
+    with materialized(con, sides) as tables:  # session metrics read each side many times
+        return _evaluate_sides(con, tables, opts)
+
+
+def _evaluate_sides(con, sides: dict[str, str | None], opts: EvaluateOptions) -> list[dict]:
+    """evaluate() of one table's real, synthetic and holdout queries, its options checked."""
+    real_sql, synthetic_sql, holdout_sql = sides["real"], sides["synthetic"], sides["holdout"]
     requested = opts.columns
     if opts.session_key is not None and requested is None:
         # fresh synthetic keys say nothing about the real ones: every column but the key

@@ -8,8 +8,10 @@ these small typed tables instead of re-running the user's query.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
@@ -111,6 +113,34 @@ def value_sql(column: Column) -> str:
             return f"epoch(CAST({name} AS {column.duck_type})) * 1e6"
         return f"CAST(epoch_us(CAST({name} AS {column.duck_type})) AS DOUBLE)"
     return f"CAST({name} AS VARCHAR)"
+
+
+@contextlib.contextmanager
+def materialized(
+    con: duckdb.DuckDBPyConnection, sources: dict[str, str | None]
+) -> Iterator[dict[str, str | None]]:
+    """Each side's query run once into a temporary table, given by name for the block and
+    dropped after: metrics that read a side many times (session profiles, steps, privacy) do
+    not run its query (a generate() call) again, and all of them judge the same rows."""
+    made: list[str] = []
+    try:
+        names = {}
+        for what, sql in sources.items():
+            if sql is None:
+                names[what] = None
+                continue
+            table = f"duck_synth_evaluate_{next(_table_ids)}_{what}_source"
+            try:
+                con.execute(f"CREATE TEMP TABLE {table} AS FROM ({sql}) AS source")
+            except duckdb.Error as error:
+                raise SynthError(f"evaluate(): {what} data: {str(error).splitlines()[0]}") from None
+            made.append(table)
+            names[what] = f"SELECT * FROM {table}"
+        yield names
+    finally:
+        for table in made:
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def prepare(
