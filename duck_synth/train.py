@@ -171,24 +171,22 @@ def fit_and_store(
     """Fit the plan's networks in a recorded run and add the model; its summary row."""
     caller.check()  # cancelled while the data was read: no run is recorded
     name, device = source.model, training.options.device or default_device()
-    print_ = fingerprint(plan, [e.to_json() for e in plan.encoders], stored_options(training))
-    resumed = checkpoints.to_resume(con, name, training.options, print_)
+    digest = plan_fingerprint(plan, training)
+    resumed = checkpoints.to_resume(con, name, training.options, digest)
     run_id = catalog.start_run(con, name, training.method, source.text)
     saving = None  # DP-SGD's accountant is not checkpointed
     if training.budget is None:
         every = training.options.checkpoint_every
-        saving = checkpoints.RunCheckpoints(con, run_id, name, print_, every, resumed)
+        saving = checkpoints.RunCheckpoints(con, run_id, name, digest, every, resumed)
     with recorded_run(con, name, run_id):
         with seeded(training.seed):
             metrics, params, tensors = fit_parts(
                 con, run_id, plan, training, source.time_budget, device, saving
             )
         caller.check()  # a cancel that came in the last step adds no model either
-        record = model_record(shape, plan, training, source, metrics, params, tensors, device)
-        record.metrics["fingerprint"] = print_
-        if "from_model" in plan.summary:  # the version it continues, and what grew
-            record.metrics["from_model"] = plan.summary["from_model"]
-            record.metrics["continued"] = plan.summary["changes"]
+        record = model_record(
+            shape, plan, training, source, metrics, params, tensors, device, digest
+        )
         summary = summary_row(plan, training, source, metrics, run_id, device)
         summary["resumed_from"] = resumed.run_id if resumed is not None else None
 
@@ -244,9 +242,10 @@ def model_record(
     params: dict,
     tensors: dict,
     device: str,
+    digest: str,
 ) -> catalog.ModelRecord:
     """The model to add: the plan's encoders and columns, the fitted parts, what the shape
-    stores beside them."""
+    stores beside them; ``digest`` is its plan_fingerprint."""
     budget, main = training.budget, metrics["model"]
     options = stored_options(training)
     statistics = {
@@ -271,8 +270,15 @@ def model_record(
             **({"source_rows": source.rows} if budget is None else {}),
             **({"constraint_violations": source.violated} if source.violated else {}),
             **({"privacy": privacy_spent(budget, main)} if budget is not None else {}),
+            "fingerprint": digest,
             # DP noise comes from the OS; GPU kernels may add in any order
             "reproducible": budget is None and device == "cpu",
+            # a continued training: the version it continues, and what grew
+            **(
+                {"from_model": plan.summary["from_model"], "continued": plan.summary["changes"]}
+                if "from_model" in plan.summary
+                else {}
+            ),
         },
         weights=save_tensors(tensors),
         training_rows=plan.training_rows,
@@ -287,6 +293,11 @@ def stored_options(training: Training) -> dict:
 
 # how a run is checkpointed and whether it continues one: never what it learns
 LIFECYCLE_OPTIONS = ("checkpoint_every", "resume", "resume_run")
+
+
+def plan_fingerprint(plan: TrainingPlan, training: Training) -> str:
+    """The fingerprint of what ``plan`` fits, with the options ``training`` stores."""
+    return fingerprint(plan, [e.to_json() for e in plan.encoders], stored_options(training))
 
 
 def fingerprint(plan: TrainingPlan, encoders: list[dict], options: dict) -> str:

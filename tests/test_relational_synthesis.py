@@ -181,6 +181,9 @@ def test_the_table_models_are_hidden_in_models_and_dropped_with_the_database(s):
         r[0] for r in s.sql("SELECT name FROM models() WHERE name LIKE 'small%'").fetchall()
     ] == ["small"]
     assert value(s, "SELECT count(*) FROM synth.models WHERE name LIKE 'small.%'") == 3
+    # each table's model has its fingerprint, like any trained model
+    prints = "SELECT count(DISTINCT metrics->>'$.fingerprint') FROM synth.models WHERE name LIKE 'small.%'"
+    assert value(s, prints) == 3
     s.sql("FROM drop_model('small')").fetchall()
     assert value(s, "SELECT count(*) FROM synth.models WHERE name LIKE 'small%'") == 0
 

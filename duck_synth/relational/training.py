@@ -191,8 +191,9 @@ def _fit(con, name, run_id, found, built, plans, options, seed, time_budget):
         source = one_table.Source(
             component_name(name, table, i), frame_sql, plan.rows, facts, {}, "chosen", time_budget
         )
+        digest = one_table.plan_fingerprint(plan, training)
         record = one_table.model_record(
-            TableShape(), plan, training, source, metrics, params, tensors, device
+            TableShape(), plan, training, source, metrics, params, tensors, device, digest
         )
         record.options["table"] = table
         record.statistics["context"] = plan.parts[0].model.params["context"]
