@@ -132,7 +132,9 @@ def test_resume_refuses_other_data_or_options_and_a_wrong_run(interrupted):
 
 def test_a_cancelled_training_keeps_its_checkpoint_and_resumes_from_it(tmp_path):
     table = "CREATE TABLE t AS SELECT range % 7 AS a, (range * 13) % 11 AS b FROM range(20000)"
-    train_sql = "FROM train('m', 't', epochs => 40, checkpoint_every => 0, seed => 1{})"
+    train_sql = (
+        "FROM train('m', 't', epochs => 40, max_time => 3600, checkpoint_every => 0, seed => 1{})"
+    )
     with duck_synth.connect(tmp_path / "db.duckdb") as s:
         s.sql(table)
         training = InThread(lambda: s.sql(train_sql.format("")))
