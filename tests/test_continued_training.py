@@ -39,7 +39,11 @@ def s():
 
 def test_a_continued_version_learns_new_categories_and_a_wider_range(s):
     summary = (
-        s.sql("FROM train('m', 'new', from_model => 'm@1', epochs => 20, seed => 1)").df().iloc[0]
+        s.sql(
+            "FROM train('m', 'new', from_model => 'm@1', epochs => 20, seed => 1, max_time => 3600)"
+        )
+        .df()
+        .iloc[0]
     )
     assert summary["version"] == 2 and summary["why"] == "continues m@1"
     changes = json.loads(summary["changes"])
