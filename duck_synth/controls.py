@@ -108,14 +108,19 @@ class Quotas:
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Tokens for ``n`` new units."""
-        open_ = np.maximum(self.wanted - self.kept, 0).astype(float)
-        if not open_.any():
-            open_ = self.wanted.astype(float)
-        acceptance = (self.kept + 1) / (self.drawn + 1)
-        weights = open_ / np.maximum(acceptance, 1e-3)
-        counts = _apportion(weights / weights.sum(), n)  # exact counts: no value overshoots
+        counts = _counts(self.wanted, self.kept, self.drawn, n)
         self.drawn += counts
         return rng.permutation(np.repeat(self.tokens, counts))
+
+    def planned(self, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(kept, drawn) after batches of ``sizes`` units of which none was rejected: what a
+        batch drawn elsewhere starts from (distributed/generation.py)."""
+        kept = np.zeros_like(self.wanted)
+        drawn = np.zeros_like(self.wanted)
+        for n in sizes:
+            counts = _counts(self.wanted, kept, drawn, n)
+            kept, drawn = kept + counts, drawn + counts
+        return kept, drawn
 
     def admit(self, table: pa.Table, unit_of_row: np.ndarray) -> pa.Table:
         """The units (rows, or a session's rows) whose value's quota is still open."""
@@ -135,6 +140,17 @@ class Quotas:
         admitted = (unit_value >= 0) & (rank < open_[np.maximum(unit_value, 0)])
         np.add.at(self.kept, unit_value[admitted], 1)
         return table.filter(pa.array(admitted[np.cumsum(first) - 1]))
+
+
+def _counts(wanted: np.ndarray, kept: np.ndarray, drawn: np.ndarray, n: int) -> np.ndarray:
+    """How many of ``n`` new units each value gets: the quotas still open, divided by each
+    value's acceptance so far (exact counts: no value overshoots)."""
+    open_ = np.maximum(wanted - kept, 0).astype(float)
+    if not open_.any():
+        open_ = wanted.astype(float)
+    acceptance = (kept + 1) / (drawn + 1)
+    weights = open_ / np.maximum(acceptance, 1e-3)
+    return _apportion(weights / weights.sum(), n)
 
 
 def _spec(value: dict | str, name: str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 
 import duckdb
@@ -227,10 +228,22 @@ class GenerationProgress:
     passed: int = 0  # units that survived every step (the last batch may bring more than needed)
 
 
-def batches(generator: RowSampler, target: int, spec: str, progress: GenerationProgress):
+def batches(
+    generator: RowSampler,
+    target: int,
+    spec: str,
+    progress: GenerationProgress,
+    draws: Iterator[tuple[int, pa.Table]] | None = None,
+):
     """Batches of surviving rows until ``target`` units; ``progress`` moves as they come (a
-    resumed run passes the progress and generator state it stopped at)."""
+    resumed run passes the progress and generator state it stopped at).
+
+    ``draws`` gives each batch's units drawn and rows screened, in batch order (Ray workers
+    draw them for distributed/generation.py; by default they are drawn here: by the plan
+    with ``planned``, else sized by the acceptance so far). The steps that read the batches
+    before (unique values, quotas, the target's cut) run here, in batch order."""
     effort = max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
+    draws = draws or local_draws(generator, target, progress)
     while progress.returned < target:
         caller.check()  # a cancelled statement stops between batches (generate_into's too)
         if progress.drawn >= effort:
@@ -239,18 +252,32 @@ def batches(generator: RowSampler, target: int, spec: str, progress: GenerationP
                 f"{generator.compiled.sql or 'the unique columns'} after drawing "
                 f"{progress.drawn:,}; the filter may be unsatisfiable for this model"
             )
-        want = target - progress.returned
-        if generator.compiled.filtered or generator.rejects():  # draw a little more
-            acceptance = progress.returned / progress.drawn if progress.drawn else 1.0
-            want = max(int(want / max(acceptance, 1e-3) * 1.2) + 16, 1024)
-        n = generator.batch_units(want)
-        table = generator.keep(generator.draw(n, progress.batch))
+        n, screened = next(draws)
+        table = generator.admit(screened)
         progress.drawn, progress.batch = progress.drawn + n, progress.batch + 1
         survived = generator.units(table)
         progress.passed += survived
         kept = min(survived, target - progress.returned)
         progress.returned += kept
         yield generator.head(table, kept)
+
+
+def local_draws(
+    generator: RowSampler, target: int, progress: GenerationProgress, planned: bool = False
+) -> Iterator[tuple[int, pa.Table]]:
+    """Batches drawn in this process, numbered from ``progress.batch``: ``planned`` sizes them
+    by the plan every engine shares (RowSampler.planned_units), else a filtered run draws what
+    the acceptance so far says it needs (small targets stay fast)."""
+    while True:
+        if planned:
+            n = generator.planned_units(target, progress.batch)
+        else:
+            want = target - progress.returned
+            if generator.compiled.filtered or generator.rejects():  # draw a little more
+                acceptance = progress.returned / progress.drawn if progress.drawn else 1.0
+                want = max(int(want / max(acceptance, 1e-3) * 1.2) + 16, 1024)
+            n = generator.batch_units(want)
+        yield n, generator.screen(generator.draw(n, progress.batch))
 
 
 def _seed_rows(con, generator: RowSampler, options: GenerateOptions) -> pa.Table:

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 
 import duckdb
 
 from . import catalog, spool, sqltext
 from .errors import SynthError
-from .generate import GenerationProgress, batches, prepare, target_units
-from .options import GenerateOptions, parse
+from .generate import GenerationProgress, batches, local_draws, prepare, target_units
+from .options import GenerateIntoOptions, parse
+from .parts import Parts
 from .sources import read_source
 
 BATCH_VIEW = "__duck_synth_batch"
+# where the rows are drawn: not part of what a resumed run must match
+RUN_INDEPENDENT = ("seed", "engine", "workers")
 
 
 def _table_sql(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, bool]:
@@ -45,46 +49,29 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
     -- table | model | version | target | rows | batches | resumed_from | seconds | rows_per_second
     """
     started = time.monotonic()
-    given = parse(GenerateOptions, "generate_into", options_json)
+    given = parse(GenerateIntoOptions, "generate_into", options_json)
     if given.seed_rows is not None:
         raise SynthError(
             "generate_into(): seed_rows is not supported; use INSERT INTO ... generate()"
         )
     quoted, exists = _table_sql(con, table)
+    parts = Parts.at(given.path, quoted) if given.path is not None else None
     name, version = catalog.resolve_version(con, spec)
-    arguments = {k: v for k, v in asdict(given).items() if v is not None and k != "seed"}
+    # the rows do not depend on where they are drawn: a run may resume on another engine
+    arguments = {
+        k: v for k, v in asdict(given).items() if v is not None and k not in RUN_INDEPENDENT
+    }
     run, abandoned = _unfinished(con, quoted, exists, (name, version, arguments), given.seed)
     generator = prepare(con, f"{name}@{version}", given, seed=run[3] if run else None)
     types = generator.loaded.column_types()
     if exists:
         _check_columns(con, quoted, types)
+        if parts is not None and run is None:
+            raise SynthError(f"generate_into(): {quoted} exists; path => writes a new view")
+    if parts is not None and run is None:
+        parts.check_empty()
     if run is None:
-        target = target_units(con, generator, generator.options)
-        generator.set_target(target)
-        progress = GenerationProgress()
-        with catalog.transaction(con):
-            if abandoned is not None:
-                _log_abandoned(con, quoted, abandoned)
-            if not exists:
-                columns = ", ".join(
-                    f"{sqltext.quote_identifier(n)} {sqltext.duck_type(t)}" for n, t in types
-                )
-                con.execute(f"CREATE TABLE {quoted} ({columns})")
-            con.execute("DELETE FROM synth.batch_runs WHERE table_name = ?", [quoted])
-            con.execute(
-                "INSERT INTO synth.batch_runs VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                [
-                    quoted,
-                    name,
-                    version,
-                    json.dumps(arguments),
-                    generator.seed,
-                    target,
-                    json.dumps(_state(generator, progress)),
-                    catalog.utc_now(),
-                    catalog.utc_now(),
-                ],
-            )
+        target, progress = _start(con, (quoted, exists, parts), generator, arguments, abandoned)
         resumed_from = 0
     else:
         target = run[4]
@@ -94,15 +81,15 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
         generator.restore(state["generator"])
         _remember_unique(con, quoted, generator)
         resumed_from = progress.returned
+    draws = _draws(given, generator, target, progress)
     try:
-        _append(con, quoted, types, generator, target, spec, progress)
+        _append(con, (quoted, parts), types, generator, (target, spec), progress, draws)
     except SynthError:
         if progress.returned == 0:  # nothing written: leave the database as it was
-            with catalog.transaction(con):
-                con.execute("DELETE FROM synth.batch_runs WHERE table_name = ?", [quoted])
-                if not exists:
-                    con.execute(f"DROP TABLE {quoted}")
+            _undo(con, quoted, exists, parts)
         raise
+    finally:
+        draws.close()  # batches drawn ahead (Ray tasks) are cancelled
     if target == 0:
         con.execute("UPDATE synth.batch_runs SET status = 'done' WHERE table_name = ?", [quoted])
     seconds = time.monotonic() - started
@@ -118,6 +105,52 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
         progress.passed,
     )
     return _summary(quoted, name, version, target, progress, resumed_from, seconds)
+
+
+def _start(con, into: tuple, generator, arguments: dict, abandoned) -> tuple:
+    """A new run: its target, the table (unless it exists or parts are written) and its
+    batch_runs row, in one transaction; (target, progress)."""
+    quoted, exists, parts = into
+    record = generator.loaded.record
+    target = target_units(con, generator, generator.options)
+    generator.set_target(target)
+    progress = GenerationProgress()
+    with catalog.transaction(con):
+        if abandoned is not None:
+            _log_abandoned(con, quoted, abandoned)
+        if not exists and parts is None:
+            columns = ", ".join(
+                f"{sqltext.quote_identifier(n)} {sqltext.duck_type(t)}"
+                for n, t in generator.loaded.column_types()
+            )
+            con.execute(f"CREATE TABLE {quoted} ({columns})")
+        con.execute("DELETE FROM synth.batch_runs WHERE table_name = ?", [quoted])
+        con.execute(
+            "INSERT INTO synth.batch_runs VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            [
+                quoted,
+                record.name,
+                record.version,
+                json.dumps(arguments),
+                generator.seed,
+                target,
+                json.dumps(_state(generator, progress)),
+                catalog.utc_now(),
+                catalog.utc_now(),
+            ],
+        )
+    return target, progress
+
+
+def _undo(con, quoted: str, exists: bool, parts: Parts | None) -> None:
+    """A run that wrote nothing: its batch_runs row, and the table (view, parts) it made."""
+    with catalog.transaction(con):
+        con.execute("DELETE FROM synth.batch_runs WHERE table_name = ?", [quoted])
+        if not exists and parts is None:
+            con.execute(f"DROP TABLE {quoted}")
+        elif not exists:
+            con.execute(f"DROP VIEW IF EXISTS {quoted}")
+            parts.remove()
 
 
 def _unfinished(
@@ -160,14 +193,30 @@ def _summary(
     }
 
 
-def _append(con, quoted: str, types, generator, target: int, spec: str, progress) -> None:
-    """Each batch's rows and the run's progress, committed together."""
+def _draws(given: GenerateIntoOptions, generator, target: int, progress) -> Iterator:
+    """Each batch's units and screened rows, in batch order, by the plan both engines share."""
+    if given.engine == "ray":
+        from .distributed.generation import ray_draws
+
+        return ray_draws(generator, target, progress, given.workers)
+    return local_draws(generator, target, progress, planned=True)
+
+
+def _append(con, into: tuple, types, generator, asked: tuple, progress, draws) -> None:
+    """Each batch's rows (into the table, or a Parquet part) and the run's progress,
+    committed together."""
+    (quoted, parts), (target, spec) = into, asked
     select = spool.cast_sql(BATCH_VIEW, types)
-    for rows in batches(generator, target, spec, progress):
+    for rows in batches(generator, target, spec, progress, draws):
         with catalog.transaction(con):
             con.register(BATCH_VIEW, rows)
             try:
-                con.execute(f"INSERT INTO {quoted} {select}")
+                if parts is None:
+                    con.execute(f"INSERT INTO {quoted} {select}")
+                else:  # typed as the table would be; the view reads the parts committed
+                    parts.write(progress.batch - 1, con.execute(select).to_arrow_table())
+                    if progress.batch - 1 == 0:
+                        con.execute(f"CREATE OR REPLACE VIEW {quoted} AS {parts.view_sql()}")
             finally:
                 con.unregister(BATCH_VIEW)
             con.execute(

@@ -118,6 +118,10 @@ class TrainOptions:
     # continued training (continued.py): a stored version's encoders and weights, learning on
     # the new rows
     from_model: str | None = None
+    # where the networks train (distributed/training.py): 'local', or 'ray' (data-parallel over
+    # ``workers`` Ray workers; autoregressive only)
+    engine: str = bounded("local", choices=("local", "ray"))
+    workers: int | None = bounded(None, **AT_LEAST_1)
 
 
 @dataclass
@@ -147,6 +151,16 @@ class GenerateOptions:
     # a database: the root tables' rows, times this (None: 1.0, and absent from generate_into's
     # stored arguments, which a resumed run must match)
     scale: float | None = bounded(None, **POSITIVE)
+
+
+@dataclass
+class GenerateIntoOptions(GenerateOptions):
+    """generate_into()'s: generate()'s, and where the batches are drawn and written
+    (distributed/generation.py)."""
+
+    engine: str = bounded("local", choices=("local", "ray"))
+    workers: int | None = bounded(None, **AT_LEAST_1)  # Ray tasks in flight (None: the CPUs)
+    path: str | None = None  # a folder: the rows as Parquet parts there, not in a table
 
 
 @dataclass

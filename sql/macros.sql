@@ -28,7 +28,7 @@ CREATE OR REPLACE MACRO train(
     delta := NULL, max_grad_norm := NULL, noise_multiplier := NULL, dp_statistics_share := NULL,
     n_parents := NULL, n_bins := NULL, max_cat := NULL, bin_strategy := NULL,
     sample_parents := NULL, relations := NULL, keep_orphans := NULL, checkpoint_every := NULL,
-    resume := NULL, resume_run := NULL, from_model := NULL
+    resume := NULL, resume_run := NULL, from_model := NULL, engine := NULL, workers := NULL
 ) AS TABLE
     FROM query(synth_call('synth_train', [CAST(name AS VARCHAR), CASE WHEN typeof(source) LIKE '%[]' THEN CAST(to_json(source) AS VARCHAR) ELSE CAST(source AS VARCHAR) END, CAST(to_json({
     'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding, 'seed': seed,
@@ -41,7 +41,7 @@ CREATE OR REPLACE MACRO train(
     'n_parents': n_parents, 'n_bins': n_bins, 'max_cat': max_cat, 'bin_strategy': bin_strategy,
     'sample_parents': sample_parents, 'relations': relations, 'keep_orphans': keep_orphans,
     'checkpoint_every': checkpoint_every, 'resume': resume, 'resume_run': resume_run,
-    'from_model': from_model
+    'from_model': from_model, 'engine': engine, 'workers': workers
 }) AS VARCHAR)]));
 
 -- recommend('table or query' [, session_key]) -> the methods ranked for the data's shape: rank,
@@ -112,38 +112,42 @@ CREATE OR REPLACE MACRO generate_tables(
     'replace': replace, 'temperature': temperature, 'batch_size': batch_size
 }) AS VARCHAR)]));
 
--- generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends batch by
--- batch (batch_size rows, one transaction each) to the table, created with the model's types if
--- missing; called again after an interruption with the same arguments, it resumes at the next
--- batch (same rows as an uninterrupted run: no duplicate, no gap). A statement that is only this
--- call, run through duck_synth (session.sql, the CLI), runs outside the statement (see
--- Session.sql) so DuckDB checkpoints between batches.
+-- generate_into('table', 'model', <generate()'s arguments> [, engine => 'ray', workers => n] [,
+-- path => 'folder']) -> one summary row. Appends batch by batch (batch_size rows, one
+-- transaction each) to the table, created with the model's types if missing; called again after
+-- an interruption with the same arguments, it resumes at the next batch (same rows as an
+-- uninterrupted run: no duplicate, no gap). Batch i's rows depend only on the seed, i and
+-- batch_size, on either engine: engine => 'ray' draws the batches on Ray workers
+-- (duck_synth/distributed/). path => writes one Parquet part per batch there, and the table is a
+-- view reading them. A statement that is only this call, run through duck_synth (session.sql,
+-- the CLI), runs outside the statement (see Session.sql) so DuckDB checkpoints between batches.
 CREATE OR REPLACE MACRO generate_into_options(
     target := NULL, magnitude := NULL, filter := NULL, conditions := NULL, seed := NULL,
     temperature := NULL, top_p := NULL, batch_size := NULL, constraints := NULL, equalize := NULL,
     rebalance := NULL, impute := NULL, fairness := NULL, drop_unique_violation := NULL,
-    unique_columns := NULL, limit_strings := NULL
+    unique_columns := NULL, limit_strings := NULL, engine := NULL, workers := NULL, path := NULL
 ) AS to_json({
     'target': target, 'magnitude': magnitude, 'filter': filter,
     'conditions': CAST(conditions AS VARCHAR), 'seed': seed, 'temperature': temperature,
     'top_p': top_p, 'batch_size': batch_size, 'constraints': constraints, 'equalize': equalize,
     'rebalance': rebalance, 'impute': impute, 'fairness': fairness,
     'drop_unique_violation': drop_unique_violation, 'unique_columns': unique_columns,
-    'limit_strings': limit_strings
+    'limit_strings': limit_strings, 'engine': engine, 'workers': workers, 'path': path
 });
 CREATE OR REPLACE MACRO generate_into(
     table_name, model,
     target := NULL, magnitude := NULL, filter := NULL, conditions := NULL, seed := NULL,
     temperature := NULL, top_p := NULL, batch_size := NULL, constraints := NULL, equalize := NULL,
     rebalance := NULL, impute := NULL, fairness := NULL, drop_unique_violation := NULL,
-    unique_columns := NULL, limit_strings := NULL
+    unique_columns := NULL, limit_strings := NULL, engine := NULL, workers := NULL, path := NULL
 ) AS TABLE
     FROM query(synth_call('synth_generate_into', [CAST(table_name AS VARCHAR), CAST(model AS VARCHAR), CAST(generate_into_options(
     target := target, magnitude := magnitude, filter := filter, conditions := conditions,
     seed := seed, temperature := temperature, top_p := top_p, batch_size := batch_size,
     constraints := constraints, equalize := equalize, rebalance := rebalance, impute := impute,
     fairness := fairness, drop_unique_violation := drop_unique_violation,
-    unique_columns := unique_columns, limit_strings := limit_strings
+    unique_columns := unique_columns, limit_strings := limit_strings, engine := engine,
+    workers := workers, path := path
 ) AS VARCHAR)]));
 
 -- generations() -> the generation log: what was asked, rows (sessions) drawn, passed and

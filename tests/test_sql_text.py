@@ -65,12 +65,13 @@ EXCEPTIONS = {
     ("serve/quack.py", "load_extensions"): "LOAD statements of the shipped extension files, "
     "quoted by quote_literal",
     # internal relations: made by read_source/sqltext.query or by the module itself
-    ("generate_into.py", "generate_into"): "the table name quoted by quote_identifier, types by "
-    "duck_type",
+    ("generate_into.py", "_start"): "the table name quoted by quote_identifier, types by duck_type",
+    ("generate_into.py", "_undo"): "the table (or parts view) name quoted by quote_identifier",
     (
         "generate_into.py",
         "_append",
-    ): "quoted table name; the select is cast_sql over a registered batch",
+    ): "quoted table name; the select is cast_sql over a registered batch; a parts view reads "
+    "a folder path quoted by quote_literal (parts.py)",
     ("generate_into.py", "_check_columns"): "quoted table name",
     ("generate_into.py", "_remember_unique"): "quoted table and column names",
     ("evaluate/__init__.py", "_fidelity_rows"): "temp table names made by the module",
@@ -106,7 +107,7 @@ EXCEPTIONS = {
     ("evaluate/validate.py", "repeated_value"): "a read_source relation; quoted column",
     ("generate.py", "_matching_training_rows"): "a read_source relation; the filter written "
     "back by sqlglot after sqltext.predicate checked it",
-    ("shapes/rows.py", "keep"): "cast_sql over the registered batch, the filter written back by "
+    ("shapes/rows.py", "screen"): "cast_sql over the registered batch, the filter written back by "
     "sqlglot, in a connection without file access",
     ("recommend.py", "shape_of"): "a read_source relation; quoted columns",
     ("resample.py", "resample"): "a read_source relation; the condition written back by sqlglot",

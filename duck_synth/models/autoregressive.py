@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -30,6 +29,7 @@ from .base import (
     Progress,
     SampleConfig,
     sample_logits,
+    sample_threads,
 )
 from .loop import EarlyStopping, Resumable, Step, TimeBudget, run_epochs
 
@@ -44,7 +44,6 @@ WARM_START_LR_SHARE = 0.3  # a continued training's peak learning rate, of PEAK_
 MIN_VALIDATION_ROWS = 1_000
 MAX_AUTO_BATCH = 2048  # big batches use the CPU well; small tables still get >= 16 steps
 SAMPLE_CHUNK = 2048
-SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 class ColumnNets(nn.Module):
@@ -337,7 +336,7 @@ class AutoregressiveModel(GenerativeModel):
             chunk_gen = torch.Generator().manual_seed(seeds[k])
             out[start:stop] = self._sample_chunk(start, stop, order, conditions, config, chunk_gen)
 
-        with single_thread(), ThreadPoolExecutor(SAMPLE_THREADS) as pool:
+        with single_thread(), ThreadPoolExecutor(sample_threads()) as pool:
             list(pool.map(run, range(len(starts))))
         return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -57,6 +58,17 @@ class Conditions:
     fixed: dict[int, np.ndarray] = field(default_factory=dict)
     allowed: dict[int, np.ndarray] = field(default_factory=dict)
     first: list[int] = field(default_factory=list)
+
+
+SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
+# a process given fewer cores (a Ray task's, distributed/generation.py) says how many here
+SAMPLE_THREADS_VARIABLE = "DUCK_SYNTH_SAMPLE_THREADS"
+
+
+def sample_threads() -> int:
+    """The threads sampling runs chunks on: the process's setting, else up to 4 of the cores."""
+    given = os.environ.get(SAMPLE_THREADS_VARIABLE, "")
+    return int(given) if given.isdigit() and int(given) > 0 else SAMPLE_THREADS
 
 
 @dataclass

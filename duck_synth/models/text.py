@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,6 +35,7 @@ from .base import (
     load_network,
     network_tensors,
     sample_logits,
+    sample_threads,
 )
 from .loop import EarlyStopping, Resumable, Step, TimeBudget, run_epochs
 
@@ -52,7 +52,6 @@ SMALL_HIDDEN, LARGE_HIDDEN, LARGE_ROWS = 64, 128, 10_000
 MIN_EPOCH_STEPS = 32
 LENGTH_GROUP = 16  # batches drawn together and sorted by length
 SAMPLE_CHUNK = 4096
-SAMPLE_THREADS = max(1, min(4, os.cpu_count() or 1))
 MAX_CHECKED = 1_000_000  # runs whose rarity is remembered while sampling
 GUARD_TRIES = 8  # characters a text may try at one place before it ends there
 REDRAWS = 3  # draws of a text that still breaks a rule (a rare text cut short) before it is cut
@@ -284,7 +283,7 @@ class TextModel(StoredModel):
             chunk = context[starts[k] : starts[k] + SAMPLE_CHUNK]
             return self._draw_chunk(chunk, config, torch.Generator().manual_seed(seeds[k]))
 
-        with single_thread(), ThreadPoolExecutor(SAMPLE_THREADS) as pool:
+        with single_thread(), ThreadPoolExecutor(sample_threads()) as pool:
             return [text for texts in pool.map(run, range(len(starts))) for text in texts]
 
     def _draw_chunk(self, context: np.ndarray, config: SampleConfig, generator) -> list[str]:

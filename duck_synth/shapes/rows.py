@@ -178,8 +178,12 @@ class RowSampler:
         return model.sample(n, Conditions(fixed, allowed, conditions.first), self.config, generator)
 
     def keep(self, table: pa.Table) -> pa.Table:
-        """What survives every step after drawing: strings cut, the residual filter (rows typed
-        as the output first), unique values, the shares' quotas."""
+        """What survives every step after drawing (``screen``, then ``admit``)."""
+        return self.admit(self.screen(table))
+
+    def screen(self, table: pa.Table) -> pa.Table:
+        """The steps that read the batch alone: strings cut, the residual filter (rows typed
+        as the output first). A Ray worker runs them (distributed/generation.py)."""
         table = limit_strings(table, self.string_limits)
         if self.filter_con is not None:
             self.filter_con.register("batch", table)
@@ -187,10 +191,43 @@ class RowSampler:
             table = self.filter_con.execute(
                 f"WITH typed AS ({typed}) {self.kept_sql()}"
             ).to_arrow_table()
+        return table
+
+    def admit(self, table: pa.Table) -> pa.Table:
+        """The steps that read the batches before this one, taken in batch order: unique
+        values, the shares' quotas."""
         table = self.unique.admit(table)
         if self.quotas is not None:
             table = self.quotas.admit(table, self.unit_of_row(table))
         return table
+
+    def full_batch(self) -> int:
+        """The units of a batch that is not the last."""
+        return self.batch_units(2**62)
+
+    def planned_units(self, target: int, batch: int) -> int:
+        """Batch ``batch``'s units in a run of ``target`` units that follows the plan every
+        engine shares: full batches; unless steps after drawing may drop units, the last one
+        holds what is left. Depends only on the target, the batch number and batch_size."""
+        full = self.full_batch()
+        if self.compiled.filtered or self.rejects():
+            return full
+        return max(0, min(full, target - batch * full))
+
+    def planned_state(self, target: int, batch: int) -> dict:
+        """The state batch ``batch`` of the plan starts from, without drawing the batches
+        before it: keys emitted, and the quotas as they stand when nothing is rejected."""
+        full = self.full_batch()
+        state = {"keys_emitted": batch * full, "quotas": None}
+        if self.quotas is not None:
+            if self.compiled.filtered or self.rejects():
+                raise SynthError(
+                    "generate_into(): equalize and rebalance under a filter or unique values "
+                    "depend on every batch before: give engine => 'local'"
+                )
+            kept, drawn = self.quotas.planned([self.planned_units(target, b) for b in range(batch)])
+            state["quotas"] = [kept.tolist(), drawn.tolist()]
+        return state
 
     def unit_of_row(self, table: pa.Table) -> np.ndarray:
         """Which unit (what target counts) each row belongs to: rows."""

@@ -61,16 +61,20 @@ BUILTIN: tuple[Function, ...] = (
         WRITES,
         "synth_generate_into",
         ("table_name", "model"),
-        options.GenerateOptions,
+        options.GenerateIntoOptions,
         without=("seed_rows", "at_most", "table_name", "scale"),
         options_macro=True,
     ).about(
-        "generate_into('table', 'model', <generate()'s arguments>) -> one summary row. Appends "
-        "batch by batch (batch_size rows, one transaction each) to the table, created with the "
-        "model's types if missing; called again after an interruption with the same arguments, "
-        "it resumes at the next batch (same rows as an uninterrupted run: no duplicate, no gap). "
-        "A statement that is only this call, run through duck_synth (session.sql, the CLI), runs "
-        "outside the statement (see Session.sql) so DuckDB checkpoints between batches."
+        "generate_into('table', 'model', <generate()'s arguments> [, engine => 'ray', workers "
+        "=> n] [, path => 'folder']) -> one summary row. Appends batch by batch (batch_size "
+        "rows, one transaction each) to the table, created with the model's types if missing; "
+        "called again after an interruption with the same arguments, it resumes at the next "
+        "batch (same rows as an uninterrupted run: no duplicate, no gap). Batch i's rows depend "
+        "only on the seed, i and batch_size, on either engine: engine => 'ray' draws the "
+        "batches on Ray workers (duck_synth/distributed/). path => writes one Parquet part per "
+        "batch there, and the table is a view reading them. A statement that is only this call, "
+        "run through duck_synth (session.sql, the CLI), runs outside the statement (see "
+        "Session.sql) so DuckDB checkpoints between batches."
     ),
     view(
         "generations",

@@ -1,0 +1,127 @@
+"""The Ray cluster this process sends work to (generate_into's and train()'s ``engine => 'ray'``).
+
+Ray connects a process to one cluster, so the setting is the process's: ``connect(..., ray =>)``,
+a profile's ``ray``, or ``duck-synth serve --ray`` name it, and the first call that needs Ray
+connects. An address is ``'local'`` (a Ray started in this process, on 127.0.0.1, no dashboard),
+``'auto'`` (the cluster ``ray start --head`` runs on this machine), ``'ray://host:10001'`` (a
+remote cluster through Ray Client, ``pip install 'ray[client]'``) or a ``host:port`` of a head
+node. A Ray the program started itself (``ray.init()`` before connecting) is used as it is.
+
+Ray is optional (``pip install 'duck_synth[ray]'``): without it, asking for it is a one-line error.
+A Ray cluster has no authentication: it must sit on a private network.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import threading
+from types import ModuleType
+
+from ..errors import SynthError
+
+LOCAL = "local"
+# Ray needs a shared-memory object store of at least 75 MiB; containers often have a small
+# /dev/shm, so a local Ray asks for little and spills to disk beyond it
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
+MIN_OBJECT_STORE_BYTES = 78_643_200
+
+_lock = threading.Lock()
+_address: str | None = None
+_started_here: str | None = None  # the temporary folder of a local Ray this process started
+
+
+def require_ray(what: str) -> ModuleType:
+    """The ray module, or a one-line error saying how to install it."""
+    # before ray is first imported: a local Ray binds 127.0.0.1 only, reports no usage, and
+    # runs without tokens (Ray's own authentication is its cluster's, see the module's note)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    try:
+        import ray
+    except ImportError:
+        raise SynthError(
+            f"{what}: Ray is not installed; pip install 'duck_synth[ray]' (or give engine => "
+            "'local')"
+        ) from None
+    return ray
+
+
+def use(address: str | None) -> None:
+    """Make ``address`` the cluster of this process (None: keep what is set)."""
+    global _address
+    if address is None:
+        return
+    if not isinstance(address, str) or not address.strip():
+        raise SynthError(
+            f"ray: give 'local', 'auto', 'ray://host:port' or host:port, not {address!r}"
+        )
+    with _lock:
+        if _address not in (None, address) and _initialized():
+            raise SynthError(
+                f"ray: this process is connected to Ray at '{_address}'; one process uses one "
+                f"cluster (asked for '{address}')"
+            )
+        _address = address.strip()
+
+
+def address() -> str:
+    """The cluster this process sends work to ('local' unless one was named)."""
+    return _address or LOCAL
+
+
+def ray_for(what: str) -> ModuleType:
+    """The ray module, connected to this process's cluster (connecting on first use)."""
+    ray = require_ray(what)
+    with _lock:
+        if ray.is_initialized():
+            return ray
+        target = address()
+        try:
+            if target == LOCAL:
+                start_local(ray)
+            else:
+                ray.init(address=target, log_to_driver=False)
+        except Exception as error:  # Ray's errors are many kinds; say which cluster failed
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+            raise SynthError(f"{what}: cannot connect to Ray at '{target}': {first}") from None
+    return ray
+
+
+def start_local(ray: ModuleType, cpus: int | None = None, object_store_bytes: int | None = None):
+    """A Ray on this machine only: 127.0.0.1, no dashboard, a short temporary folder (its
+    sockets' paths must stay under 107 bytes) removed at exit."""
+    global _started_here
+    folder = f"/tmp/dsr_{os.getpid()}"
+    ray.init(
+        num_cpus=cpus or os.cpu_count() or 1,
+        include_dashboard=False,
+        object_store_memory=max(
+            object_store_bytes or LOCAL_OBJECT_STORE_BYTES, MIN_OBJECT_STORE_BYTES
+        ),
+        _temp_dir=folder,
+        log_to_driver=False,
+    )
+    _started_here = folder
+    atexit.register(stop_local)
+
+
+def stop_local() -> None:
+    """Shut down the local Ray this process started, and remove its folder."""
+    global _started_here
+    if _started_here is None:
+        return
+    import ray
+
+    ray.shutdown()
+    shutil.rmtree(_started_here, ignore_errors=True)
+    _started_here = None
+
+
+def _initialized() -> bool:
+    import sys
+
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()

@@ -1,0 +1,115 @@
+"""generate_into(..., engine => 'ray'): batches drawn by Ray tasks, appended by this process.
+
+The plan is the one the local engine follows (RowSampler.planned_units): batch i draws full
+batches of batch_size rows (sessions: about batch_size rows of them) from the generators seeded
+by (seed, i), the last one what is left when nothing is rejected; its key values start at
+i x a full batch. So a batch's rows depend only on the seed, its number and batch_size, and a
+task can draw any batch without the ones before it.
+
+What each part does:
+- a task (``draw_batch``) loads the model once per worker process from the record this
+  process put in the object store (weights and JSON, as export_model writes them: never the
+  training data; no worker opens the .duckdb file, which DuckDB locks), draws the batch and
+  screens it (strings cut, the residual filter: the steps that read one batch alone);
+- this process takes the batches in order and runs the steps that read the batches before:
+  unique values (unique_columns, drop_unique_violation: a value seen in an earlier batch drops
+  the row, as in-process), the target's cut, session keys numbered on; then appends each batch
+  with its progress in one transaction (generate_into.py), so a stopped run resumes at the next
+  batch on either engine;
+- equalize / rebalance: the quotas a batch starts from are computed here without drawing when
+  nothing is rejected (Quotas.planned); under a filter or unique values they depend on the
+  rows drawn before, and are refused with engine => 'ray'.
+
+A task whose worker dies is run again by Ray (``max_retries``): it draws the same rows, and
+this process takes each batch once. Tasks run ahead of the append, at most two per worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from ..errors import SynthError
+from ..generate import EFFORT_FACTOR, MIN_EFFORT_ROWS, GenerationProgress, bundle
+from ..models.base import SAMPLE_THREADS_VARIABLE
+from ..shapes import Loaded
+from .cluster import ray_for
+
+TASK_RETRIES = 3  # a batch's task is run again this often when its worker dies
+AHEAD_PER_WORKER = 2  # tasks in flight per worker: one drawing, one waiting to be taken
+
+_models: dict[tuple, Loaded] = {}  # per worker process: (name, version, created) -> model
+
+
+def ray_draws(
+    generator, target: int, progress: GenerationProgress, workers: int | None
+) -> Iterator[tuple[int, pa.Table]]:
+    """Each batch's units and screened rows, in batch order, drawn by Ray tasks from
+    ``progress.batch`` on; closing the iterator cancels the tasks still running."""
+    ray = ray_for("generate_into(engine => 'ray')")
+    generator.planned_state(target, progress.batch)  # refuses what cannot be planned, now
+    record = generator.loaded.record
+    key = (record.name, record.version, str(record.created))
+    boxed = [ray.put(record)]  # in a list: a task fetches it only when its worker lacks it
+    task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)(draw_batch)
+    width = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    effort = max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
+    pending: deque = deque()
+    batch, drawn = progress.batch, progress.drawn
+    try:
+        while True:
+            while len(pending) < AHEAD_PER_WORKER * width and drawn < effort:
+                n = generator.planned_units(target, batch)
+                if n == 0:
+                    break  # the plan's last batch is out
+                state = generator.planned_state(target, batch)
+                call = (key, boxed, generator.options, generator.compiled, generator.seed)
+                pending.append((n, task.remote(call, target, batch, n, state)))
+                batch, drawn = batch + 1, drawn + n
+            if not pending:
+                raise SynthError("generate_into(): the plan has no batch left to draw")
+            n, ref = pending.popleft()
+            yield n, _taken(ray, ref)
+    finally:
+        for _, ref in pending:
+            ray.cancel(ref)
+
+
+def _taken(ray, ref) -> pa.Table:
+    """A task's rows; a task that failed is one line naming the cause."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as error:
+        cause = error.as_instanceof_cause()
+        if isinstance(cause, SynthError):
+            raise SynthError(str(cause).splitlines()[0]) from None
+        raise SynthError(f"generate_into(): a Ray task failed: {_first_line(cause)}") from None
+    except ray.exceptions.RayError as error:
+        raise SynthError(f"generate_into(): a Ray task failed: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(error).__name__
+
+
+def draw_batch(call: tuple, target: int, batch: int, n: int, state: dict) -> pa.Table:
+    """Batch ``batch``'s ``n`` units, drawn and screened (runs as a Ray task)."""
+    import torch
+
+    key, boxed, options, compiled, seed = call
+    cpus = max(1, int(float(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
+    os.environ[SAMPLE_THREADS_VARIABLE] = str(cpus)  # the task's CPUs, not the machine's
+    torch.set_num_threads(cpus)
+    loaded = _models.get(key)
+    if loaded is None:
+        import ray
+
+        loaded = _models[key] = bundle(ray.get(boxed[0]))
+    sampler = loaded.shape.sampler(loaded, options, compiled, seed)
+    sampler.set_target(target)
+    sampler.restore(state)
+    return sampler.screen(sampler.draw(n, batch))

@@ -1,0 +1,71 @@
+"""generate_into(..., path => 'out/'): the rows as Parquet parts in a folder, one per batch, and
+a view of the table's name reading them.
+
+A part is written under a temporary name and renamed, so a folder never holds half a part. A
+run stopped between a part's write and its batch's commit leaves that part behind; resuming
+draws the same batch again and writes the same rows over it (a batch's rows depend only on the
+seed, its number and batch_size).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import access, sqltext
+from .errors import SynthError
+
+PART_GLOB = "part-*.parquet"
+
+
+class Parts:
+    def __init__(self, folder: str, quoted: str):
+        self.folder, self.quoted = folder, quoted
+
+    @classmethod
+    def at(cls, path: str, quoted: str) -> Parts:
+        """The folder ``path`` (created if missing), when the caller may write there."""
+        folder = access.check_path(path, "generate_into(): path", write=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise SynthError(f"generate_into(): cannot create '{path}': {error.strerror}") from None
+        if not os.path.isdir(folder):
+            raise SynthError(f"generate_into(): path '{path}' is a file, not a folder")
+        return cls(folder, quoted)
+
+    def check_empty(self) -> None:
+        """A new run writes into a folder without parts (another run's would join the view)."""
+        if self.existing():
+            raise SynthError(
+                f"generate_into(): '{self.folder}' holds Parquet parts already; give an empty "
+                "folder, or delete them"
+            )
+
+    def existing(self) -> list[str]:
+        return sorted(glob.glob(os.path.join(glob.escape(self.folder), PART_GLOB)))
+
+    def name(self, batch: int) -> str:
+        return os.path.join(self.folder, f"part-{batch:08d}.parquet")
+
+    def write(self, batch: int, rows: pa.Table) -> None:
+        final = self.name(batch)
+        temporary = final + ".writing"
+        try:
+            pq.write_table(rows, temporary, compression="snappy")
+            os.replace(temporary, final)
+        except OSError as error:
+            raise SynthError(f"generate_into(): cannot write '{final}': {error.strerror}") from None
+
+    def view_sql(self) -> str:
+        """The view's query: every part, in batch order (DuckDB reads a glob's files sorted)."""
+        pattern = sqltext.quote_literal(os.path.join(self.folder, PART_GLOB))
+        return f"SELECT * FROM read_parquet({pattern})"
+
+    def remove(self) -> None:
+        """A run that wrote nothing leaves no part."""
+        for path in self.existing():
+            os.remove(path)
