@@ -49,8 +49,13 @@ def fit_parts(
                 checkpoints=checkpoints.for_part(key) if checkpoints is not None else None,
                 warm_start=options.from_model is not None,
             )
+            model = part.model
+            if options.engine == "ray" and not part.name:  # the rows' network; texts: here
+                from .distributed.training import RayFit
+
+                model = RayFit(part.model, options.workers)
             fitted = (
-                fit_recorded(con, run_id, part.model, part.data, config)
+                fit_recorded(con, run_id, model, part.data, config)
                 if part.learns
                 else {"epochs": 0, "history": []}
             )

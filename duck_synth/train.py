@@ -74,6 +74,8 @@ def train(
     if (tables := listed_names(source)) is not None:  # a database
         if options.resume or options.resume_run:
             raise SynthError("train(): resume is for one table's training, not a database")
+        if options.engine != "local":
+            raise SynthError("train(): engine => 'ray' is for one table's training, not a database")
         return relational.train_database(con, name, tables, options, before_commit)
     if options.relations is not None or options.keep_orphans:
         raise SynthError("train(): relations and keep_orphans are for a list of tables")
@@ -86,6 +88,7 @@ def train(
     method = choose_method(parent.method if parent else options.method)
     budget = privacy_budget(options)
     method, why = private_method(method, budget)
+    check_engine(options, method)  # before the data is read
     why = f"continues {options.from_model}" if parent else why
     relation = read_source(con, source)
     if parent is None:
@@ -101,6 +104,7 @@ def train(
         session_key = options.session_key if options.session_key in dict(columns) else None
         best = rank(shape_of(con, relation, columns, session_key))[0]
         method, why = best.method, f"auto: {best.reason}"
+    check_engine(options, method)  # auto chose
     protection = protect(options, method, seed, budget, len(columns))
     shape = shapes.for_training(method, options)
     training = Training(options, method, seed, protection, budget)
@@ -113,6 +117,15 @@ def train(
         facts, violated = plan.facts, {}
     read = Source(name, source, source_rows, facts, violated, why, time_budget)
     return fit_and_store(con, shape, plan, training, read, before_commit)
+
+
+def check_engine(options: TrainOptions, method: str) -> None:
+    """Refuse what ``engine => 'ray'`` does not train (distributed/training.py, loaded only
+    when asked)."""
+    if options.engine == "ray":
+        from .distributed.training import check_options
+
+        check_options(options, method)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from .base import (
     sample_logits,
     sample_threads,
 )
-from .loop import EarlyStopping, Resumable, Step, TimeBudget, run_epochs
+from .loop import EarlyStopping, Resumable, Step, TimeBudget, optimizer_step, run_epochs
 
 CANONICAL_ORDER_SHARE = 0.5
 PEAK_LR = 3e-3
@@ -270,7 +270,7 @@ class AutoregressiveModel(GenerativeModel):
             loss = self.net.loss(rows, self.known_masks(len(rows), generator).to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            optimizer_step(optimizer, config.sync)
             return Step({"train_loss": float(loss.detach())}, weight=len(rows))
 
         def after_step(done: float) -> None:

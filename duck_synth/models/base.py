@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +28,23 @@ class Checkpoints(Protocol):
         """Keep ``state`` (tensors, numbers, lists, dicts, strings) in place of the last."""
 
 
+class Synchronizer(Protocol):
+    """Data-parallel training's collectives (distributed/training.py gives one to each worker):
+    every worker calls each at the same point of its loop, so all take the same steps, stop
+    together and keep the same weights."""
+
+    rank: int  # this worker's place among them (0: the one whose model is kept)
+
+    def gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:
+        """Replace each parameter's gradient by its mean over the workers."""
+
+    def mean(self, value: float) -> float:
+        """``value``'s mean over the workers (the same number on every one)."""
+
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any worker."""
+
+
 @dataclass
 class FitConfig:
     """How long to fit: epochs, bounded by max_time (train() sets both from its arguments)."""
@@ -44,6 +61,9 @@ class FitConfig:
     # the weights are learned already (a continued training): early stopping may act from the
     # first epoch and the learning rate peaks lower, so what was learned is refined, not shaken
     warm_start: bool = False
+    # data-parallel training (methods that support it): gradients, epoch losses, the share done
+    # and the max_time stop agreed by every worker; None: one process, nothing changes
+    sync: Synchronizer | None = None
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .base import FitConfig, Progress
+from .base import FitConfig, Progress, Synchronizer
 
 MIN_PART_SECONDS = 1.0  # a part of a training always gets at least this much
 
@@ -153,6 +153,13 @@ def _generator_state(generator: torch.Generator | np.random.Generator):
     return generator.bit_generator.state
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, sync: Synchronizer | None) -> None:
+    """``optimizer.step()``; with workers, on the mean of their gradients (data-parallel)."""
+    if sync is not None:
+        sync.gradients(p for group in optimizer.param_groups for p in group["params"])
+    optimizer.step()
+
+
 def run_epochs(
     config: FitConfig,
     budget: TimeBudget,
@@ -198,7 +205,7 @@ def run_epochs(
                 totals[name] = totals.get(name, 0.0) + value * result.weight
             weight += result.weight
             taken, taken_all = taken + 1, taken_all + 1
-            done = max(taken_all / planned(), budget.used())
+            done = _done(taken_all / planned(), budget, config.sync)
             after_step(done)
             progress(
                 {
@@ -209,7 +216,7 @@ def run_epochs(
                     "done": done,
                 }
             )
-            if budget.reached():
+            if _agreed(budget.reached(), config.sync):
                 stopped = "max_time"
                 break
         if taken == 0 and stopped:  # stopped before this epoch's first step: no epoch
@@ -218,8 +225,9 @@ def run_epochs(
         # means over the steps this epoch took (a cut epoch took fewer than all)
         entry = {"epoch": epoch} | {k: v / max(weight, 1e-12) for k, v in totals.items()}
         entry |= end_epoch(entry)
+        entry = _means(entry, config.sync)  # with workers, theirs: early stopping agrees
         history.append(entry)
-        done = max(taken_all / planned(), budget.used())
+        done = _done(taken_all / planned(), budget, config.sync)
         progress(entry | {"elapsed": budget.elapsed(), "done": done, "epoch_done": True})
         stalled = early_stopping is not None and early_stopping.stops(entry["val_loss"], done)
         if stopped:
@@ -232,6 +240,24 @@ def run_epochs(
     if early_stopping:
         early_stopping.restore()
     return {"epochs": epoch, "history": history, "stopped": stopped or "epochs"}
+
+
+def _done(steps_share: float, budget: TimeBudget, sync: Synchronizer | None) -> float:
+    """The share of the training done; with workers, their mean (one learning rate for all)."""
+    done = max(steps_share, budget.used())
+    return done if sync is None else sync.mean(done)
+
+
+def _agreed(reached: bool, sync: Synchronizer | None) -> bool:
+    """max_time's stop; with workers, any one's (none is left waiting in a collective)."""
+    return reached if sync is None else sync.any(reached)
+
+
+def _means(entry: dict, sync: Synchronizer | None) -> dict:
+    """An epoch's entry; with workers, each loss as their mean."""
+    if sync is None:
+        return entry
+    return {k: v if k == "epoch" else sync.mean(v) for k, v in entry.items()}
 
 
 def _state(

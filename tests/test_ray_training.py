@@ -1,0 +1,94 @@
+"""train(.., engine => 'ray'): the autoregressive network fitted data-parallel by Ray Train
+workers on a local Ray of 2 CPUs (duck_synth/distributed/training.py). Two workers at the same
+epochs learn what one process does (validation loss within 5%), the same seed gives the same
+weights, the model generates, and what Ray does not train is refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import duck_synth
+from duck_synth.distributed import cluster
+from tests.conftest import DIAMONDS_TABLE
+
+ray = pytest.importorskip("ray")
+
+# 5,000 diamonds in an order that does not follow price (the table is sorted by it)
+SAMPLE = "CREATE TABLE d5 AS SELECT * FROM diamonds ORDER BY hash(rowid) LIMIT 5000"
+TRAIN = (
+    "FROM train('{name}', 'd5', method => 'autoregressive', engine => '{engine}', "
+    "workers => 2, epochs => 4, seed => 11, max_time => 3600)"
+)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    cluster.start_local(ray, cpus=2, object_store_bytes=100 * 1024 * 1024)
+    yield ray
+    cluster.stop_local()
+
+
+@pytest.fixture(scope="module")
+def trained(local_ray):
+    """One session with the sample trained in-process ('one') and twice on 2 Ray workers with
+    the same seed ('two', 'again'): three fits for every check below."""
+    s = duck_synth.connect()
+    s.sql(DIAMONDS_TABLE)
+    s.sql(SAMPLE)
+    for name, engine in (("one", "local"), ("two", "ray"), ("again", "ray")):
+        s.sql(TRAIN.format(name=name, engine=engine))
+    yield s
+    s.close()
+
+
+def model_row(s: duck_synth.Session, name: str) -> tuple:
+    return s.con.execute(
+        "SELECT metrics->>'$.best_val_loss', metrics->>'$.workers', metrics->>'$.epochs', "
+        "sha256(weights::VARCHAR) FROM synth.models WHERE name = ?",
+        [name],
+    ).fetchone()
+
+
+def test_two_workers_reach_the_loss_of_one_process(trained):
+    one, two = model_row(trained, "one"), model_row(trained, "two")
+    assert two[1] == "2" and one[1] is None  # the ray fit says how many workers it had
+    assert one[2] == two[2] == "4"
+    assert abs(float(two[0]) - float(one[0])) / float(one[0]) < 0.05
+
+
+def test_the_same_seed_gives_the_same_weights(trained):
+    assert model_row(trained, "two")[3] == model_row(trained, "again")[3]
+    assert model_row(trained, "two")[3] != model_row(trained, "one")[3]
+
+
+def test_the_model_generates_and_is_listed(trained):
+    assert trained.sql("SELECT count(*) FROM generate('two', target => 100)").fetchone()[0] == 100
+    assert "two" in {row[0] for row in trained.sql("SELECT name FROM models()").fetchall()}
+    price = trained.sql("SELECT avg(price) FROM generate('two', target => 2000, seed => 1)")
+    real = trained.sql("SELECT avg(price) FROM d5").fetchone()[0]
+    assert abs(price.fetchone()[0] - real) / real < 0.35  # four epochs: the scale, not the detail
+
+
+def test_the_run_records_every_epoch(trained):
+    status, epochs, losses = trained.sql(
+        "SELECT status, epochs, losses FROM synth.runs WHERE model = 'two' ORDER BY run_id LIMIT 1"
+    ).fetchone()
+    assert (status, epochs) == ("succeeded", 4)
+    assert [entry["epoch"] for entry in json.loads(losses)] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("method => 'tabgan'", r"only method 'autoregressive' trains on Ray, not 'tabgan'"),
+        ("epsilon => 5", r"differential privacy \(epsilon\) trains in-process"),
+        ("resume => true", r"keeps no checkpoints to resume from"),
+    ],
+)
+def test_what_ray_does_not_train_is_refused(trained, refused, options, message):
+    sql = f"FROM train('no', 'd5', engine => 'ray', epochs => 1, {options})"
+    refused(trained, sql, message)
+    runs = trained.sql("SELECT count(*) FROM synth.runs WHERE model = 'no'").fetchone()[0]
+    assert runs == 0
