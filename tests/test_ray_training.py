@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import duck_synth
 from duck_synth.distributed import cluster
+from duck_synth.distributed.training import split_rows, worker_config
+from duck_synth.models.autoregressive import batch_size
+from duck_synth.models.base import FitConfig
 from tests.conftest import DIAMONDS_TABLE
 
 ray = pytest.importorskip("ray")
@@ -92,3 +96,17 @@ def test_what_ray_does_not_train_is_refused(trained, refused, options, message):
     refused(trained, sql, message)
     runs = trained.sql("SELECT count(*) FROM synth.runs WHERE model = 'no'").fetchone()[0]
     assert runs == 0
+
+
+def test_shards_have_equal_rows_and_the_batch_is_divided():
+    """Equal steps per epoch on every worker (else the all-reduce waits forever), and the
+    local fit's global batch."""
+    tokens = np.arange(2 * 1003).reshape(1003, 2)
+    shards = split_rows(tokens, 2, seed=1)
+    assert [len(shard) for shard in shards] == [501, 501]
+    assert len(np.intersect1d(shards[0][:, 0], shards[1][:, 0])) == 0
+    assert np.array_equal(split_rows(tokens, 2, seed=1)[1], shards[1])
+    config = FitConfig(epochs=1, max_time=60.0)
+    local = batch_size(config, 1003 - 100)  # the local fit's batch: 100 validation rows
+    assert worker_config(config, 1003, 2).batch_size == local // 2
+    assert worker_config(FitConfig(1, 60.0, batch_size=512), 1003, 2).batch_size == 256
