@@ -108,19 +108,24 @@ class Quotas:
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Tokens for ``n`` new units."""
-        counts = _counts(self.wanted, self.kept, self.drawn, n)
-        self.drawn += counts
-        return rng.permutation(np.repeat(self.tokens, counts))
+        return rng.permutation(np.repeat(self.tokens, self.advance(n)))
 
-    def planned(self, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(kept, drawn) after batches of ``sizes`` units of which none was rejected: what a
-        batch drawn elsewhere starts from (distributed/generation.py)."""
-        kept = np.zeros_like(self.wanted)
-        drawn = np.zeros_like(self.wanted)
-        for n in sizes:
-            counts = _counts(self.wanted, kept, drawn, n)
-            kept, drawn = kept + counts, drawn + counts
-        return kept, drawn
+    def advance(self, n: int) -> np.ndarray:
+        """Each value's count among ``n`` new units, counted as drawn (a batch drawn by
+        another process moves the quotas here as its draw did there)."""
+        counts = self.counts(self.kept, self.drawn, n)
+        self.drawn += counts
+        return counts
+
+    def counts(self, kept: np.ndarray, drawn: np.ndarray, n: int) -> np.ndarray:
+        """How many of ``n`` new units each value gets: the quotas still open, divided by each
+        value's acceptance so far (exact counts: no value overshoots)."""
+        open_ = np.maximum(self.wanted - kept, 0).astype(float)
+        if not open_.any():
+            open_ = self.wanted.astype(float)
+        acceptance = (kept + 1) / (drawn + 1)
+        weights = open_ / np.maximum(acceptance, 1e-3)
+        return _apportion(weights / weights.sum(), n)
 
     def admit(self, table: pa.Table, unit_of_row: np.ndarray) -> pa.Table:
         """The units (rows, or a session's rows) whose value's quota is still open."""
@@ -140,17 +145,6 @@ class Quotas:
         admitted = (unit_value >= 0) & (rank < open_[np.maximum(unit_value, 0)])
         np.add.at(self.kept, unit_value[admitted], 1)
         return table.filter(pa.array(admitted[np.cumsum(first) - 1]))
-
-
-def _counts(wanted: np.ndarray, kept: np.ndarray, drawn: np.ndarray, n: int) -> np.ndarray:
-    """How many of ``n`` new units each value gets: the quotas still open, divided by each
-    value's acceptance so far (exact counts: no value overshoots)."""
-    open_ = np.maximum(wanted - kept, 0).astype(float)
-    if not open_.any():
-        open_ = wanted.astype(float)
-    acceptance = (kept + 1) / (drawn + 1)
-    weights = open_ / np.maximum(acceptance, 1e-3)
-    return _apportion(weights / weights.sum(), n)
 
 
 def _spec(value: dict | str, name: str):

@@ -11,6 +11,7 @@ import duckdb
 
 from . import sqltext, surface
 from .connection import Session
+from .distributed import cluster
 from .errors import SynthError
 
 if TYPE_CHECKING:  # remote.py is imported when a server is asked for
@@ -25,11 +26,16 @@ def connect(
     token: str | None = None,
     profile: str | None = None,
     tls_root_certs: str | None = None,
+    ray: str | None = None,
 ) -> Session | RemoteSession:
     """A session on a DuckDB database file (``None``: in memory), or on a server
     (``grpc://host:port``, ``grpc+tls://...``; see ``duck-synth serve``), or as a profile of
     ``~/.config/duck_synth/config.toml`` says. With no argument at all, the default profile
-    when the file names one, else an in-memory database."""
+    when the file names one, else an in-memory database.
+
+    ``ray``: the Ray cluster ``engine => 'ray'`` sends work to: 'local' (the default: a Ray
+    started here), 'auto' (the one ``ray start --head`` runs here), 'ray://host:10001' or a
+    head node's host:port (duck_synth/distributed/cluster.py)."""
     from .remote import RemoteSession, is_remote, profile_settings
 
     path = os.fspath(path) if path is not None else None
@@ -40,10 +46,14 @@ def connect(
             token = token or settings.get("token")
             tls_root_certs = tls_root_certs or settings.get("tls_root_certs")
             read_only = read_only or bool(settings.get("read_only"))
+            ray = ray or settings.get("ray")
     if is_remote(path):
+        if ray is not None:
+            raise SynthError("ray: a server's cluster is the server's (duck-synth serve --ray)")
         return RemoteSession(path, token or os.environ.get("DUCK_SYNTH_TOKEN"), tls_root_certs)
     if token is not None:
         raise SynthError("a token is for a server (grpc://...), not a database file")
+    cluster.use(ray)
     return _connect_file(path, read_only)
 
 

@@ -216,7 +216,7 @@ def _append(con, into: tuple, types, generator, asked: tuple, progress, draws) -
                 else:  # typed as the table would be; the view reads the parts committed
                     parts.write(progress.batch - 1, con.execute(select).to_arrow_table())
                     if progress.batch - 1 == 0:
-                        con.execute(f"CREATE OR REPLACE VIEW {quoted} AS {parts.view_sql()}")
+                        con.execute(f"CREATE OR REPLACE VIEW {quoted} AS {parts.view_sql(types)}")
             finally:
                 con.unregister(BATCH_VIEW)
             con.execute(

@@ -15,7 +15,7 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import access, sqltext
+from . import access, spool
 from .errors import SynthError
 
 PART_GLOB = "part-*.parquet"
@@ -60,10 +60,10 @@ class Parts:
         except OSError as error:
             raise SynthError(f"generate_into(): cannot write '{final}': {error.strerror}") from None
 
-    def view_sql(self) -> str:
-        """The view's query: every part, in batch order (DuckDB reads a glob's files sorted)."""
-        pattern = sqltext.quote_literal(os.path.join(self.folder, PART_GLOB))
-        return f"SELECT * FROM read_parquet({pattern})"
+    def view_sql(self, types: list[tuple[str, str]]) -> str:
+        """The view's query: every part in batch order (DuckDB reads a glob's files sorted),
+        typed as the model's columns (an ENUM is a string in Parquet)."""
+        return spool.select_sql(os.path.join(self.folder, PART_GLOB), types)
 
     def remove(self) -> None:
         """A run that wrote nothing leaves no part."""

@@ -162,7 +162,7 @@ def profile_settings(name: str | None) -> dict | None:
         if token_env not in os.environ:
             raise SynthError(f"profile '{name}': environment variable {token_env} is not set")
         settings["token"] = os.environ[token_env]
-    unknown = set(settings) - {"url", "database", "token", "tls_root_certs", "read_only"}
+    unknown = set(settings) - {"url", "database", "token", "tls_root_certs", "read_only", "ray"}
     if unknown:
         raise SynthError(f"profile '{name}': unknown setting {', '.join(sorted(unknown))}")
     if ("url" in settings) == ("database" in settings):

@@ -19,6 +19,7 @@ import shutil
 import threading
 from types import ModuleType
 
+from .. import caller
 from ..errors import SynthError
 
 LOCAL = "local"
@@ -74,6 +75,10 @@ def address() -> str:
 
 def ray_for(what: str) -> ModuleType:
     """The ray module, connected to this process's cluster (connecting on first use)."""
+    if caller.rights().remote and _address is None:
+        raise SynthError(
+            f"{what}: this server sends no work to Ray; start it with duck-synth serve --ray"
+        )
     ray = require_ray(what)
     with _lock:
         if ray.is_initialized():

@@ -50,29 +50,30 @@ def ray_draws(
     """Each batch's units and screened rows, in batch order, drawn by Ray tasks from
     ``progress.batch`` on; closing the iterator cancels the tasks still running."""
     ray = ray_for("generate_into(engine => 'ray')")
-    generator.planned_state(target, progress.batch)  # refuses what cannot be planned, now
+    plan = generator.planned_batches(target, progress.batch)
     record = generator.loaded.record
     key = (record.name, record.version, str(record.created))
     boxed = [ray.put(record)]  # in a list: a task fetches it only when its worker lacks it
     task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)(draw_batch)
     width = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     effort = max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
+    call = (key, boxed, generator.options, generator.compiled, generator.seed)
     pending: deque = deque()
     batch, drawn = progress.batch, progress.drawn
     try:
         while True:
             while len(pending) < AHEAD_PER_WORKER * width and drawn < effort:
-                n = generator.planned_units(target, batch)
+                n, state = next(plan, (0, None))
                 if n == 0:
                     break  # the plan's last batch is out
-                state = generator.planned_state(target, batch)
-                call = (key, boxed, generator.options, generator.compiled, generator.seed)
                 pending.append((n, task.remote(call, target, batch, n, state)))
                 batch, drawn = batch + 1, drawn + n
             if not pending:
                 raise SynthError("generate_into(): the plan has no batch left to draw")
             n, ref = pending.popleft()
-            yield n, _taken(ray, ref)
+            rows = _taken(ray, ref)
+            generator.drawn_elsewhere(n)
+            yield n, rows
     finally:
         for _, ref in pending:
             ray.cancel(ref)

@@ -68,6 +68,13 @@ def serve_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds one statement may run (default: no limit)",
     )
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="the Ray cluster clients' engine => 'ray' runs on: local, auto, ray://host:10001 "
+        "(default: none; such calls are refused). A Ray cluster has no authentication: keep it "
+        "on a private network",
+    )
     p.add_argument("--tls-cert", help="PEM certificate: serve grpc+tls://")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument(
@@ -107,6 +114,10 @@ def serve_main(argv: list[str]) -> int:
         statement_timeout=args.statement_timeout,
     )
     try:
+        if args.ray:
+            from duck_synth.distributed import cluster
+
+            cluster.use(args.ray)
         server = serve(args.database, options)
     except (SynthError, duckdb.Error) as error:
         report(error)

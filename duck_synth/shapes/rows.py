@@ -9,6 +9,7 @@ target counts (rows here, sessions for session shapes) is the sampler's to say.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import duckdb
 import numpy as np
@@ -214,20 +215,32 @@ class RowSampler:
             return full
         return max(0, min(full, target - batch * full))
 
-    def planned_state(self, target: int, batch: int) -> dict:
-        """The state batch ``batch`` of the plan starts from, without drawing the batches
-        before it: keys emitted, and the quotas as they stand when nothing is rejected."""
-        full = self.full_batch()
-        state = {"keys_emitted": batch * full, "quotas": None}
+    def planned_batches(self, target: int, batch: int) -> Iterator[tuple[int, dict]]:
+        """(units, the state it starts from) of each batch of the plan from ``batch`` on, this
+        sampler's state being the one batch ``batch`` starts from; computed without drawing:
+        keys move by the units drawn, and quotas as they do when nothing is rejected (under a
+        filter or unique values they depend on the rows, and are refused)."""
+        if self.quotas is not None and (self.compiled.filtered or self.rejects()):
+            raise SynthError(
+                "generate_into(): equalize and rebalance under a filter or unique values "
+                "depend on every batch before: give engine => 'local'"
+            )
+        keys, quotas = self.keys_emitted, self.quotas
+        kept, drawn = (None, None) if quotas is None else (quotas.kept, quotas.drawn)
+        while (n := self.planned_units(target, batch)) > 0:
+            shares = None if quotas is None else [kept.tolist(), drawn.tolist()]
+            yield n, {"keys_emitted": keys, "quotas": shares}
+            if quotas is not None:  # every unit drawn is kept
+                counts = quotas.counts(kept, drawn, n)
+                kept, drawn = kept + counts, drawn + counts
+            keys, batch = keys + n, batch + 1
+
+    def drawn_elsewhere(self, n: int) -> None:
+        """The next batch, of ``n`` units, was drawn by another process from this sampler's
+        state: the state moves as that draw moved it there (what a resumed run starts from)."""
+        self.keys_emitted += n
         if self.quotas is not None:
-            if self.compiled.filtered or self.rejects():
-                raise SynthError(
-                    "generate_into(): equalize and rebalance under a filter or unique values "
-                    "depend on every batch before: give engine => 'local'"
-                )
-            kept, drawn = self.quotas.planned([self.planned_units(target, b) for b in range(batch)])
-            state["quotas"] = [kept.tolist(), drawn.tolist()]
-        return state
+            self.quotas.advance(n)
 
     def unit_of_row(self, table: pa.Table) -> np.ndarray:
         """Which unit (what target counts) each row belongs to: rows."""
