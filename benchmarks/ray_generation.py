@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     target = 400_000 if args.quick else 2_000_000
     torch.set_num_threads(1)
-    import ray
+    ray = cluster.require_ray("benchmark")
 
     cluster.start_local(ray, cpus=2, object_store_bytes=512 * 1024 * 1024)
     work = Path(tempfile.mkdtemp())

@@ -15,6 +15,10 @@ import pytest
 
 import duck_synth
 import duck_synth.fitting
+from duck_synth.distributed import cluster
+
+# before any test module imports ray: a local Ray binds 127.0.0.1, as duck_synth starts it
+cluster.prepare_environment()
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 DIAMONDS = DATA / "diamonds.parquet"

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-import ray
 from conftest import DIAMONDS_TABLE, MALES_TABLE
 
 import duck_synth
 from duck_synth.distributed import cluster
+
+ray = cluster.require_ray("tests")  # as duck_synth imports it: bound to 127.0.0.1
 
 pytestmark = pytest.mark.slow
 

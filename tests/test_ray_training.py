@@ -17,7 +17,7 @@ from duck_synth.models.autoregressive import batch_size
 from duck_synth.models.base import FitConfig
 from tests.conftest import DIAMONDS_TABLE
 
-ray = pytest.importorskip("ray")
+ray = cluster.require_ray("tests")  # CI installs the ray extra: its absence fails here
 
 # 5,000 diamonds in an order that does not follow price (the table is sorted by it)
 SAMPLE = "CREATE TABLE d5 AS SELECT * FROM diamonds ORDER BY hash(rowid) LIMIT 5000"

@@ -8,7 +8,8 @@ remote cluster through Ray Client, ``pip install 'ray[client]'``) or a ``host:po
 node. A Ray the program started itself (``ray.init()`` before connecting) is used as it is.
 
 Ray is optional (``pip install 'duck_synth[ray]'``): without it, asking for it is a one-line error.
-A Ray cluster has no authentication: it must sit on a private network.
+A Ray cluster started without token authentication (``RAY_AUTH_MODE=token``) lets anyone who
+reaches its ports run code on it: it must sit on a private network.
 """
 
 from __future__ import annotations
@@ -33,13 +34,17 @@ _address: str | None = None
 _started_here: str | None = None  # the temporary folder of a local Ray this process started
 
 
-def require_ray(what: str) -> ModuleType:
-    """The ray module, or a one-line error saying how to install it."""
-    # before ray is first imported: a local Ray binds 127.0.0.1 only, reports no usage, and
-    # runs without tokens (Ray's own authentication is its cluster's, see the module's note)
+def prepare_environment() -> None:
+    """What Ray reads when it is first imported: a local Ray binds 127.0.0.1 only and reports
+    no usage. Ray's token authentication (on by default for a local Ray since Ray 2.59) is
+    left as the cluster sets it."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def require_ray(what: str) -> ModuleType:
+    """The ray module, or a one-line error saying how to install it."""
+    prepare_environment()
     try:
         import ray
     except ImportError:

@@ -21,7 +21,9 @@ What each part does:
   rows drawn before, and are refused with engine => 'ray'.
 
 A task whose worker dies is run again by Ray (``max_retries``): it draws the same rows, and
-this process takes each batch once. Tasks run ahead of the append, at most two per worker.
+this process takes each batch once. ``workers`` tasks are in flight (default: the cluster's
+CPUs); the one taken is replaced before its batch is appended, so the workers draw while this
+process writes.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from ..shapes import Loaded
 from .cluster import ray_for
 
 TASK_RETRIES = 3  # a batch's task is run again this often when its worker dies
-AHEAD_PER_WORKER = 2  # tasks in flight per worker: one drawing, one waiting to be taken
 
 _models: dict[tuple, Loaded] = {}  # per worker process: (name, version, created) -> model
 
@@ -59,21 +60,28 @@ def ray_draws(
     effort = max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
     call = (key, boxed, generator.options, generator.compiled, generator.seed)
     pending: deque = deque()
-    batch, drawn = progress.batch, progress.drawn
+    next_batch = [progress.batch, progress.drawn]  # the next batch to send, units sent by then
+
+    def send() -> None:
+        batch, drawn = next_batch
+        while len(pending) < width and drawn < effort:
+            n, state = next(plan, (0, None))
+            if n == 0:
+                break  # the plan's last batch is out
+            pending.append((n, task.remote(call, target, batch, n, state)))
+            batch, drawn = batch + 1, drawn + n
+        next_batch[:] = [batch, drawn]
+
     try:
-        while True:
-            while len(pending) < AHEAD_PER_WORKER * width and drawn < effort:
-                n, state = next(plan, (0, None))
-                if n == 0:
-                    break  # the plan's last batch is out
-                pending.append((n, task.remote(call, target, batch, n, state)))
-                batch, drawn = batch + 1, drawn + n
-            if not pending:
-                raise SynthError("generate_into(): the plan has no batch left to draw")
-            n, ref = pending.popleft()
+        send()
+        while pending:
+            n, ref = pending[0]
             rows = _taken(ray, ref)
+            pending.popleft()
+            send()  # the workers draw on while this batch is appended
             generator.drawn_elsewhere(n)
             yield n, rows
+        raise SynthError("generate_into(): the plan has no batch left to draw")
     finally:
         for _, ref in pending:
             ray.cancel(ref)

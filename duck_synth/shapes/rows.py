@@ -226,7 +226,8 @@ class RowSampler:
                 "depend on every batch before: give engine => 'local'"
             )
         keys, quotas = self.keys_emitted, self.quotas
-        kept, drawn = (None, None) if quotas is None else (quotas.kept, quotas.drawn)
+        # copies: the run's quotas move in place as batches are taken, while this runs ahead
+        kept, drawn = (None, None) if quotas is None else (quotas.kept.copy(), quotas.drawn.copy())
         while (n := self.planned_units(target, batch)) > 0:
             shares = None if quotas is None else [kept.tolist(), drawn.tolist()]
             yield n, {"keys_emitted": keys, "quotas": shares}
