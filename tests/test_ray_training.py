@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import duck_synth
-from duck_synth.distributed import cluster
+from duck_synth.distributed import blocks, cluster
 from duck_synth.distributed.training import split_rows, worker_config
 from duck_synth.models.autoregressive import batch_size
 from duck_synth.models.base import FitConfig
@@ -37,12 +37,18 @@ def local_ray():
 @pytest.fixture(scope="module")
 def trained(local_ray):
     """One session with the sample trained in-process ('one') and twice on 2 Ray workers with
-    the same seed ('two', 'again'): three fits for every check below."""
+    the same seed ('two', 'again', its rows in smaller blocks): three fits for every check."""
     s = duck_synth.connect()
     s.sql(DIAMONDS_TABLE)
     s.sql(SAMPLE)
-    for name, engine in (("one", "local"), ("two", "ray"), ("again", "ray")):
+    for name, engine in (("one", "local"), ("two", "ray")):
         s.sql(TRAIN.format(name=name, engine=engine))
+    # the same seed again, the rows in blocks of 700: 8 blocks, a worker's range across them
+    original, blocks.BLOCK_ROWS = blocks.BLOCK_ROWS, 700
+    try:
+        s.sql(TRAIN.format(name="again", engine="ray"))
+    finally:
+        blocks.BLOCK_ROWS = original
     yield s
     s.close()
 
@@ -62,9 +68,21 @@ def test_two_workers_reach_the_loss_of_one_process(trained):
     assert abs(float(two[0]) - float(one[0])) / float(one[0]) < 0.05
 
 
-def test_the_same_seed_gives_the_same_weights(trained):
+def test_the_same_seed_gives_the_same_weights_whatever_the_blocks(trained):
     assert model_row(trained, "two")[3] == model_row(trained, "again")[3]
     assert model_row(trained, "two")[3] != model_row(trained, "one")[3]
+    temporary = "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__duck_synth%'"
+    assert trained.sql(temporary).fetchone()[0] == 0  # the rows' table went with the training
+
+
+def test_block_ranges_give_each_worker_equal_rows_in_order():
+    rows = blocks.TokenBlocks(["a", "b", "c"], [700, 700, 300], 2, digest="")
+    shards = rows.ranges(2)
+    assert shards == [[("a", 0, 700), ("b", 0, 150)], [("b", 150, 700), ("c", 0, 300)]]
+    assert [sum(end - first for _, first, end in shard) for shard in shards] == [850, 850]
+    assert rows.ranges(3)[2] == [("b", 432, 700), ("c", 0, 298)]  # 1 row of 1,700 left out
+    got = {"a": np.arange(700), "b": np.arange(700, 1400), "c": np.arange(1400, 1700)}
+    assert np.array_equal(blocks.joined(shards[1], got.get), np.arange(850, 1700))
 
 
 def test_the_model_generates_and_is_listed(trained):

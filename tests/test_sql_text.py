@@ -107,6 +107,8 @@ EXCEPTIONS = {
     ("evaluate/validate.py", "repeated_value"): "a read_source relation; quoted column",
     ("generate.py", "_matching_training_rows"): "a read_source relation; the filter written "
     "back by sqlglot after sqltext.predicate checked it",
+    ("distributed/blocks.py", "plan_in_blocks"): "a module constant's table made from the "
+    "training read (shapes/base.read_sql: quoted names, read types, a relation from read_source)",
     ("shapes/rows.py", "screen"): "cast_sql over the registered batch, the filter written back by "
     "sqlglot, in a connection without file access",
     ("recommend.py", "shape_of"): "a read_source relation; quoted columns",

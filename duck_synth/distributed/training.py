@@ -45,6 +45,7 @@ from ..errors import Cancelled, SynthError
 from ..models.autoregressive import batch_size
 from ..models.base import FitConfig, GenerativeModel, Progress, load_network
 from ..options import TrainOptions
+from .blocks import joined
 from .cluster import ray_for, require_ray
 
 WHAT = "train(engine => 'ray')"
@@ -85,17 +86,21 @@ class RayFit:
 
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         workers = self.workers or max(1, int(cpus))
-        shards = split_rows(tokens, workers, config.seed)
-        if len(shards[0]) < MIN_SHARD_ROWS:
+        each = len(tokens) // workers
+        if each < MIN_SHARD_ROWS:
             raise SynthError(
-                f"{WHAT}: {len(tokens)} rows give {workers} workers {len(shards[0])} rows each; "
+                f"{WHAT}: {len(tokens)} rows give {workers} workers {each} rows each; "
                 f"give fewer workers (each needs {MIN_SHARD_ROWS})"
             )
+        if isinstance(tokens, np.ndarray):  # a continued training's rows, read in-process
+            shards = [[(ray.put(s), 0, len(s))] for s in split_rows(tokens, workers, config.seed)]
+        else:  # in blocks in the object store already (distributed/blocks.py)
+            shards = tokens.ranges(workers)
         gpu = config.device.startswith("cuda")
         events = ray.remote(num_cpus=0)(Events).remote()
         setup = {
             "model": ray.put(self.model),
-            "shards": [ray.put(shard) for shard in shards],
+            "shards": shards,
             "config": worker_config(config, len(tokens), workers),
             "events": events,
             "gpu": gpu,
@@ -262,7 +267,7 @@ def fit_worker(setup: dict) -> dict | None:
     torch.set_num_threads(1)  # one CPU each: more workers, not more threads, use more cores
     device = str(ray.train.torch.get_device()) if setup["gpu"] else "cpu"
     model = ray.get(setup["model"])
-    tokens = np.array(ray.get(setup["shards"][rank]))  # a writable copy of the shared block
+    tokens = joined(setup["shards"][rank], ray.get)  # this worker's rows, a writable copy
     sync = GroupSync(rank, size, device)
     config: FitConfig = setup["config"]
     # max_time counts from the driver's start: Ray's start-up is spent from it too

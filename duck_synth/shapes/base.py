@@ -169,15 +169,21 @@ def rows_part(
     hyper: dict | None = None,
 ) -> TrainingPart:
     """A network learning ``table``'s rows as tokens."""
+    model = rows_model(method, encoders, hyper)
+    learns = bool(modelled(encoders))
+    return TrainingPart(name, model, (tokens(encoders, table),), share, learns=learns)
+
+
+def rows_model(method: str, encoders: list[Encoder], hyper: dict | None = None) -> AnyModel:
+    """The network of ``method`` over the encoders' modelled columns, its weights drawn."""
     learned = modelled(encoders)
-    model = create_model(
+    return create_model(
         method,
         [e.n_tokens for e in learned],
         [e.token_positions() for e in learned],
         [e.token_spans() for e in learned],
         **(hyper or {}),
     )
-    return TrainingPart(name, model, (tokens(encoders, table),), share, learns=bool(learned))
 
 
 def batch_generators(seed: int, batch: int) -> tuple[torch.Generator, np.random.Generator]:

@@ -40,6 +40,10 @@ class TableShape:
 
     def plan(self, con, relation: str, columns: list[tuple[str, str]], training: Training):
         options, method, protection = training.options, training.method, training.protection
+        if options.engine == "ray":  # the rows in blocks, never in one process's memory
+            from ..distributed.blocks import plan_in_blocks
+
+            return plan_in_blocks(con, relation, columns, training)
         table = con.execute(read_sql(relation, columns, options, training.seed)).to_arrow_table()
         refusal = NO_TEXT_UNDER_DP if training.budget is not None else None
         encoders = analyze(table, dict(columns), options.encoding, protection, refusal)
