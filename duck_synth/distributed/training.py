@@ -1,32 +1,31 @@
 """Data-parallel training of the autoregressive method on Ray Train (``train(.., engine => 'ray',
 workers => n)``).
 
-The driver plans as in-process (shapes/): the encoders are fitted and the rows encoded to tokens
-here, so the model's encoders and format in the catalog are those of a local training. Only the
-network's fit goes to Ray: a ``TorchTrainer`` (Train V2, gloo on CPUs, NCCL when the driver
-trains on CUDA) runs ``workers`` copies of the plan's model, each on its shard of the rows, with
-the gradients averaged every step (models/loop.py ``optimizer_step``: one all-reduce of every
-gradient, no DDP wrapper: the model's loss is not its forward). Each worker splits its shard
-into training and validation rows as a local fit does, seeded by ``seed + rank * stride``; the
-epoch losses, the share done (the learning rate) and max_time's stop are agreed across workers
-(``Synchronizer``), so every worker takes the same steps, stops together and holds the same
-weights. Rank 0 returns them (``Result.return_value``) with the fit's metrics; the driver loads
-them into the plan's model, which is stored as a local fit is.
+The driver plans as shapes/table.py does, the rows in blocks (distributed/blocks.py): the
+encoders are those a local training fits and the model's format in the catalog is a local one.
+Only the network's fit goes to Ray: a ``TorchTrainer`` (Train V2, gloo on CPUs, NCCL when the
+driver trains on CUDA) runs ``workers`` copies of the plan's model, each on its equal range of
+the rows, with the gradients averaged every step (models/loop.py ``optimizer_step``: one
+all-reduce of every gradient, no DDP wrapper: the model's loss is not its forward). Each worker
+splits its rows into training and validation rows as a local fit does, seeded by
+``seed + rank * stride``; the epoch losses, the share done (the learning rate) and max_time's
+stop are agreed across workers (``Synchronizer``), so every worker takes the same steps, stops
+together and holds the same weights. Rank 0 returns them (``Result.return_value``) with the
+fit's metrics; the driver loads them into the plan's model, which is stored as a local fit is.
 
-Shards are ``ray.put`` by the driver, not read with Ray Data: the tokens exist on the driver
-already (it read the table to fit the encoders), a put per shard crosses nodes through the
-object store without a shared filesystem, and equal shards are what keep the workers' steps per
-epoch equal (a collective with one worker missing hangs), which Ray Data's blocks do not
-promise. The shards have equal rows: the remainder (fewer rows than workers) is left out, chosen
-by the seed. Each worker gets the single-process batch divided by the workers, so the global
-batch, the steps per epoch and the learning-rate schedule are a local fit's.
+The rows reach the workers as blocks in the object store, not through Ray Data: the object
+store crosses nodes without a shared filesystem, and equal ranges of rows are what keep the
+workers' steps per epoch equal (a collective with one worker missing hangs), which Ray Data's
+blocks do not promise. A continued training's rows (read in-process by continued.py) are split
+by the seed into equal shares and put the same way. Each worker gets the single-process batch
+divided by the workers, so the global batch, the steps per epoch and the learning-rate schedule
+are a local fit's.
 
 Progress: rank 0 sends each epoch's losses (and a step's, at most every STEP_EVENT_S) to a small
 actor that the driver reads, so synth.runs and the bar follow the training; a cancel on the
-driver is passed back and all workers stop at the same step. Text columns' own models train
-in-process after it. Not done here: the driver still reads the whole table (to fit the encoders
-and hold the tokens), checkpoints and resume, DP-SGD, sessions and methods other than
-autoregressive (refused by ``check_options``).
+driver is passed back and all workers stop at the same step. A continued training's text
+columns' own models train in-process after it. Not done here: checkpoints and resume, DP-SGD,
+sessions and methods other than autoregressive (refused by ``check_options``).
 """
 
 from __future__ import annotations
