@@ -271,6 +271,8 @@ def local_draws(
     while True:
         if planned:
             n = generator.planned_units(target, progress.batch)
+            if n == 0:  # only a step dropping units the plan took to keep them gets here
+                raise SynthError(f"generate_into(): the plan has no batch {progress.batch}")
         else:
             want = target - progress.returned
             if generator.compiled.filtered or generator.rejects():  # draw a little more

@@ -22,6 +22,7 @@ from .errors import SynthError
 from .generate import GenerationProgress, batches, local_draws, prepare, target_units
 from .options import GenerateIntoOptions, parse
 from .parts import Parts
+from .shapes.base import SCHEMA_BATCH
 from .sources import read_source
 
 BATCH_VIEW = "__duck_synth_batch"
@@ -79,6 +80,8 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
         state = json.loads(run[5])
         progress = GenerationProgress(**{k: v for k, v in state.items() if k != "generator"})
         generator.restore(state["generator"])
+        if parts is not None:  # the view must read only committed batches' parts
+            parts.remove(first=progress.batch)
         _remember_unique(con, quoted, generator)
         resumed_from = progress.returned
     draws = _draws(given, generator, target, progress)
@@ -91,7 +94,13 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
     finally:
         draws.close()  # batches drawn ahead (Ray tasks) are cancelled
     if target == 0:
-        con.execute("UPDATE synth.batch_runs SET status = 'done' WHERE table_name = ?", [quoted])
+        with catalog.transaction(con):
+            if parts is not None and not exists:  # no batch: an empty part makes the view
+                empty = generator.draw(1, SCHEMA_BATCH).slice(0, 0)
+                _write_batch(con, (quoted, parts), types, empty, 0)
+            con.execute(
+                "UPDATE synth.batch_runs SET status = 'done' WHERE table_name = ?", [quoted]
+            )
     seconds = time.monotonic() - started
     catalog.log_generation(
         con,
@@ -206,29 +215,41 @@ def _append(con, into: tuple, types, generator, asked: tuple, progress, draws) -
     """Each batch's rows (into the table, or a Parquet part) and the run's progress,
     committed together."""
     (quoted, parts), (target, spec) = into, asked
-    select = spool.cast_sql(BATCH_VIEW, types)
     for rows in batches(generator, target, spec, progress, draws):
-        with catalog.transaction(con):
-            con.register(BATCH_VIEW, rows)
-            try:
-                if parts is None:
-                    con.execute(f"INSERT INTO {quoted} {select}")
-                else:  # typed as the table would be; the view reads the parts committed
-                    parts.write(progress.batch - 1, con.execute(select).to_arrow_table())
-                    if progress.batch - 1 == 0:
-                        con.execute(f"CREATE OR REPLACE VIEW {quoted} AS {parts.view_sql(types)}")
-            finally:
-                con.unregister(BATCH_VIEW)
-            con.execute(
-                "UPDATE synth.batch_runs SET state = ?, status = ?, updated = ? "
-                "WHERE table_name = ?",
-                [
-                    json.dumps(_state(generator, progress)),
-                    "done" if progress.returned >= target else "running",
-                    catalog.utc_now(),
-                    quoted,
-                ],
-            )
+        try:
+            with catalog.transaction(con):
+                _write_batch(con, (quoted, parts), types, rows, progress.batch - 1)
+                con.execute(
+                    "UPDATE synth.batch_runs SET state = ?, status = ?, updated = ? "
+                    "WHERE table_name = ?",
+                    [
+                        json.dumps(_state(generator, progress)),
+                        "done" if progress.returned >= target else "running",
+                        catalog.utc_now(),
+                        quoted,
+                    ],
+                )
+        except BaseException:
+            if parts is not None:  # its batch was not committed: neither is its part
+                parts.remove(first=progress.batch - 1)
+            raise
+
+
+def _write_batch(con, into: tuple, types, rows, batch: int) -> None:
+    """One batch's rows into the table, or as its Parquet part (typed as the table would be;
+    the view, made with the first part, reads the parts committed)."""
+    quoted, parts = into
+    select = spool.cast_sql(BATCH_VIEW, types)
+    con.register(BATCH_VIEW, rows)
+    try:
+        if parts is None:
+            con.execute(f"INSERT INTO {quoted} {select}")
+            return
+        parts.write(batch, con.execute(select).to_arrow_table())
+        if batch == 0:
+            con.execute(f"CREATE OR REPLACE VIEW {quoted} AS {parts.view_sql(types)}")
+    finally:
+        con.unregister(BATCH_VIEW)
 
 
 def _log_abandoned(con, quoted: str, run: tuple) -> None:

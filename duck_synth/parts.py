@@ -65,7 +65,9 @@ class Parts:
         typed as the model's columns (an ENUM is a string in Parquet)."""
         return spool.select_sql(os.path.join(self.folder, PART_GLOB), types)
 
-    def remove(self) -> None:
-        """A run that wrote nothing leaves no part."""
+    def remove(self, first: int = 0) -> None:
+        """The parts of batches ``first`` on: a run that wrote nothing leaves none, and a
+        resumed run drops those a stopped one wrote without committing their batch."""
         for path in self.existing():
-            os.remove(path)
+            if int(os.path.basename(path)[5:-8]) >= first:
+                os.remove(path)

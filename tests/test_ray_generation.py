@@ -136,6 +136,8 @@ def test_a_killed_workers_batch_is_redone_and_written_once(s):
     killed: list[int] = []
     done = threading.Event()
 
+    ours = cluster.local_folder().encode()  # in its raylet's arguments: this test's Ray
+
     def kill_one_drawing_worker() -> None:
         while not done.is_set() and not killed:
             for pid in os.listdir("/proc"):
@@ -143,9 +145,11 @@ def test_a_killed_workers_batch_is_redone_and_written_once(s):
                     continue
                 try:
                     title = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
+                    parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+                    raylet = Path(f"/proc/{parent}/cmdline").read_bytes()
+                except (OSError, IndexError):
                     continue
-                if title.startswith(b"ray::draw_batch"):
+                if title.startswith(b"ray::draw_batch") and ours in raylet:
                     os.kill(int(pid), signal.SIGKILL)
                     killed.append(int(pid))
                     return
@@ -163,6 +167,24 @@ def test_a_killed_workers_batch_is_redone_and_written_once(s):
     into(s, "k_local", arguments)
     assert rows(s, "k_ray").equals(rows(s, "k_local"))
     assert s.sql("SELECT count(*), count(DISTINCT id) FROM k_ray").fetchone() == (200000, 200000)
+
+
+def test_a_tasks_error_reaches_the_caller_as_its_own_one_line(s):
+    from duck_synth.distributed.generation import taken
+
+    def fails() -> None:
+        raise duck_synth.SynthError("column 'x' of the batch is wrong")
+
+    with pytest.raises(duck_synth.SynthError) as raised:
+        taken(ray, ray.remote(max_retries=0)(fails).remote())
+    assert str(raised.value) == "column 'x' of the batch is wrong"
+
+
+def test_target_zero_into_parts_makes_an_empty_view(s, tmp_path):
+    summary = into(s, "p_empty", f"'small', target => 0, path => '{tmp_path / 'none'}'")
+    assert summary["rows"] == 0
+    assert s.sql("SELECT count(*) FROM p_empty").fetchone() == (0,)
+    assert [c[0] for c in s.sql("DESCRIBE p_empty").fetchall()] == ["id", "cut", "color", "price"]
 
 
 def test_parts_hold_each_batch_once_behind_a_view(s, tmp_path, refused):

@@ -69,7 +69,7 @@ EXCEPTIONS = {
     ("generate_into.py", "_undo"): "the table (or parts view) name quoted by quote_identifier",
     (
         "generate_into.py",
-        "_append",
+        "_write_batch",
     ): "quoted table name; the select is cast_sql over a registered batch; a parts view reads "
     "a folder path quoted by quote_literal (parts.py)",
     ("generate_into.py", "_check_columns"): "quoted table name",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import tempfile
 import threading
 from types import ModuleType
 
@@ -95,7 +96,9 @@ def ray_for(what: str) -> ModuleType:
             else:
                 ray.init(address=target, log_to_driver=False)
         except Exception as error:  # Ray's errors are many kinds; say which cluster failed
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+            first = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
             raise SynthError(f"{what}: cannot connect to Ray at '{target}': {first}") from None
     return ray
 
@@ -104,7 +107,15 @@ def start_local(ray: ModuleType, cpus: int | None = None, object_store_bytes: in
     """A Ray on this machine only: 127.0.0.1, no dashboard, a short temporary folder (its
     sockets' paths must stay under 107 bytes) removed at exit."""
     global _started_here
-    folder = f"/tmp/dsr_{os.getpid()}"
+    from ray._private import ray_constants
+
+    if ray_constants.ENABLE_RAY_CLUSTER:  # read when ray was first imported
+        raise SynthError(
+            "ray: a local Ray would listen beyond this machine (ray was imported with "
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER unset or 1); import duck_synth before ray, or "
+            "start Ray yourself"
+        )
+    folder = tempfile.mkdtemp(prefix="dsr_", dir="/tmp")
     ray.init(
         num_cpus=cpus or os.cpu_count() or 1,
         include_dashboard=False,
@@ -116,6 +127,11 @@ def start_local(ray: ModuleType, cpus: int | None = None, object_store_bytes: in
     )
     _started_here = folder
     atexit.register(stop_local)
+
+
+def local_folder() -> str | None:
+    """The temporary folder of the local Ray this process started (None: it started none)."""
+    return _started_here
 
 
 def stop_local() -> None:

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from .. import caller
 from ..errors import SynthError
 from ..generate import EFFORT_FACTOR, MIN_EFFORT_ROWS, GenerationProgress, bundle
 from ..models.base import SAMPLE_THREADS_VARIABLE
@@ -41,6 +42,8 @@ from ..shapes import Loaded
 from .cluster import ray_for
 
 TASK_RETRIES = 3  # a batch's task is run again this often when its worker dies
+WAIT_STEP_S = 0.5  # how often a wait for a task checks for a cancel
+MODELS_PER_WORKER = 4  # models a worker process keeps loaded (a server samples many)
 
 _models: dict[tuple, Loaded] = {}  # per worker process: (name, version, created) -> model
 
@@ -50,8 +53,8 @@ def ray_draws(
 ) -> Iterator[tuple[int, pa.Table]]:
     """Each batch's units and screened rows, in batch order, drawn by Ray tasks from
     ``progress.batch`` on; closing the iterator cancels the tasks still running."""
+    plan = generator.planned_batches(target, progress.batch)  # refuses before Ray starts
     ray = ray_for("generate_into(engine => 'ray')")
-    plan = generator.planned_batches(target, progress.batch)
     record = generator.loaded.record
     key = (record.name, record.version, str(record.created))
     boxed = [ray.put(record)]  # in a list: a task fetches it only when its worker lacks it
@@ -76,7 +79,7 @@ def ray_draws(
         send()
         while pending:
             n, ref = pending[0]
-            rows = _taken(ray, ref)
+            rows = taken(ray, ref)
             pending.popleft()
             send()  # the workers draw on while this batch is appended
             generator.drawn_elsewhere(n)
@@ -87,22 +90,26 @@ def ray_draws(
             ray.cancel(ref)
 
 
-def _taken(ray, ref) -> pa.Table:
-    """A task's rows; a task that failed is one line naming the cause."""
+def taken(ray, ref) -> pa.Table:
+    """A task's rows, waited for in short steps so that a cancel or the statement's timeout
+    stops the wait (a task that cannot be scheduled never returns); a task that failed is one
+    line naming the cause."""
     try:
+        while not ray.wait([ref], timeout=WAIT_STEP_S)[0]:
+            caller.check()
         return ray.get(ref)
     except ray.exceptions.RayTaskError as error:
-        cause = error.as_instanceof_cause()
+        cause = error.cause  # the task's own exception (str(error) is Ray's traceback)
         if isinstance(cause, SynthError):
-            raise SynthError(str(cause).splitlines()[0]) from None
+            raise SynthError(_first_line(cause)) from None
         raise SynthError(f"generate_into(): a Ray task failed: {_first_line(cause)}") from None
     except ray.exceptions.RayError as error:
         raise SynthError(f"generate_into(): a Ray task failed: {_first_line(error)}") from None
 
 
-def _first_line(error: BaseException) -> str:
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(error).__name__
+def _first_line(error: BaseException | None) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def draw_batch(call: tuple, target: int, batch: int, n: int, state: dict) -> pa.Table:
@@ -117,6 +124,8 @@ def draw_batch(call: tuple, target: int, batch: int, n: int, state: dict) -> pa.
     if loaded is None:
         import ray
 
+        while len(_models) >= MODELS_PER_WORKER:  # the longest loaded goes first
+            _models.pop(next(iter(_models)))
         loaded = _models[key] = bundle(ray.get(boxed[0]))
     sampler = loaded.shape.sampler(loaded, options, compiled, seed)
     sampler.set_target(target)

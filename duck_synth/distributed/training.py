@@ -177,7 +177,9 @@ def followed(trainer, events, progress: Progress) -> dict:
     error = outcome.get("error") or (result.error if result is not None else None)
     if error is not None or result.return_value is None:
         lines = str(error or "no result").strip().splitlines()
-        raise SynthError(f"{WHAT}: the workers failed: {lines[-1] if lines else type(error)}")
+        raise SynthError(
+            f"{WHAT}: the workers failed: {lines[-1] if lines else type(error).__name__}"
+        )
     return result.return_value
 
 

@@ -206,12 +206,17 @@ class RowSampler:
         """The units of a batch that is not the last."""
         return self.batch_units(2**62)
 
+    def may_reject(self) -> bool:
+        """Whether a step after drawing may drop rows: the filter run on each batch (even a
+        pushed-down one is checked again), unique values."""
+        return bool(self.compiled.sql) or self.rejects()
+
     def planned_units(self, target: int, batch: int) -> int:
         """Batch ``batch``'s units in a run of ``target`` units that follows the plan every
-        engine shares: full batches; unless steps after drawing may drop units, the last one
+        engine shares: full batches; when no step after drawing may drop units, the last one
         holds what is left. Depends only on the target, the batch number and batch_size."""
         full = self.full_batch()
-        if self.compiled.filtered or self.rejects():
+        if self.may_reject():
             return full
         return max(0, min(full, target - batch * full))
 
@@ -219,12 +224,15 @@ class RowSampler:
         """(units, the state it starts from) of each batch of the plan from ``batch`` on, this
         sampler's state being the one batch ``batch`` starts from; computed without drawing:
         keys move by the units drawn, and quotas as they do when nothing is rejected (under a
-        filter or unique values they depend on the rows, and are refused)."""
-        if self.quotas is not None and (self.compiled.filtered or self.rejects()):
+        filter or unique values they depend on the rows, and are refused here, at once)."""
+        if self.quotas is not None and self.may_reject():
             raise SynthError(
                 "generate_into(): equalize and rebalance under a filter or unique values "
                 "depend on every batch before: give engine => 'local'"
             )
+        return self._plan_from(target, batch)
+
+    def _plan_from(self, target: int, batch: int) -> Iterator[tuple[int, dict]]:
         keys, quotas = self.keys_emitted, self.quotas
         # copies: the run's quotas move in place as batches are taken, while this runs ahead
         kept, drawn = (None, None) if quotas is None else (quotas.kept.copy(), quotas.drawn.copy())
