@@ -48,6 +48,12 @@ def fit_parts(
                 privacy=budget,
                 checkpoints=checkpoints.for_part(key) if checkpoints is not None else None,
                 warm_start=options.from_model is not None,
+                # no epochs given: a table's rows network trains as long as it learns (the
+                # method's epochs a cap); other networks keep their schedule
+                adaptive=options.epochs is None
+                and options.from_model is None
+                and not part.name
+                and training.method == "autoregressive",
             )
             model = part.model
             if options.engine == "ray" and not part.name:  # the rows' network; texts: here

@@ -14,7 +14,6 @@ hidden x hidden product and one head.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,8 +29,18 @@ from .base import (
     SampleConfig,
     sample_logits,
     sample_threads,
+    single_thread,
 )
-from .loop import EarlyStopping, Resumable, Step, TimeBudget, optimizer_step, run_epochs
+from .loop import (
+    EarlyStopping,
+    PlateauSchedule,
+    Resumable,
+    Step,
+    TimeBudget,
+    cosine_share,
+    optimizer_step,
+    run_epochs,
+)
 
 CANONICAL_ORDER_SHARE = 0.5
 PEAK_LR = 3e-3
@@ -273,27 +282,36 @@ class AutoregressiveModel(GenerativeModel):
             optimizer_step(optimizer, config.sync)
             return Step({"train_loss": float(loss.detach())}, weight=len(rows))
 
+        steps = math.ceil(len(train) / batch)
+        # fewer validation rows give a loss too noisy to stop on: the last weights are kept,
+        # and the learning rate follows the budget (the training loss would stop it too soon)
+        watch = len(val) >= MIN_VALIDATION_ROWS
+        plateau = PlateauSchedule(steps, config.epochs) if config.adaptive and watch else None
+
         def after_step(done: float) -> None:
+            share = plateau.share(done) if plateau else cosine_share(done)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(done) * peak / PEAK_LR
+                group["lr"] = share * peak
 
         def validation(entry: dict) -> dict:
             loss = self._validation_loss(val, val_known) if len(val) else entry["train_loss"]
+            if plateau:
+                plateau.epoch_end(loss, entry["epoch"])
             return {"val_loss": loss}
 
-        # fewer validation rows give a loss too noisy to stop on: the last weights are kept
-        watch = len(val) >= MIN_VALIDATION_ROWS
         start = 0.0 if config.warm_start else EARLY_STOPPING_FROM
-        stopping = EarlyStopping(self.net, config.patience, start) if watch else None
+        finished = plateau.finished if plateau else None
+        stopping = EarlyStopping(self.net, config.patience, start, finished=finished)
         fitted = run_epochs(
-            config, budget, progress, math.ceil(len(train) / batch), step,
+            config, budget, progress, steps, step,
             start_epoch=start_epoch, after_step=after_step, end_epoch=validation,
-            early_stopping=stopping,
-            resumable=Resumable({"net": self.net}, {"adamw": optimizer}, {"order": generator}),
+            early_stopping=stopping if watch else None,
+            resumable=Resumable({"net": self.net}, {"adamw": optimizer}, {"order": generator},
+                                {"plateau": plateau} if plateau else {}),
         )  # fmt: skip
         self.net.to("cpu").eval()
         losses = [entry["val_loss"] for entry in fitted["history"]]
-        return fitted | {"best_val_loss": stopping.best if stopping else min(losses)}
+        return fitted | {"best_val_loss": stopping.best if watch else min(losses)}
 
     def _split(self, tokens: np.ndarray, config: FitConfig, generator, device):
         """(training rows, validation rows, the validation rows' known-column masks)."""
@@ -425,21 +443,3 @@ def canonical_order(vocab_sizes: list[int]) -> list[int]:
 def batch_size(config: FitConfig, rows: int) -> int:
     """The batch asked for, or one from the data size (at least 16 steps an epoch)."""
     return max(1, min(config.batch_size or min(MAX_AUTO_BATCH, max(64, rows // 16)), rows))
-
-
-def learning_rate(done: float) -> float:
-    """Warm up, then cosine decay, over the share of the budget used (epochs or max_time)."""
-    if done < 0.05:
-        return PEAK_LR * max(done / 0.05, 0.05)
-    return PEAK_LR * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min((done - 0.05) / 0.95, 1.0))))
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Sampling runs many small ops: one intra-op thread each; chunks run on a thread pool."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

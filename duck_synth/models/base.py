@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Iterable
@@ -64,6 +65,9 @@ class FitConfig:
     # data-parallel training (methods that support it): gradients, epoch losses, the share done
     # and the max_time stop agreed by every worker; None: one process, nothing changes
     sync: Synchronizer | None = None
+    # train() was given no epochs: the training's length follows the data (loop.PlateauSchedule,
+    # methods that support it); ``epochs`` is then a cap
+    adaptive: bool = False
 
 
 @dataclass
@@ -89,6 +93,17 @@ def sample_threads() -> int:
     """The threads sampling runs chunks on: the process's setting, else up to 4 of the cores."""
     given = os.environ.get(SAMPLE_THREADS_VARIABLE, "")
     return int(given) if given.isdigit() and int(given) > 0 else SAMPLE_THREADS
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Sampling runs many small ops: one intra-op thread each; chunks run on a thread pool."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass

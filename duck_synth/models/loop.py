@@ -92,17 +92,93 @@ class EarlyStopping:
     stale: int = 0
     state: dict | None = field(default=None, repr=False)
 
+    finished: Callable[[], bool] | None = None  # a schedule that ends the training itself
+
     def stops(self, loss: float, done: float) -> bool:
         if loss < self.best - 1e-4:
             self.best, self.stale = loss, 0
             self.state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
         else:
             self.stale += 1
+        if self.finished is not None:
+            return self.finished()
         return self.stale >= self.patience and done >= self.start
+
+    def reason(self) -> str:
+        """Why it stopped the training: a plateau schedule's end, or patience."""
+        return "plateau" if self.finished is not None else "early_stopping"
 
     def restore(self) -> None:
         if self.state is not None:
             self.network.load_state_dict(self.state)
+
+
+def cosine_share(done: float) -> float:
+    """The learning rate's share of its peak at ``done`` of the budget: a warm-up over the
+    first 5%, then a cosine decay to 5%."""
+    if done < 0.05:
+        return max(done / 0.05, 0.05)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min((done - 0.05) / 0.95, 1.0)))
+
+
+@dataclass
+class PlateauSchedule:
+    """The learning rate of a training whose length follows the data (train() without epochs):
+    a warm-up over the first epoch, the peak while the validation loss improves, then, once its
+    best of the last ``window`` epochs improved on the one before them by less than
+    ``min_progress`` of all it improved since the first epoch (a flattened loss, whatever its
+    scale), a cosine decay over ``decay_share`` of the epochs taken so far (at least
+    ``min_decay``), and the training ends there. The budget's share ``done`` (the larger of the
+    epoch cap's and max_time's) also moves the decay, so it ends before either cap."""
+
+    steps_per_epoch: int
+    epochs: int  # the cap
+    window: int = 3
+    min_progress: float = 0.01
+    decay_share: float = 0.25
+    min_decay: int = 2
+    decay_from: float = 0.7
+    bests: list = field(default_factory=list)  # the best loss after each epoch
+    first: float = math.nan  # the first epoch's loss
+    steps: int = 0
+    decay: list | None = None  # [first step, steps, done] when the decay started
+    done: float = 0.0  # the budget's share at the last step
+
+    def share(self, done: float) -> float:
+        """After each step: the learning rate's share of its peak."""
+        self.steps, self.done = self.steps + 1, done
+        if self.decay is None:
+            if done >= self.decay_from:
+                self._start_decay(done, self.epochs - self.steps // self.steps_per_epoch)
+            else:
+                return max(min(self.steps / self.steps_per_epoch, 1.0), 0.05)
+        first, length, at = self.decay
+        by_steps = (self.steps - first) / max(length, 1)
+        by_budget = (done - at) / max(1.0 - at, 1e-9)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(max(by_steps, by_budget), 1.0)))
+
+    def epoch_end(self, loss: float, epoch: int) -> None:
+        if not self.bests:
+            self.first = loss
+        self.bests.append(min(loss, self.bests[-1]) if self.bests else loss)
+        if self.decay is None and len(self.bests) > self.window:
+            recent = self.bests[-1 - self.window] - self.bests[-1]
+            if recent < self.min_progress * (self.first - self.bests[-1]):
+                length = max(self.min_decay, math.ceil(self.decay_share * epoch))
+                self._start_decay(self.done, min(length, self.epochs - epoch))
+
+    def _start_decay(self, done: float, epochs: int) -> None:
+        self.decay = [self.steps, max(epochs, 0) * self.steps_per_epoch, done]
+
+    def finished(self) -> bool:
+        return self.decay is not None and self.steps >= self.decay[0] + self.decay[1]
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("bests", "first", "steps", "decay", "done")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
 
 
 @dataclass
@@ -114,12 +190,14 @@ class Resumable:
     modules: dict[str, torch.nn.Module] = field(default_factory=dict)
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
     generators: dict[str, torch.Generator | np.random.Generator] = field(default_factory=dict)
+    schedules: dict[str, PlateauSchedule] = field(default_factory=dict)
 
     def state(self) -> dict:
         return {
             "modules": {k: _cloned(m.state_dict()) for k, m in self.modules.items()},
             "optimizers": {k: _cloned(o.state_dict()) for k, o in self.optimizers.items()},
             "generators": {k: _generator_state(g) for k, g in self.generators.items()},
+            "schedules": {k: s.state_dict() for k, s in self.schedules.items()},
             "torch": torch.get_rng_state(),
         }
 
@@ -128,6 +206,8 @@ class Resumable:
             module.load_state_dict(state["modules"][key])
         for key, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][key])
+        for key, schedule in self.schedules.items():
+            schedule.load_state_dict(state.get("schedules", {})[key])
         for key, generator in self.generators.items():
             if isinstance(generator, torch.Generator):
                 generator.set_state(state["generators"][key])
@@ -233,7 +313,7 @@ def run_epochs(
         if stopped:
             break
         if stalled:
-            stopped = "early_stopping" if epoch < config.epochs else None
+            stopped = early_stopping.reason() if epoch < config.epochs else None
             break
         if saver is not None and epoch < config.epochs and saver.due():
             saver.save(_state(epoch, taken_all, history, budget, early_stopping, resumable))

@@ -21,9 +21,9 @@ import torch
 
 from ..errors import SynthError
 from ..privacy import PrivacyBudget, noise_multiplier_for, spent_epsilon, steps_within
-from .autoregressive import PEAK_LR, WEIGHT_DECAY, batch_size, learning_rate
+from .autoregressive import PEAK_LR, WEIGHT_DECAY, batch_size
 from .base import FitConfig, Progress
-from .loop import Step, Stop, TimeBudget, run_epochs
+from .loop import Step, Stop, TimeBudget, cosine_share, run_epochs
 
 if TYPE_CHECKING:
     from .autoregressive import AutoregressiveModel
@@ -153,7 +153,7 @@ def fit_private(
 
     def after_step(done: float) -> None:
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(done)
+            group["lr"] = PEAK_LR * cosine_share(done)
 
     def spent(entry: dict) -> dict:
         return {"epsilon": spent_epsilon(accountant.history, budget.training_delta)}

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .autoregressive import single_thread
 from .base import (
     FitConfig,
     Progress,
@@ -36,6 +35,7 @@ from .base import (
     network_tensors,
     sample_logits,
     sample_threads,
+    single_thread,
 )
 from .loop import EarlyStopping, Resumable, Step, TimeBudget, run_epochs
 
