@@ -228,6 +228,11 @@ class GenerationProgress:
     passed: int = 0  # units that survived every step (the last batch may bring more than needed)
 
 
+def effort_rows(target: int) -> int:
+    """The units a run may draw before its filter is called unsatisfiable."""
+    return max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
+
+
 def batches(
     generator: RowSampler,
     target: int,
@@ -242,7 +247,7 @@ def batches(
     draw them for distributed/generation.py; by default they are drawn here: by the plan
     with ``planned``, else sized by the acceptance so far). The steps that read the batches
     before (unique values, quotas, the target's cut) run here, in batch order."""
-    effort = max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
+    effort = effort_rows(target)
     draws = draws or local_draws(generator, target, progress)
     while progress.returned < target:
         caller.check()  # a cancelled statement stops between batches (generate_into's too)

@@ -56,7 +56,7 @@ def generate_into(con: duckdb.DuckDBPyConnection, table: str, spec: str, options
             "generate_into(): seed_rows is not supported; use INSERT INTO ... generate()"
         )
     quoted, exists = _table_sql(con, table)
-    parts = Parts.at(given.path, quoted) if given.path is not None else None
+    parts = Parts.at(given.path) if given.path is not None else None
     name, version = catalog.resolve_version(con, spec)
     # the rows do not depend on where they are drawn: a run may resume on another engine
     arguments = {

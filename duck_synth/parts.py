@@ -2,9 +2,9 @@
 a view of the table's name reading them.
 
 A part is written under a temporary name and renamed, so a folder never holds half a part. A
-run stopped between a part's write and its batch's commit leaves that part behind; resuming
-draws the same batch again and writes the same rows over it (a batch's rows depend only on the
-seed, its number and batch_size).
+part whose batch's commit failed is removed; one a killed run left behind is removed when the
+run resumes, which draws that batch again (a batch's rows depend only on the seed, its number
+and batch_size).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ PART_GLOB = "part-*.parquet"
 
 
 class Parts:
-    def __init__(self, folder: str, quoted: str):
-        self.folder, self.quoted = folder, quoted
+    def __init__(self, folder: str):
+        self.folder = folder
 
     @classmethod
-    def at(cls, path: str, quoted: str) -> Parts:
+    def at(cls, path: str) -> Parts:
         """The folder ``path`` (created if missing), when the caller may write there."""
         folder = access.check_path(path, "generate_into(): path", write=True)
         try:
@@ -35,7 +35,7 @@ class Parts:
             raise SynthError(f"generate_into(): cannot create '{path}': {error.strerror}") from None
         if not os.path.isdir(folder):
             raise SynthError(f"generate_into(): path '{path}' is a file, not a folder")
-        return cls(folder, quoted)
+        return cls(folder)
 
     def check_empty(self) -> None:
         """A new run writes into a folder without parts (another run's would join the view)."""

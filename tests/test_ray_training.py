@@ -76,7 +76,7 @@ def test_the_same_seed_gives_the_same_weights_whatever_the_blocks(trained):
 
 
 def test_block_ranges_give_each_worker_equal_rows_in_order():
-    rows = blocks.TokenBlocks(["a", "b", "c"], [700, 700, 300], 2, digest="")
+    rows = blocks.TokenBlocks(["a", "b", "c"], [700, 700, 300], digest="")
     shards = rows.ranges(2)
     assert shards == [[("a", 0, 700), ("b", 0, 150)], [("b", 150, 700), ("c", 0, 300)]]
     assert [sum(end - first for _, first, end in shard) for shard in shards] == [850, 850]

@@ -35,7 +35,6 @@ class TokenBlocks:
 
     refs: list
     sizes: list[int]
-    columns: int
     digest: str  # of every block's tokens in order (the model's fingerprint reads it)
 
     def __len__(self) -> int:
@@ -114,4 +113,4 @@ def _token_blocks(ray, con, encoders, seed: int) -> TokenBlocks:
         digest.update(np.ascontiguousarray(block).tobytes())
         refs.append(ray.put(block))
         sizes.append(len(block))
-    return TokenBlocks(refs, sizes, len(modelled(encoders)), digest.hexdigest())
+    return TokenBlocks(refs, sizes, digest.hexdigest())

@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from .. import caller
 from ..errors import SynthError
-from ..generate import EFFORT_FACTOR, MIN_EFFORT_ROWS, GenerationProgress, bundle
+from ..generate import GenerationProgress, bundle, effort_rows
 from ..models.base import SAMPLE_THREADS_VARIABLE
 from ..shapes import Loaded
 from .cluster import ray_for
@@ -60,7 +60,7 @@ def ray_draws(
     boxed = [ray.put(record)]  # in a list: a task fetches it only when its worker lacks it
     task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)(draw_batch)
     width = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    effort = max(EFFORT_FACTOR * target, MIN_EFFORT_ROWS)
+    effort = effort_rows(target)
     call = (key, boxed, generator.options, generator.compiled, generator.seed)
     pending: deque = deque()
     next_batch = [progress.batch, progress.drawn]  # the next batch to send, units sent by then
