@@ -21,6 +21,9 @@ from .errors import SynthError
 from .sqltext import quote_identifier as q
 
 START, LENGTH, DELTA = "__start", "__length", "__delta"
+# a session's profile, drawn with its metadata and given to every step (DoppelGANger's cure for
+# drift over long sessions: steps follow their session's own level, not the population's)
+SPAN, MEAN, MODE = "__span", "__mean ", "__mode "
 
 
 @dataclass
@@ -127,22 +130,26 @@ def _order_number(layout: SessionLayout, column: str) -> str:
     return f"CAST({column} AS DOUBLE)"
 
 
-def split_sql(layout: SessionLayout, relation: str) -> tuple[str, str]:
+def split_sql(
+    layout: SessionLayout, relation: str, profiled: list[str] | None = None
+) -> tuple[str, str]:
     """(sessions, steps) queries. Sessions: one row each, in key order, with metadata, start and
-    length. Steps: session number (0-based, the sessions' order), step number, measurements and
-    delta (NULL at the first step). Rows whose key or order_by is NULL are left out."""
+    length, and with ``profiled`` measurements their profile (``profile_items``). Steps: session
+    number (0-based, the sessions' order), step number, measurements and delta (NULL at the first
+    step). Rows whose key or order_by is NULL are left out."""
     key, order = q(layout.key), q(layout.order_by)
     numbered = (
         f"SELECT *, dense_rank() OVER (ORDER BY {key}) - 1 AS __session, "
         f"row_number() OVER (PARTITION BY {key} ORDER BY {order}) - 1 AS __step "
         f"FROM ({relation}) WHERE {key} IS NOT NULL AND {order} IS NOT NULL"
     )
+    number = _order_number(layout, order)
     metadata = "".join(f", any_value({q(c)}) AS {q(c)}" for c in layout.metadata)
+    profile = "".join(f", {item}" for item in profile_items(layout, profiled, number))
     sessions = (
-        f"SELECT __session{metadata}, min({order}) AS {START}, count(*) AS {LENGTH} "
+        f"SELECT __session{metadata}, min({order}) AS {START}, count(*) AS {LENGTH}{profile} "
         f"FROM ({numbered}) GROUP BY __session ORDER BY __session"
     )
-    number = _order_number(layout, order)
     measurements = "".join(f", {q(c)}" for c in layout.measurements)
     steps = (
         f"SELECT __session, __step{measurements}, "
@@ -150,6 +157,21 @@ def split_sql(layout: SessionLayout, relation: str) -> tuple[str, str]:
         f"FROM ({numbered}) ORDER BY __session, __step"
     )
     return sessions, steps
+
+
+def profile_items(layout: SessionLayout, profiled: list[str] | None, number: str) -> list[str]:
+    """A session's profile as aggregates: its span (last order_by - first, in delta units), each
+    profiled numeric measurement's mean and each categorical one's most frequent value."""
+    if profiled is None:
+        return []
+    types = dict(layout.columns)
+    items = [f"max({number}) - min({number}) AS {SPAN}"]
+    for c in profiled:
+        if is_numeric_type(types[c]):
+            items.append(f"avg(CAST({q(c)} AS DOUBLE)) AS {q(MEAN + c)}")
+        elif types[c] in ("VARCHAR", "BOOLEAN") or types[c].startswith("ENUM"):
+            items.append(f"mode({q(c)}) AS {q(MODE + c)}")
+    return items
 
 
 def delta_type(layout: SessionLayout) -> str:

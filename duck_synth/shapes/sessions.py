@@ -28,6 +28,9 @@ from ..options import GenerateOptions, TrainOptions
 from ..sessions import (
     DELTA,
     LENGTH,
+    MEAN,
+    MODE,
+    SPAN,
     START,
     SessionLayout,
     assemble,
@@ -91,6 +94,7 @@ class SessionShape:
 
     name = "sessions"
     tabular = False
+    profiles = True  # sessions carry their profile (sessions.profile_items) to their steps
 
     def claims(self, method: str, options: TrainOptions) -> bool:
         return options.session_key is not None
@@ -112,7 +116,7 @@ class SessionShape:
             )
 
     def plan(self, con, relation: str, columns: list[tuple[str, str]], training: Training):
-        data = read_sessions(con, relation, columns, training)
+        data = read_sessions(con, relation, columns, training, self.profiles)
         return session_plan(data, self.parts(data, training.method))
 
     def parts(self, data: SessionData, method: str) -> list[TrainingPart]:
@@ -189,9 +193,10 @@ class SessionShape:
 
 
 def read_sessions(
-    con, relation: str, columns: list[tuple[str, str]], training: Training
+    con, relation: str, columns: list[tuple[str, str]], training: Training, profiles: bool
 ) -> SessionData:
-    """Sessions (metadata, start, length) and their steps (measurements, delta), encoded."""
+    """Sessions (metadata, start, length, with ``profiles`` their profile) and their steps
+    (measurements, delta), encoded."""
     options, seed, protection = training.options, training.seed, training.protection
     found = layout(con, relation, columns, options.session_key, options.order_by, options.metadata)
     types = dict(found.columns)
@@ -203,14 +208,19 @@ def read_sessions(
             f"(SELECT DISTINCT {key} FROM ({read})) "
             f"USING SAMPLE reservoir({options.nrows} ROWS) REPEATABLE ({seed}))"
         )
-    session_sql, step_sql = split_sql(found, read)
+    profiled = [c for c in found.measurements if options.encoding.get(c) != "text"]
+    session_sql, step_sql = split_sql(found, read, profiled if profiles else None)
     session_table = con.execute(session_sql).to_arrow_table().drop(["__session"])
     step_table = con.execute(step_sql).to_arrow_table()
     if session_table.num_rows == 0:
         raise SynthError(f"train(): no session has a non-NULL {found.key} and {found.order_by}")
     session_types = {c: types[c] for c in found.metadata}
-    session_types |= {START: found.order_type, LENGTH: "BIGINT"}
-    internal = {START: ordered_kind(found.order_type), LENGTH: "numeric"}
+    session_types |= {START: found.order_type, LENGTH: "BIGINT", SPAN: delta_type(found)}
+    session_types |= {MEAN + c: "DOUBLE" for c in found.measurements}
+    session_types |= {MODE + c: types[c] for c in found.measurements}
+    session_types = {c: session_types[c] for c in session_table.column_names}
+    internal = {START: ordered_kind(found.order_type), LENGTH: "numeric", SPAN: "numeric"}
+    internal |= {c: "numeric" for c in session_types if c.startswith(MEAN)}
     session_encoders = analyze(
         session_table, session_types, overrides(options, found.metadata) | internal, protection
     )
