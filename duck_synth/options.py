@@ -206,6 +206,8 @@ class ReportOptions:
     bins: int = bounded(30, low=2, high=500)
     sensitive: str | None = None  # attribute-inference attack on this column (with a holdout)
     relations: list[dict] | None = None  # a database's (lists of tables), else REFERENCES
+    session_key: str | None = None  # with order_by: evaluate()'s session metrics in the table
+    order_by: str | None = None
 
 
 @dataclass

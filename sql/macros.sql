@@ -256,7 +256,8 @@ CREATE OR REPLACE MACRO validate(model, synthetic) AS TABLE
 -- per metric (metric, columns, value, detail): fidelity computed in SQL, plus overall scores;
 -- privacy and a membership-inference attack with a holdout (attribute inference on the sensitive
 -- column too), utility (train on synthetic, test on the holdout) with a target. With session_key
--- and order_by: session and step metrics, and privacy over whole sessions.
+-- and order_by: session, per-session aggregate and step-band metrics, and privacy over whole
+-- sessions.
 CREATE OR REPLACE MACRO evaluate(
     real_data, synthetic_data,
     holdout := NULL, target := NULL, columns := NULL, sample := NULL, seed := NULL,
@@ -268,17 +269,19 @@ CREATE OR REPLACE MACRO evaluate(
     'relations': relations
 }) AS VARCHAR)]));
 
--- report('real', 'synthetic' [, holdout, path, columns, bins, sensitive]) -> one row (path,
--- columns, plots, bytes): a self-contained HTML file with distribution overlays, association
--- heatmaps, the metric table and, with a holdout, privacy figures and attacks.
+-- report('real', 'synthetic' [, holdout, path, columns, bins, sensitive, session_key, order_by])
+-- -> one row (path, columns, plots, bytes): a self-contained HTML file with distribution
+-- overlays, association heatmaps, the metric table and, with a holdout, privacy figures and
+-- attacks. With session_key and order_by the metric table has evaluate()'s session and step
+-- rows.
 CREATE OR REPLACE MACRO report(
     real_data, synthetic_data,
     path := NULL, holdout := NULL, columns := NULL, bins := NULL, sensitive := NULL,
-    relations := NULL
+    relations := NULL, session_key := NULL, order_by := NULL
 ) AS TABLE
     FROM query(synth_call('synth_report', [CASE WHEN typeof(real_data) LIKE '%[]' THEN CAST(to_json(real_data) AS VARCHAR) ELSE CAST(real_data AS VARCHAR) END, CASE WHEN typeof(synthetic_data) LIKE '%[]' THEN CAST(to_json(synthetic_data) AS VARCHAR) ELSE CAST(synthetic_data AS VARCHAR) END, CAST(to_json({
     'path': path, 'holdout': holdout, 'columns': columns, 'bins': bins, 'sensitive': sensitive,
-    'relations': relations
+    'relations': relations, 'session_key': session_key, 'order_by': order_by
 }) AS VARCHAR)]));
 
 -- subset(['tables'], fraction => share | filter => {'table': 'SQL'} [, prefix, seed, relations,

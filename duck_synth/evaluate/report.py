@@ -5,7 +5,9 @@
 -- /work/report.html         |      10 |    12 | 612345
 
 Per-column distribution overlays, real vs synthetic association heatmaps, the metric table and,
-with a holdout, privacy figures. The aggregation runs in DuckDB (report_data), the drawing in
+with a holdout, privacy figures. With ``session_key`` and ``order_by`` the metric table has
+evaluate()'s session rows too (sessions.py: profiles, step bands, per-session aggregates) and the
+key column is left out (synthetic keys are fresh). The aggregation runs in DuckDB (report_data), the drawing in
 matplotlib (report_plots); the file has no external reference (inline SVG and CSS only).
 """
 
@@ -41,6 +43,10 @@ def report(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, options_js
     """Write the HTML file; one summary row (path, columns, plots, bytes)."""
     opts = options_module.parse(ReportOptions, "report", options_json)
     database = database_lists(real, synthetic, "report", opts.relations)
+    if (opts.session_key is None) != (opts.order_by is None):
+        raise SynthError("report(): session metrics need both session_key and order_by")
+    if database is not None and opts.session_key is not None:
+        raise SynthError("report(): session_key is for one table, not lists of tables")
     if database is not None:  # lists of tables
         from .report_database import database_report
 
@@ -49,11 +55,14 @@ def report(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, options_js
     synthetic_sql = read_source(con, synthetic, what="report(): synthetic")
     if opts.holdout is not None:
         read_source(con, opts.holdout, what="report(): holdout")
-    columns, skipped = report_data.shared_columns(
-        describe(con, real_sql, "report(): real"),
-        describe(con, synthetic_sql, "report(): synthetic"),
-        opts.columns,
-    )
+    described = [
+        describe(con, sql, f"report(): {what}")
+        for what, sql in (("real", real_sql), ("synthetic", synthetic_sql))
+    ]
+    columns, skipped = report_data.shared_columns(*described, opts.columns)
+    if opts.session_key is not None:  # fresh synthetic keys: the key is neither drawn nor scored
+        _check_session_columns(described, opts.session_key, opts.order_by)
+        columns = [c for c in columns if c.name != opts.session_key]
     if opts.sensitive is not None and opts.holdout is None:
         raise SynthError("report(): sensitive needs holdout => '...' for the attack's baseline")
     if opts.sensitive is not None and opts.sensitive not in {c.name for c in columns}:
@@ -62,8 +71,16 @@ def report(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, options_js
         con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
         for sql in (real_sql, synthetic_sql)
     )
+    sessions = None if opts.session_key is None else (opts.session_key, opts.order_by)
     rows, origin = metric_rows(
-        con, real, synthetic, opts.holdout, (real_sql, synthetic_sql), columns, opts.sensitive
+        con,
+        real,
+        synthetic,
+        opts.holdout,
+        (real_sql, synthetic_sql),
+        columns,
+        opts.sensitive,
+        sessions,
     )
     shapes = {r.get("columns"): r.get("value") for r in rows if r.get("metric") in SHAPE_METRICS}
     distributions = [
@@ -97,6 +114,13 @@ def report(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, options_js
         "plots": len(distributions) + len(heatmaps),
         "bytes": os.path.getsize(path),
     }
+
+
+def _check_session_columns(described: list, key: str, order_by: str) -> None:
+    for what, names in zip(("real", "synthetic"), described, strict=True):
+        for name in (key, order_by):
+            if name not in {n for n, _ in names}:
+                raise SynthError(f"report(): the {what} data has no column '{name}'")
 
 
 def _distribution(

@@ -24,8 +24,10 @@ def metric_rows(
     sqls: tuple[str, str],
     columns: list[Column],
     sensitive: str | None = None,
+    sessions: tuple[str, str] | None = None,
 ) -> tuple[list[dict], str]:
-    """(rows with metric, columns, value, detail; where they came from)."""
+    """(rows with metric, columns, value, detail; where they came from). ``sessions``:
+    (session_key, order_by), for evaluate()'s session metrics."""
     names = [c.name for c in columns]
     reason = ""
     # With a holdout first; if the privacy part fails, fidelity alone is still worth showing.
@@ -36,6 +38,8 @@ def metric_rows(
             options = {"holdout": given, "columns": names}
             if given is not None and sensitive is not None:
                 options["sensitive"] = sensitive
+            if sessions is not None:
+                options["session_key"], options["order_by"] = sessions
             options = json.dumps(options)
             rows = list(evaluate(con, real, synthetic, options))
         except ImportError:

@@ -190,8 +190,8 @@ BUILTIN: tuple[Function, ...] = (
         "one row per metric (metric, columns, value, detail): fidelity computed in SQL, plus "
         "overall scores; privacy and a membership-inference attack with a holdout (attribute "
         "inference on the sensitive column too), utility (train on synthetic, test on the "
-        "holdout) with a target. With session_key and order_by: session and step metrics, and "
-        "privacy over whole sessions."
+        "holdout) with a target. With session_key and order_by: session, per-session "
+        "aggregate and step-band metrics, and privacy over whole sessions."
     ),
     table(
         "report",
@@ -201,10 +201,11 @@ BUILTIN: tuple[Function, ...] = (
         options.ReportOptions,
         lists=("real_data", "synthetic_data"),
     ).about(
-        "report('real', 'synthetic' [, holdout, path, columns, bins, sensitive]) -> one row "
-        "(path, columns, plots, bytes): a self-contained HTML file with distribution overlays, "
-        "association heatmaps, the metric table and, with a holdout, privacy figures and "
-        "attacks."
+        "report('real', 'synthetic' [, holdout, path, columns, bins, sensitive, session_key, "
+        "order_by]) -> one row (path, columns, plots, bytes): a self-contained HTML file with "
+        "distribution overlays, association heatmaps, the metric table and, with a holdout, "
+        "privacy figures and attacks. With session_key and order_by the metric table has "
+        "evaluate()'s session and step rows."
     ),
     table(
         "subset", WRITES, "synth_subset", ("tables",), options.SubsetOptions, lists=("tables",)
