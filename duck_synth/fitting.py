@@ -39,7 +39,7 @@ def fit_parts(
             fitted, part_params, part_tensors = done_before
         else:
             config = FitConfig(
-                epochs=options.epochs or planned_epochs(training),
+                epochs=(options.epochs or planned_epochs(training)) * part.epochs_factor,
                 max_time=time_budget.part(part.time_share),
                 batch_size=options.batch_size,
                 validation_share=0.0 if budget is not None else options.validation_share,
@@ -48,11 +48,12 @@ def fit_parts(
                 privacy=budget,
                 checkpoints=checkpoints.for_part(key) if checkpoints is not None else None,
                 warm_start=options.from_model is not None,
-                # no epochs given: a table's rows network trains as long as it learns (the
-                # method's epochs a cap); other networks keep their schedule
+                # no epochs given: a table's rows network and a session model's steps network
+                # train as long as they learn (the method's epochs a cap); text networks keep
+                # their schedule
                 adaptive=options.epochs is None
                 and options.from_model is None
-                and not part.name
+                and part.name in ADAPTIVE_PARTS
                 and training.method == "autoregressive",
             )
             model = part.model
@@ -74,6 +75,8 @@ def fit_parts(
         tensors |= {prefix + k: value for k, value in part_tensors.items()}
     return metrics, params, tensors
 
+
+ADAPTIVE_PARTS = ("", "steps")  # the main network (rows, or sessions) and a session's steps
 
 # a continued training starts from learned weights: by default it takes this share of the
 # method's epochs (nycflights13, December after January-November: benchmarks/continued.py)

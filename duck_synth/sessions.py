@@ -21,9 +21,9 @@ from .errors import SynthError
 from .sqltext import quote_identifier as q
 
 START, LENGTH, DELTA = "__start", "__length", "__delta"
-# a session's profile, drawn with its metadata and given to every step (DoppelGANger's cure for
-# drift over long sessions: steps follow their session's own level, not the population's)
-SPAN, MEAN, MODE = "__span", "__mean ", "__mode "
+# a session's end (its last order_by), drawn with its start and length: its steps' gaps are
+# scaled to end there, so time cannot drift over long sessions (sessions.ended)
+END = "__end"
 
 
 @dataclass
@@ -130,13 +130,11 @@ def _order_number(layout: SessionLayout, column: str) -> str:
     return f"CAST({column} AS DOUBLE)"
 
 
-def split_sql(
-    layout: SessionLayout, relation: str, profiled: list[str] | None = None
-) -> tuple[str, str]:
+def split_sql(layout: SessionLayout, relation: str, end: bool = False) -> tuple[str, str]:
     """(sessions, steps) queries. Sessions: one row each, in key order, with metadata, start and
-    length, and with ``profiled`` measurements their profile (``profile_items``). Steps: session
-    number (0-based, the sessions' order), step number, measurements and delta (NULL at the first
-    step). Rows whose key or order_by is NULL are left out."""
+    length (and with ``end`` the end). Steps: session number (0-based, the
+    sessions' order), step number, measurements and delta (NULL at the first step). Rows whose
+    key or order_by is NULL are left out."""
     key, order = q(layout.key), q(layout.order_by)
     numbered = (
         f"SELECT *, dense_rank() OVER (ORDER BY {key}) - 1 AS __session, "
@@ -145,9 +143,9 @@ def split_sql(
     )
     number = _order_number(layout, order)
     metadata = "".join(f", any_value({q(c)}) AS {q(c)}" for c in layout.metadata)
-    profile = "".join(f", {item}" for item in profile_items(layout, profiled, number))
+    last = f", max({order}) AS {END}" if end else ""
     sessions = (
-        f"SELECT __session{metadata}, min({order}) AS {START}, count(*) AS {LENGTH}{profile} "
+        f"SELECT __session{metadata}, min({order}) AS {START}, count(*) AS {LENGTH}{last} "
         f"FROM ({numbered}) GROUP BY __session ORDER BY __session"
     )
     measurements = "".join(f", {q(c)}" for c in layout.measurements)
@@ -157,21 +155,6 @@ def split_sql(
         f"FROM ({numbered}) ORDER BY __session, __step"
     )
     return sessions, steps
-
-
-def profile_items(layout: SessionLayout, profiled: list[str] | None, number: str) -> list[str]:
-    """A session's profile as aggregates: its span (last order_by - first, in delta units), each
-    profiled numeric measurement's mean and each categorical one's most frequent value."""
-    if profiled is None:
-        return []
-    types = dict(layout.columns)
-    items = [f"max({number}) - min({number}) AS {SPAN}"]
-    for c in profiled:
-        if is_numeric_type(types[c]):
-            items.append(f"avg(CAST({q(c)} AS DOUBLE)) AS {q(MEAN + c)}")
-        elif types[c] in ("VARCHAR", "BOOLEAN") or types[c].startswith("ENUM"):
-            items.append(f"mode({q(c)}) AS {q(MODE + c)}")
-    return items
 
 
 def delta_type(layout: SessionLayout) -> str:
@@ -185,12 +168,16 @@ def assemble(
     session_index: np.ndarray,
 ) -> pa.Table:
     """Rows in the source's column order: key (the session's index: callers renumber it),
-    metadata repeated over each session's steps, order_by = start + the running sum of deltas."""
+    metadata repeated over each session's steps, order_by = start + the running sum of deltas
+    (scaled to end at the session's end where it has one)."""
     index = pa.array(session_index)
     start = sessions.column(START).combine_chunks()
     deltas = np.nan_to_num(
         np.asarray(steps.column(DELTA).combine_chunks().cast(pa.float64()).fill_null(0.0)), nan=0.0
     )
+    if END in sessions.column_names:
+        span = _order_numbers(layout, sessions.column(END)) - _order_numbers(layout, start)
+        deltas = ended(deltas, session_index, span)
     order = _order_values(layout, start, session_index, deltas)
     out = {}
     for name, _ in layout.columns:
@@ -203,6 +190,35 @@ def assemble(
         else:
             out[name] = steps.column(name).combine_chunks()
     return pa.table(out)
+
+
+def ended(deltas: np.ndarray, session_index: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """Each session's gaps scaled to sum to its drawn span (end - start): steps drawn one by one
+    cannot know how much time is left, so over hundreds of steps their sum drifts (flights per
+    plane: a third of the planes flew on past the year). The first gap is ignored (made 0) as
+    assembling does; a session with no span (NULL, or an end drawn before its start) or no time
+    between its steps keeps its gaps."""
+    first = np.r_[True, session_index[1:] != session_index[:-1]]
+    gaps = np.where(first, 0.0, deltas)
+    total = np.bincount(session_index, weights=gaps, minlength=len(span))
+    scale = np.ones_like(total)
+    scalable = (total > 0) & np.isfinite(span) & (span >= 0)
+    scale[scalable] = span[scalable] / total[scalable]
+    return gaps * scale[session_index]
+
+
+def _order_numbers(layout: SessionLayout, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """order_by values as numbers in delta units (NaN for NULL)."""
+    values = pa.chunked_array([values]) if isinstance(values, pa.Array) else values
+    values = values.combine_chunks()
+    if layout.delta_unit == "units":
+        numbers = values.cast(pa.float64())
+    elif layout.delta_unit == "days":
+        numbers = values.cast(pa.date32()).cast(pa.int32()).cast(pa.float64())
+    else:
+        numbers = values.cast(pa.timestamp("us", tz=values.type.tz)).cast(pa.int64())
+        numbers = numbers.cast(pa.float64())
+    return np.asarray(numbers.fill_null(np.nan), dtype=np.float64)
 
 
 def _order_values(

@@ -443,3 +443,8 @@ def canonical_order(vocab_sizes: list[int]) -> list[int]:
 def batch_size(config: FitConfig, rows: int) -> int:
     """The batch asked for, or one from the data size (at least 16 steps an epoch)."""
     return max(1, min(config.batch_size or min(MAX_AUTO_BATCH, max(64, rows // 16)), rows))
+
+
+def steps_per_epoch(rows: int) -> int:
+    """Optimizer steps an epoch of ``rows`` takes with the batch chosen from the data size."""
+    return math.ceil(rows / batch_size(FitConfig(epochs=1, max_time=math.inf), max(rows, 1)))

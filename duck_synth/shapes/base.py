@@ -55,6 +55,9 @@ class TrainingPart:
     data: tuple[np.ndarray, ...]  # what model.fit takes: (tokens,), or a session model's arrays
     time_share: float
     learns: bool = True  # False: every column is given or constant, nothing to fit
+    # its epochs are the run's times this: a small network beside a large one (a session model's
+    # sessions beside its steps) gets as many optimizer steps, not a few dozen
+    epochs_factor: int = 1
 
 
 @dataclass

@@ -32,7 +32,7 @@ class JointSessionShape(SessionShape):
     """Sessions in one network of a SessionModel method."""
 
     name = "joint_sessions"
-    profiles = False  # its network learns a session's steps together
+    ends = False  # its network draws a session's steps together, gaps with them
 
     def claims(self, method: str, options: TrainOptions) -> bool:
         joint = issubclass(METHODS.get(method, object), SessionModel)

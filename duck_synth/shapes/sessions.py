@@ -9,6 +9,7 @@ counts sessions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -22,15 +23,14 @@ from ..controls import imputation_masks
 from ..encoding import Encoder, analyze, from_json, is_numeric_type
 from ..errors import SynthError
 from ..models import create_model, restore_model
+from ..models.autoregressive import steps_per_epoch
 from ..models.base import GenerativeModel
 from ..models.steps import LAGS, StepSpace
 from ..options import GenerateOptions, TrainOptions
 from ..sessions import (
     DELTA,
+    END,
     LENGTH,
-    MEAN,
-    MODE,
-    SPAN,
     START,
     SessionLayout,
     assemble,
@@ -53,6 +53,9 @@ from .base import (
 )
 from .rows import RowSampler
 
+# the sessions' network takes as many optimizer steps as the steps' one, up to this many times
+# its epochs (flights per plane, 1,223 planes: 10 epochs gave it 160 steps)
+MAX_SESSION_EPOCHS_FACTOR = 10
 SESSION_TIME_SHARE = 0.25  # of max_time for the session-level model; the steps get the rest
 ROW_ONLY_METHODS = ("tabgan", "privbayes")  # no context columns: they cannot learn steps
 
@@ -94,7 +97,7 @@ class SessionShape:
 
     name = "sessions"
     tabular = False
-    profiles = True  # sessions carry their profile (sessions.profile_items) to their steps
+    ends = True  # a session's end is drawn with it and its gaps scaled to end there
 
     def claims(self, method: str, options: TrainOptions) -> bool:
         return options.session_key is not None
@@ -116,7 +119,7 @@ class SessionShape:
             )
 
     def plan(self, con, relation: str, columns: list[tuple[str, str]], training: Training):
-        data = read_sessions(con, relation, columns, training, self.profiles)
+        data = read_sessions(con, relation, columns, training, self.ends)
         return session_plan(data, self.parts(data, training.method))
 
     def parts(self, data: SessionData, method: str) -> list[TrainingPart]:
@@ -142,6 +145,10 @@ class SessionShape:
             context=space.context,
         )
         learns = rows.shape[1] > space.context
+        session_part.epochs_factor = min(
+            MAX_SESSION_EPOCHS_FACTOR,
+            math.ceil(steps_per_epoch(len(rows)) / steps_per_epoch(len(session_part.data[0]))),
+        )
         return [session_part, TrainingPart("steps", step_model, (rows,), 1.0, learns=learns)]
 
     def stored(self, plan: TrainingPlan, params: dict[str, dict]) -> dict:
@@ -193,10 +200,10 @@ class SessionShape:
 
 
 def read_sessions(
-    con, relation: str, columns: list[tuple[str, str]], training: Training, profiles: bool
+    con, relation: str, columns: list[tuple[str, str]], training: Training, ends: bool
 ) -> SessionData:
-    """Sessions (metadata, start, length, with ``profiles`` their profile) and their steps
-    (measurements, delta), encoded."""
+    """Sessions (metadata, start, length, with ``ends`` the end) and their steps (measurements,
+    delta), encoded."""
     options, seed, protection = training.options, training.seed, training.protection
     found = layout(con, relation, columns, options.session_key, options.order_by, options.metadata)
     types = dict(found.columns)
@@ -208,19 +215,16 @@ def read_sessions(
             f"(SELECT DISTINCT {key} FROM ({read})) "
             f"USING SAMPLE reservoir({options.nrows} ROWS) REPEATABLE ({seed}))"
         )
-    profiled = [c for c in found.measurements if options.encoding.get(c) != "text"]
-    session_sql, step_sql = split_sql(found, read, profiled if profiles else None)
+    session_sql, step_sql = split_sql(found, read, ends)
     session_table = con.execute(session_sql).to_arrow_table().drop(["__session"])
     step_table = con.execute(step_sql).to_arrow_table()
     if session_table.num_rows == 0:
         raise SynthError(f"train(): no session has a non-NULL {found.key} and {found.order_by}")
     session_types = {c: types[c] for c in found.metadata}
-    session_types |= {START: found.order_type, LENGTH: "BIGINT", SPAN: delta_type(found)}
-    session_types |= {MEAN + c: "DOUBLE" for c in found.measurements}
-    session_types |= {MODE + c: types[c] for c in found.measurements}
-    session_types = {c: session_types[c] for c in session_table.column_names}
-    internal = {START: ordered_kind(found.order_type), LENGTH: "numeric", SPAN: "numeric"}
-    internal |= {c: "numeric" for c in session_types if c.startswith(MEAN)}
+    session_types |= {START: found.order_type, LENGTH: "BIGINT"}
+    internal = {START: ordered_kind(found.order_type), LENGTH: "numeric"}
+    if ends:
+        session_types[END], internal[END] = found.order_type, ordered_kind(found.order_type)
     session_encoders = analyze(
         session_table, session_types, overrides(options, found.metadata) | internal, protection
     )
