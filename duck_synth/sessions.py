@@ -9,6 +9,7 @@ sessions and steps back into rows of the source's shape with fresh session keys.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -166,18 +167,22 @@ def assemble(
     sessions: pa.Table,
     steps: pa.Table,
     session_index: np.ndarray,
+    grid: float = 0.0,
+    latest: float = math.inf,
 ) -> pa.Table:
     """Rows in the source's column order: key (the session's index: callers renumber it),
     metadata repeated over each session's steps, order_by = start + the running sum of deltas
-    (scaled to end at the session's end where it has one)."""
+    (scaled to end at the session's end where it has one, else no later than ``latest``, in
+    delta units; kept on the deltas' ``grid``)."""
     index = pa.array(session_index)
     start = sessions.column(START).combine_chunks()
     deltas = np.nan_to_num(
         np.asarray(steps.column(DELTA).combine_chunks().cast(pa.float64()).fill_null(0.0)), nan=0.0
     )
     if END in sessions.column_names:
-        span = _order_numbers(layout, sessions.column(END)) - _order_numbers(layout, start)
-        deltas = ended(deltas, session_index, span)
+        first = _order_numbers(layout, start)
+        span = _order_numbers(layout, sessions.column(END)) - first
+        deltas = ended(deltas, session_index, span, latest - first, grid)
     order = _order_values(layout, start, session_index, deltas)
     out = {}
     for name, _ in layout.columns:
@@ -192,19 +197,37 @@ def assemble(
     return pa.table(out)
 
 
-def ended(deltas: np.ndarray, session_index: np.ndarray, span: np.ndarray) -> np.ndarray:
+def ended(
+    deltas: np.ndarray,
+    session_index: np.ndarray,
+    span: np.ndarray,
+    room: np.ndarray | float = math.inf,
+    grid: float = 0.0,
+) -> np.ndarray:
     """Each session's gaps scaled to sum to its drawn span (end - start): steps drawn one by one
     cannot know how much time is left, so over hundreds of steps their sum drifts (flights per
-    plane: a third of the planes flew on past the year). The first gap is ignored (made 0) as
-    assembling does; a session with no span (NULL, or an end drawn before its start) or no time
-    between its steps keeps its gaps."""
+    plane: a third of the planes flew on past the year). A session with no span (NULL, or an end
+    drawn before its start) is only shrunk to fit its ``room`` (the latest end learned - its
+    start); one with no time between its steps keeps its gaps. The times so far are rounded to
+    ``grid`` (the gaps' own: whole hours stay whole hours). The first gap is ignored (made 0) as
+    assembling does."""
     first = np.r_[True, session_index[1:] != session_index[:-1]]
     gaps = np.where(first, 0.0, deltas)
     total = np.bincount(session_index, weights=gaps, minlength=len(span))
+    room = np.broadcast_to(np.asarray(room, dtype=np.float64), total.shape)
     scale = np.ones_like(total)
-    scalable = (total > 0) & np.isfinite(span) & (span >= 0)
-    scale[scalable] = span[scalable] / total[scalable]
-    return gaps * scale[session_index]
+    spanned = (total > 0) & np.isfinite(span) & (span >= 0)
+    scale[spanned] = span[spanned] / total[spanned]
+    cramped = (total > 0) & ~spanned & (room >= 0) & (total > room)
+    scale[cramped] = room[cramped] / total[cramped]
+    gaps = gaps * scale[session_index]
+    if grid <= 0:
+        return gaps
+    so_far = np.cumsum(gaps)
+    lengths = np.diff(np.r_[np.flatnonzero(first), len(gaps)])
+    so_far -= np.repeat(so_far[first], lengths)  # from each session's start
+    on_grid = np.round(so_far / grid) * grid
+    return np.where(first, 0.0, np.diff(on_grid, prepend=0.0))
 
 
 def _order_numbers(layout: SessionLayout, values: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import DATA
 
 import duck_synth
+from duck_synth.sessions import ended
 
 FLIGHTS = DATA / "plane_flights.parquet"
 PLANES = "session_key => 'tailnum', order_by => 'time_hour'"
@@ -34,17 +36,29 @@ def test_flights_without_a_tail_number_are_no_session(planes):
     assert metadata == ('["plane_year","type","manufacturer","model","engines","seats","engine"]')
 
 
-def test_generated_planes_fly_within_the_year_they_were_learned_from(planes):
+def test_generated_planes_fly_within_the_time_they_were_learned_from(planes):
     """Gaps drawn one by one drift over hundreds of steps; each session's gaps are scaled to
-    its drawn span, so no plane flies longer than a real one did, nor outside 2013."""
+    end at its drawn end, on the gaps' grid, so no plane flies outside the real flights' time,
+    nor longer than a real one did, and times stay on the hour."""
     session, _ = planes
     spans = """
-        SELECT max(epoch(time_hour) - epoch(first)) / 86400 FROM (
-            SELECT time_hour, min(time_hour) OVER (PARTITION BY tailnum) AS first FROM {t})
+        SELECT max(epoch(time_hour) - epoch(first)) / 86400, min(time_hour), max(time_hour),
+               count(*) FILTER (WHERE minute(time_hour) <> 0 OR second(time_hour) <> 0)
+        FROM (SELECT time_hour, min(time_hour) OVER (PARTITION BY tailnum) AS first FROM {t})
     """
-    real, synthetic = (
-        session.sql(spans.format(t=t)).fetchone()[0] for t in ("flights", "synthetic")
-    )
-    assert 360 < real < 366 and synthetic <= real + 1 / 24
-    outside = session.sql("SELECT avg((year(time_hour) <> 2013)::INT) FROM synthetic").fetchone()[0]
-    assert outside < 0.02
+    real, synthetic = (session.sql(spans.format(t=t)).fetchone() for t in ("flights", "synthetic"))
+    assert 360 < real[0] < 366 and synthetic[0] <= real[0]
+    assert real[1] <= synthetic[1] and synthetic[2] <= real[2]
+    assert real[3] == 0 and synthetic[3] == 0
+
+
+def test_gaps_end_at_the_drawn_end_or_shrink_to_the_latest_end_learned():
+    """Three sessions of 3 steps with drawn gaps of 2 hours: one drawn to end after 3 hours,
+    one whose end came out before its start (only shrunk to fit before the latest end), one
+    with no end (left as drawn); times so far kept on the whole hour."""
+    index = np.repeat([0, 1, 2], 3)
+    gaps = np.tile([0.0, 2.0, 2.0], 3)
+    span = np.array([3.0, -1.0, np.nan])
+    room = np.array([10.0, 2.0, 10.0])
+    scaled = ended(gaps, index, span, room, grid=1.0)
+    assert scaled.tolist() == [0, 2, 1, 0, 1, 1, 0, 2, 2]  # 1.5 h, 3 h on the hour: 2 h, 3 h

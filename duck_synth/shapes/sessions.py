@@ -275,6 +275,16 @@ def session_plan(data: SessionData, parts: list[TrainingPart]) -> TrainingPlan:
     )
 
 
+def delta_grid(steps: SessionSteps) -> float:
+    """The grid the gaps were recorded on: their common step (whole hours in microseconds)
+    or their precision; 0 where the gaps are not numbers."""
+    delta = next(e for e in steps.encoders if e.name == DELTA)
+    stats = getattr(delta, "stats", None) or {}
+    if "decimals" not in stats:
+        return 0.0
+    return max(float(stats.get("step", 1)), 10.0 ** -stats["decimals"])
+
+
 def ordered_kind(duck_type: str) -> str:
     return "numeric" if is_numeric_type(duck_type) else "datetime"
 
@@ -331,7 +341,16 @@ class SessionSampler(RowSampler):
                 pos += 1
             else:
                 columns[encoder.name] = encoder.decode(np.zeros(len(tokens), np.int64), rng)
-        return assemble(steps.layout, session_table, pa.table(columns), session_index)
+        end = next((e for e in self.loaded.encoders if e.name == END), None)
+        latest = float(end.stats["high"]) if end is not None and "high" in end.stats else math.inf
+        return assemble(
+            steps.layout,
+            session_table,
+            pa.table(columns),
+            session_index,
+            delta_grid(steps),
+            latest,
+        )
 
     def kept_sql(self) -> str:
         key = quote_identifier(self.steps.layout.key)
