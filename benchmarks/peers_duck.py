@@ -25,14 +25,24 @@ TABLE = "real_train"  # the train split's table unless the arguments give ``tabl
 def split(args: dict) -> dict:
     """Read the CSV (R's index and ``drop`` columns left out), shuffle, split 80/20 to Parquet.
 
+    Instead of ``csv``, ``query``: a DuckDB query whose rows are the data, all its columns kept
+    (in UTC; session data such as flights joined to their planes, ordered to break ties).
     ``subsample`` (quick mode) keeps that many rows of the shuffled data before splitting.
     With ``session_key``, the sessions (the key's distinct values) are shuffled and split, never
-    their rows: each session lies whole in one part, its rows sorted by key and ``order_by``.
+    their rows: each session lies whole in one part, its rows sorted by key and ``order_by``
+    (stable: rows with equal keys and order values stay in the source's order); ``subsample``
+    then counts sessions.
     """
     con = duckdb.connect()
-    source = f"read_csv('{args['csv']}', nullstr = 'NA')"
-    columns = [row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()]
-    kept = [c for c in columns[1:] if c not in args.get("drop", [])]  # columns[0]: R's index
+    if args.get("query"):
+        con.execute("SET TimeZone = 'UTC'")
+        source = f"({args['query']})"
+        columns = [row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        kept = [c for c in columns if c not in args.get("drop", [])]
+    else:
+        source = f"read_csv('{args['csv']}', nullstr = 'NA')"
+        columns = [row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        kept = [c for c in columns[1:] if c not in args.get("drop", [])]  # columns[0]: R's index
     names = ", ".join(f'"{c}"' for c in kept)
     frame = con.sql(f"SELECT {names} FROM {source}").df()
     key = args.get("session_key")
@@ -72,10 +82,11 @@ def _load_train(con: duckdb.DuckDBPyConnection, table: str, path: str, levels: d
 def train(args: dict) -> dict:
     """A fresh database, the train split loaded as a table, then train() timed.
 
-    Optional arguments become train()'s options of the same name: ``method``, ``epochs``,
-    ``epsilon``, ``dp_statistics_share`` (as ``statistics_share``), and for session
-    data ``session_key`` and ``order_by``. A method that train() says is "not available yet"
-    is no failure: the figures say ``unavailable`` and why.
+    ``max_time`` None or absent: train()'s default budget. Optional arguments become train()'s
+    options of the same name: ``method``, ``epochs``, ``epsilon``, ``dp_statistics_share`` (as
+    ``statistics_share``), and for session data ``session_key`` and ``order_by``. A method
+    that train() says is "not available yet" is no failure: the figures say ``unavailable`` and
+    why.
     """
     database = Path(args["database"])
     for stale in (database, database.with_name(database.name + ".wal")):
@@ -83,7 +94,8 @@ def train(args: dict) -> dict:
     session = duck_synth.connect(str(database))
     table = args.get("table", TABLE)
     _load_train(session.con, table, args["train"], args.get("levels", {}))
-    options = [f"max_time => {args['max_time']}", f"seed => {args['seed']}"]
+    options = [f"seed => {args['seed']}"]  # no max_time: train()'s own default budget
+    options += [f"max_time => {args['max_time']}"] if args.get("max_time") else []
     options += [f"epochs => {args['epochs']}"] if args.get("epochs") else []
     options += [f"epsilon => {args['epsilon']}"] if args.get("epsilon") else []
     if args.get("statistics_share"):
@@ -219,6 +231,8 @@ def evaluate(args: dict) -> dict:
             figures[metric] = value
         if metric == "session_column_shape":
             figures[f"{metric}:{_columns}"] = value
+        if metric.startswith("session_aggregate") and _columns:  # per-column rows, if any
+            figures[f"{metric}:{_columns}"] = value
         if metric in ("step_shape", "lag1_autocorrelation"):
             figures[f"{metric}:{_columns}"] = value
             if metric == "lag1_autocorrelation":
@@ -242,28 +256,35 @@ def _ks_complement(real: np.ndarray, synthetic: np.ndarray) -> float:
 def session_shape(args: dict) -> dict:
     """How a set of sessions holds together, beside the real train split's (``real_*``).
 
-    Per side: sessions, steps per session (their distribution, the share of ``full_length``),
-    the share whose ``order_by`` values are consecutive integers, the share whose ``metadata``
-    is constant (all of it, and per column), the pooled within-session lag-1 correlation of
-    ``measure`` and the per-session means of ``measure``. Comparisons: the TV complement of
-    the length distributions and the KS complement of the per-session means.
+    Per side: sessions, steps per session (their distribution and mean, the share of
+    ``full_length`` when given), the share whose ``order_by`` values are all distinct, and for
+    an integer ``order_by`` the share whose values are consecutive integers, the share whose
+    ``metadata`` is constant (all of it, and per column), the pooled within-session lag-1
+    correlation of ``measure`` and the per-session means of ``measure``. Comparisons: the TV and
+    KS complements of the length distributions and the KS complement of the per-session means.
     """
     con = duckdb.connect()
     key, order, measure = (f'"{args[n]}"' for n in ("session_key", "order_by", "measure"))
+    order_type = con.sql(f"DESCRIBE SELECT {order} FROM read_parquet('{args['real']}')")
+    integer_order = "INT" in order_type.fetchone()[1]  # consecutive years, not timestamps
+    consecutive = (
+        f"max({order}) - min({order}) = count(*) - 1 AND count(DISTINCT {order}) = count(*)"
+        if integer_order
+        else "NULL"
+    )
     constant = [
         f"count(DISTINCT coalesce(CAST(\"{c}\" AS VARCHAR), '∅')) = 1" for c in args["metadata"]
     ]
     figures: dict = {}
-    means, lengths = {}, {}
+    means, lengths, steps_of = {}, {}, {}
     for side in ("real", "synthetic"):
         rows = f"read_parquet('{args[side]}')"
         per_session = con.sql(
-            f"SELECT count(*) AS steps, "
-            f"max({order}) - min({order}) = count(*) - 1 AND count(DISTINCT {order}) = count(*) "
-            f"AS consecutive, {', '.join(constant)}, avg({measure}) AS mean "
-            f"FROM {rows} GROUP BY {key}"
+            f"SELECT count(*) AS steps, {consecutive} AS consecutive, "
+            f"count(DISTINCT {order}) = count(*) AS distinct_order, {', '.join(constant)}, "
+            f"avg({measure}) AS mean FROM {rows} GROUP BY {key}"
         ).df()
-        per_session.columns = ["steps", "consecutive", *args["metadata"], "mean"]
+        per_session.columns = ["steps", "consecutive", "distinct_order", *args["metadata"], "mean"]
         lag1 = con.sql(
             f"SELECT corr(x, previous) FROM (SELECT {measure} AS x, lag({measure}) OVER "
             f"(PARTITION BY {key} ORDER BY {order}) AS previous FROM {rows})"
@@ -271,27 +292,36 @@ def session_shape(args: dict) -> dict:
         prefix = "real_" if side == "real" else ""
         steps = per_session["steps"]
         lengths[side] = steps.value_counts(normalize=True)
-        means[side] = per_session["mean"].dropna().to_numpy()
+        steps_of[side] = steps.to_numpy(dtype=float)
+        means[side] = per_session["mean"].dropna().to_numpy(dtype=float)
         figures |= {
             f"{prefix}sessions": len(per_session),
             f"{prefix}rows": int(steps.sum()),
+            f"{prefix}mean_steps": float(steps.mean()),
             f"{prefix}steps": {
                 int(k): int(v) for k, v in steps.value_counts().sort_index().items()
             },
-            f"{prefix}full_length_share": float((steps == args["full_length"]).mean()),
-            f"{prefix}consecutive_share": float(per_session["consecutive"].mean()),
+            f"{prefix}distinct_order_share": float(per_session["distinct_order"].mean()),
             f"{prefix}metadata_constant_share": float(
                 per_session[args["metadata"]].all(axis=1).mean()
             ),
             f"{prefix}lag1": lag1,
         }
+        if args.get("full_length"):
+            figures[f"{prefix}full_length_share"] = float((steps == args["full_length"]).mean())
+        if integer_order:
+            figures[f"{prefix}consecutive_share"] = float(
+                per_session["consecutive"].astype(bool).mean()
+            )
         for column in args["metadata"]:
             figures[f"{prefix}constant_share:{column}"] = float(per_session[column].mean())
     real, synthetic = lengths["real"], lengths["synthetic"]
     figures["length_tv_complement"] = float(
         1 - 0.5 * real.subtract(synthetic, fill_value=0).abs().sum()
     )
-    figures["mean_ks_complement"] = _ks_complement(means["real"], means["synthetic"])
+    figures["length_ks_complement"] = _ks_complement(steps_of["real"], steps_of["synthetic"])
+    if len(means["real"]) and len(means["synthetic"]):
+        figures["mean_ks_complement"] = _ks_complement(means["real"], means["synthetic"])
     con.close()
     return figures
 

@@ -26,6 +26,25 @@ PACKAGES = ["mostlyai-engine", "torch", "pandas", "numpy", "pyarrow"]
 SUBJECTS_SHARE = 0.2  # of a session fit's budget, for the subject model
 
 
+def naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps with a time zone as naive UTC datetimes, which the engine reads as datetimes."""
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values) and values.dt.tz:
+            frame[column] = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
+
+
+def restore_times(frame: pd.DataFrame, like: str) -> pd.DataFrame:
+    """The naive UTC timestamps given back in the time zones of the train split's (``like``)."""
+    for field in pq.read_schema(like):
+        if field.name in frame.columns and getattr(field.type, "tz", None):
+            values = pd.to_datetime(frame[field.name])
+            values = values if values.dt.tz else values.dt.tz_localize("UTC")
+            frame[field.name] = values.dt.tz_convert(field.type.tz)
+    return frame
+
+
 def _fit_stages(engine, workspace: Path, budget: float, privacy: dict | None = None, **data):
     """split, analyze, encode, train (``budget`` seconds at most) in ``workspace``; train's s.
 
@@ -76,6 +95,7 @@ def fit(args: dict) -> dict:
             )
         return {"rows": len(train), "seconds": watch.seconds, "train_seconds": train_seconds}
     context = args["context"]
+    train = naive_utc(train)
     steps = train.sort_values([key, args["order_by"]], kind="stable").drop(columns=context)
     subjects = train[[key, *context]].drop_duplicates(key).reset_index(drop=True)
     budget = args["budget"]
@@ -130,7 +150,7 @@ def sample(args: dict) -> dict:
         subjects = _generated(engine, workspace / "subjects", sample_size=sessions)
         steps = _generated(engine, workspace / "sessions", ctx_data=subjects)
     frame = steps.merge(subjects, on=key, how="left")
-    frame = conform_sessions(frame, args["like"], key)
+    frame = restore_times(conform_sessions(frame, args["like"], key), args["like"])
     frame.to_parquet(args["output"], index=False)
     return rate(len(frame), watch.seconds) | {"sessions": int(frame[key].nunique())}
 

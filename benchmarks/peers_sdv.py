@@ -18,17 +18,43 @@ TABLE = "data"
 PACKAGES = ["sdv", "sdmetrics", "ctgan", "copulas", "rdt", "torch", "pandas", "numpy"]
 
 
-def read_frame(path: str, categorical: list[str], key: str | None = None) -> pd.DataFrame:
-    """Categoricals as strings (NULL kept as NaN), numbers as floats; ``key`` left as it is."""
-    frame = pd.read_parquet(path)
+def read_frame(
+    path: str, categorical: list[str], key: str | None = None, exclude: list[str] = ()
+) -> pd.DataFrame:
+    """Categoricals as strings (NULL kept as NaN), numbers as floats, timestamps as naive UTC
+    datetimes; ``key`` left as it is, ``exclude`` left out."""
+    frame = pd.read_parquet(path).drop(columns=list(exclude))
     for column in frame.columns:
         if column == key:
             continue
-        if column in categorical:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = naive_utc(frame[column])
+        elif column in categorical:
             frame[column] = frame[column].map(lambda v: np.nan if pd.isna(v) else str(v))
         else:
             frame[column] = frame[column].astype(float)
     return frame
+
+
+def naive_utc(values: pd.Series) -> pd.Series:
+    """Timestamps with a time zone as naive UTC ones (what SDV's datetime columns take)."""
+    return values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz else values
+
+
+def restore_times(frame: pd.DataFrame, like: str) -> pd.DataFrame:
+    """The naive UTC timestamps given back in the time zones of the train split's (``like``)."""
+    for field in pq.read_schema(like):
+        if field.name in frame.columns and getattr(field.type, "tz", None):
+            values = pd.to_datetime(frame[field.name])
+            values = values if values.dt.tz else values.dt.tz_localize("UTC")
+            frame[field.name] = values.dt.tz_convert(field.type.tz)
+    return frame
+
+
+def sdtype_of(frame: pd.DataFrame, column: str, categorical: list[str]) -> str:
+    if column in categorical:
+        return "categorical"
+    return "datetime" if pd.api.types.is_datetime64_any_dtype(frame[column]) else "numerical"
 
 
 def sdv_metadata(frame: pd.DataFrame, categorical: list[str], args: dict | None = None):
@@ -38,7 +64,7 @@ def sdv_metadata(frame: pd.DataFrame, categorical: list[str], args: dict | None 
     args = args or {}
     metadata = Metadata.detect_from_dataframes({TABLE: frame})
     for column in frame.columns:
-        sdtype = "categorical" if column in categorical else "numerical"
+        sdtype = sdtype_of(frame, column, categorical)
         if column == args.get("session_key"):
             sdtype = "id"
         metadata.update_column(column, sdtype=sdtype, table_name=TABLE)
@@ -59,19 +85,36 @@ def _synthesizer(method: str, metadata, epochs: int | None = None, context: list
     return CTGANSynthesizer(metadata, epochs=epochs)
 
 
+def some_sessions(frame: pd.DataFrame, key: str, n: int, seed: int) -> pd.DataFrame:
+    """``n`` of the frame's sessions drawn with ``seed`` (all when it has no more), rows kept in
+    their order."""
+    keys = np.sort(frame[key].unique())
+    if n >= len(keys):
+        return frame
+    chosen = np.random.default_rng(seed).choice(keys, size=n, replace=False)
+    return frame[frame[key].isin(chosen)].reset_index(drop=True)
+
+
 def fit(args: dict) -> dict:
     """Fit one SDV synthesizer on the train split and pickle it.
 
     GaussianCopula has no budget (it takes seconds). CTGAN and PAR only take epochs: after a
     1-epoch warm-up fit (imports, torch's first calls), throwaway fits of 1 and 3 epochs give the
     seconds per epoch and the fixed cost (preprocessing); then as many epochs as fill the budget
-    (at least 1) are fitted, and that fit alone is timed. Given ``epochs``, exactly those. PAR (session data: ``session_key``,
-    ``order_by``) is given the per-session constant columns ``context`` as its context columns.
+    (at least 1) are fitted, and that fit alone is timed. Given ``epochs``, exactly those. PAR
+    (session data: ``session_key``, ``order_by``) is given the per-session constant columns
+    ``context`` as its context columns; with ``sessions``, it fits that many of the train
+    split's sessions (drawn with ``seed``), all of them when it has no more: its epochs grow
+    with the square of the sessions.
     """
     train = read_frame(args["train"], args["categorical"], args.get("session_key"))
+    if args.get("sessions"):
+        train = some_sessions(train, args["session_key"], args["sessions"], args["seed"])
     metadata = sdv_metadata(train, args["categorical"], args)
     context = args.get("context")
     figures: dict = {"rows": len(train)}
+    if args.get("session_key"):
+        figures["sessions"] = int(train[args["session_key"]].nunique())
     epochs = args.get("epochs")  # given: equal epochs with another method, no probing
     if args["method"] in ("ctgan", "par") and epochs is None:
         probes = {}
@@ -106,7 +149,8 @@ def sample(args: dict) -> dict:
     """``rows`` rows sampled, timed (default: as many as the train split has).
 
     The first as many as the train split has are written to Parquet, to be judged. With
-    ``session_key`` (PAR): as many sessions as the train split has, conformed to its types.
+    ``session_key`` (PAR): as many sessions as the train split has (at most ``sessions``: as
+    many as PAR fitted when it fitted a subset), conformed to its types.
     """
     with open(args["model"], "rb") as file:
         synthesizer = pickle.load(file)
@@ -116,12 +160,14 @@ def sample(args: dict) -> dict:
     np.random.seed(args["seed"])
     with Stopwatch() as watch:
         if key:
-            sampled = synthesizer.sample_sequences(num_sequences=like[key].nunique())
+            sessions = like[key].nunique()
+            sessions = min(sessions, args.get("sessions") or sessions)
+            sampled = synthesizer.sample_sequences(num_sequences=sessions)
         else:
             sampled = synthesizer.sample(num_rows=args.get("rows", rows))
     frame = sampled[TABLE] if isinstance(sampled, dict) else sampled  # SDV 2.0: {table: frame}
     if key:
-        frame = conform_sessions(frame, args["like"], key)
+        frame = restore_times(conform_sessions(frame, args["like"], key), args["like"])
         frame.to_parquet(args["output"], index=False)
         return rate(len(frame), watch.seconds) | {"sessions": int(frame[key].nunique())}
     frame.head(rows).to_parquet(args["output"], index=False)
@@ -136,11 +182,9 @@ def quality(args: dict) -> dict:
     from sdmetrics.reports import QualityReport
 
     categorical, exclude = args["categorical"], args.get("exclude", [])
-    real = read_frame(args["real"], categorical).drop(columns=exclude)
-    synthetic = read_frame(args["synthetic"], categorical)[list(real.columns)]
-    columns = {
-        c: {"sdtype": "categorical" if c in categorical else "numerical"} for c in real.columns
-    }
+    real = read_frame(args["real"], categorical, exclude=exclude)
+    synthetic = read_frame(args["synthetic"], categorical, exclude=exclude)[list(real.columns)]
+    columns = {c: {"sdtype": sdtype_of(real, c, categorical)} for c in real.columns}
     report = QualityReport()
     with Stopwatch() as watch:
         report.generate(
