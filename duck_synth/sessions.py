@@ -22,8 +22,8 @@ from .errors import SynthError
 from .sqltext import quote_identifier as q
 
 START, LENGTH, DELTA = "__start", "__length", "__delta"
-# a session's end (its last order_by), drawn with its start and length: its steps' gaps are
-# scaled to end there, so time cannot drift over long sessions (sessions.ended)
+# a session's end (its last order_by), drawn with its start and length: its steps' gaps shrink
+# to end by then, so time cannot drift past it over long sessions (sessions.ended)
 END = "__end"
 
 
@@ -172,8 +172,8 @@ def assemble(
 ) -> pa.Table:
     """Rows in the source's column order: key (the session's index: callers renumber it),
     metadata repeated over each session's steps, order_by = start + the running sum of deltas
-    (scaled to end at the session's end where it has one, else no later than ``latest``, in
-    delta units; kept on the deltas' ``grid``)."""
+    (shrunk to end by the session's end where it has one, else by ``latest``, in delta units;
+    kept on the deltas' ``grid``)."""
     index = pa.array(session_index)
     start = sessions.column(START).combine_chunks()
     deltas = np.nan_to_num(
@@ -204,22 +204,21 @@ def ended(
     room: np.ndarray | float = math.inf,
     grid: float = 0.0,
 ) -> np.ndarray:
-    """Each session's gaps scaled to sum to its drawn span (end - start): steps drawn one by one
+    """Each session's gaps shrunk to end by its drawn span (end - start): steps drawn one by one
     cannot know how much time is left, so over hundreds of steps their sum drifts (flights per
-    plane: a third of the planes flew on past the year). A session with no span (NULL, or an end
-    drawn before its start) is only shrunk to fit its ``room`` (the latest end learned - its
-    start); one with no time between its steps keeps its gaps. The times so far are rounded to
-    ``grid`` (the gaps' own: whole hours stay whole hours). The first gap is ignored (made 0) as
-    assembling does."""
+    plane: a third of the planes flew on past the year). Gaps are never stretched: a span drawn
+    too long would pull the steps apart (careers of 17 seasons over 74 years). A session with no
+    span (NULL, or an end drawn before its start) is shrunk to fit its ``room`` (the latest end
+    learned - its start). The times so far are rounded to ``grid`` (the gaps' own: whole hours
+    stay whole hours). The first gap is ignored (made 0) as assembling does."""
     first = np.r_[True, session_index[1:] != session_index[:-1]]
     gaps = np.where(first, 0.0, deltas)
     total = np.bincount(session_index, weights=gaps, minlength=len(span))
     room = np.broadcast_to(np.asarray(room, dtype=np.float64), total.shape)
+    limit = np.where(np.isfinite(span) & (span >= 0), span, room)
     scale = np.ones_like(total)
-    spanned = (total > 0) & np.isfinite(span) & (span >= 0)
-    scale[spanned] = span[spanned] / total[spanned]
-    cramped = (total > 0) & ~spanned & (room >= 0) & (total > room)
-    scale[cramped] = room[cramped] / total[cramped]
+    over = (total > 0) & (limit >= 0) & (total > limit)
+    scale[over] = limit[over] / total[over]
     gaps = gaps * scale[session_index]
     if grid <= 0:
         return gaps

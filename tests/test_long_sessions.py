@@ -37,9 +37,9 @@ def test_flights_without_a_tail_number_are_no_session(planes):
 
 
 def test_generated_planes_fly_within_the_time_they_were_learned_from(planes):
-    """Gaps drawn one by one drift over hundreds of steps; each session's gaps are scaled to
-    end at its drawn end, on the gaps' grid, so no plane flies outside the real flights' time,
-    nor longer than a real one did, and times stay on the hour."""
+    """Gaps drawn one by one drift over hundreds of steps; each session's gaps shrink to end by
+    its drawn end, on the gaps' grid, so no plane flies outside the real flights' time, nor
+    longer than a real one did, and times stay on the hour."""
     session, _ = planes
     spans = """
         SELECT max(epoch(time_hour) - epoch(first)) / 86400, min(time_hour), max(time_hour),
@@ -52,13 +52,14 @@ def test_generated_planes_fly_within_the_time_they_were_learned_from(planes):
     assert real[3] == 0 and synthetic[3] == 0
 
 
-def test_gaps_end_at_the_drawn_end_or_shrink_to_the_latest_end_learned():
-    """Three sessions of 3 steps with drawn gaps of 2 hours: one drawn to end after 3 hours,
-    one whose end came out before its start (only shrunk to fit before the latest end), one
-    with no end (left as drawn); times so far kept on the whole hour."""
-    index = np.repeat([0, 1, 2], 3)
-    gaps = np.tile([0.0, 2.0, 2.0], 3)
-    span = np.array([3.0, -1.0, np.nan])
-    room = np.array([10.0, 2.0, 10.0])
+def test_gaps_shrink_to_end_by_the_drawn_end_and_are_never_stretched():
+    """Four sessions of 3 steps with drawn gaps of 2 hours: one drawn to end after 3 hours
+    (shrunk), one after 9 hours (left: a span drawn too long would pull the steps apart), one
+    whose end came out before its start (shrunk to fit before the latest end learned), one with
+    no end and room enough (left); times so far kept on the whole hour."""
+    index = np.repeat([0, 1, 2, 3], 3)
+    gaps = np.tile([0.0, 2.0, 2.0], 4)
+    span = np.array([3.0, 9.0, -1.0, np.nan])
+    room = np.array([10.0, 10.0, 2.0, 10.0])
     scaled = ended(gaps, index, span, room, grid=1.0)
-    assert scaled.tolist() == [0, 2, 1, 0, 1, 1, 0, 2, 2]  # 1.5 h, 3 h on the hour: 2 h, 3 h
+    assert scaled.tolist() == [0, 2, 1, 0, 2, 2, 0, 1, 1, 0, 2, 2]  # 1.5 h, 3 h: 2 h, 3 h
