@@ -25,7 +25,7 @@ from ..errors import SynthError
 from ..models import create_model, restore_model
 from ..models.autoregressive import steps_per_epoch
 from ..models.base import GenerativeModel
-from ..models.steps import LAGS, StepSpace
+from ..models.steps import StepSpace, lags_for
 from ..options import GenerateOptions, TrainOptions
 from ..sessions import (
     DELTA,
@@ -130,7 +130,11 @@ class SessionShape:
         )
         step_learned = modelled(data.step_encoders)
         session_learned = modelled(data.session_encoders)
-        space = StepSpace([e.n_tokens for e in session_learned], [e.n_tokens for e in step_learned])
+        space = StepSpace(
+            [e.n_tokens for e in session_learned],
+            [e.n_tokens for e in step_learned],
+            lags_for(len(step_learned)),
+        )
         rows = space.rows(
             session_part.data[0], data.step_tokens, data.session_index, data.step_index
         )
@@ -152,7 +156,9 @@ class SessionShape:
         return [session_part, TrainingPart("steps", step_model, (rows,), 1.0, learns=learns)]
 
     def stored(self, plan: TrainingPlan, params: dict[str, dict]) -> dict:
-        return {"sessions": plan.stored["sessions"] | {"step_model": params["steps"], "lags": LAGS}}
+        step_encoders = [from_json(e) for e in plan.stored["sessions"]["step_encoders"]]
+        lags = lags_for(len(modelled(step_encoders)))
+        return {"sessions": plan.stored["sessions"] | {"step_model": params["steps"], "lags": lags}}
 
     def load(self, record: ModelRecord) -> LoadedSessions:
         loaded = self.load_sessions(record)
