@@ -175,6 +175,18 @@ def test_one_table_of_a_database_is_reproducible_with_its_seed(s):
     ]
 
 
+def test_the_same_seed_trains_the_same_database(s):
+    """Each table network's initial weights come from the seed: two trainings in one process
+    (the global random state moved on in between) give the same weights."""
+    weights = "SELECT name, md5(weights::VARCHAR) FROM synth.models WHERE name LIKE '{}.%'"
+    for name in ("same_a", "same_b"):
+        s.sql(TRAIN.format(name=name, epochs=1, more=", max_time => 3600")).fetchall()
+    a, b = (sorted(s.sql(weights.format(n)).fetchall()) for n in ("same_a", "same_b"))
+    assert len(a) == 3 and [w for _, w in a] == [w for _, w in b]
+    for name in ("same_a", "same_b"):
+        s.sql(f"FROM drop_model('{name}')").fetchall()
+
+
 def test_the_table_models_are_hidden_in_models_and_dropped_with_the_database(s):
     s.sql(TRAIN.format(name="small", epochs=1, more="")).fetchall()
     assert [

@@ -121,7 +121,7 @@ def _plans(con, found: Schema, built: dict[str, Frame], options, seed: int) -> d
 
     cells = {t: len(built[t].columns) for t in found.tables}  # a table's share of max_time
     plans, done, total = {}, 0, 0
-    for table in found.tables:
+    for i, table in enumerate(found.tables):
         frame = built[table]
         data = con.execute(
             read_sql(frame.training_sql(), frame.columns, options, seed)
@@ -138,13 +138,14 @@ def _plans(con, found: Schema, built: dict[str, Frame], options, seed: int) -> d
             ) from None
         learned = modelled(encoders)
         context = sum(1 for e in encoders[: len(frame.context)] if e.n_tokens > 0)
-        model = create_model(
-            TABLE_METHOD,
-            [e.n_tokens for e in learned],
-            [e.token_positions() for e in learned],
-            [e.token_spans() for e in learned],
-            context=context,
-        )
+        with one_table.seeded(seed_of(seed, i)):  # initial weights from the seed too
+            model = create_model(
+                TABLE_METHOD,
+                [e.n_tokens for e in learned],
+                [e.token_positions() for e in learned],
+                [e.token_spans() for e in learned],
+                context=context,
+            )
         part = TrainingPart("", model, (tokens(encoders, data),), 1.0, len(learned) > context)
         plan = TrainingPlan(
             encoders=encoders,
