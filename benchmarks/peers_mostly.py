@@ -20,28 +20,25 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from step_io import Stopwatch, conform_sessions, main, package_versions, rate
+from step_io import (
+    Stopwatch,
+    conform_sessions,
+    main,
+    naive_utc,
+    package_versions,
+    rate,
+    restore_times,
+)
 
 PACKAGES = ["mostlyai-engine", "torch", "pandas", "numpy", "pyarrow"]
 SUBJECTS_SHARE = 0.2  # of a session fit's budget, for the subject model
 
 
-def naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+def naive_utc_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Timestamps with a time zone as naive UTC datetimes, which the engine reads as datetimes."""
     for column in frame.columns:
-        values = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(values) and values.dt.tz:
-            frame[column] = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    return frame
-
-
-def restore_times(frame: pd.DataFrame, like: str) -> pd.DataFrame:
-    """The naive UTC timestamps given back in the time zones of the train split's (``like``)."""
-    for field in pq.read_schema(like):
-        if field.name in frame.columns and getattr(field.type, "tz", None):
-            values = pd.to_datetime(frame[field.name])
-            values = values if values.dt.tz else values.dt.tz_localize("UTC")
-            frame[field.name] = values.dt.tz_convert(field.type.tz)
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = naive_utc(frame[column])
     return frame
 
 
@@ -95,7 +92,7 @@ def fit(args: dict) -> dict:
             )
         return {"rows": len(train), "seconds": watch.seconds, "train_seconds": train_seconds}
     context = args["context"]
-    train = naive_utc(train)
+    train = naive_utc_frame(train)
     steps = train.sort_values([key, args["order_by"]], kind="stable").drop(columns=context)
     subjects = train[[key, *context]].drop_duplicates(key).reset_index(drop=True)
     budget = args["budget"]

@@ -12,7 +12,15 @@ import pickle
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from step_io import Stopwatch, conform_sessions, main, package_versions, rate
+from step_io import (
+    Stopwatch,
+    conform_sessions,
+    main,
+    naive_utc,
+    package_versions,
+    rate,
+    restore_times,
+)
 
 TABLE = "data"
 PACKAGES = ["sdv", "sdmetrics", "ctgan", "copulas", "rdt", "torch", "pandas", "numpy"]
@@ -33,21 +41,6 @@ def read_frame(
             frame[column] = frame[column].map(lambda v: np.nan if pd.isna(v) else str(v))
         else:
             frame[column] = frame[column].astype(float)
-    return frame
-
-
-def naive_utc(values: pd.Series) -> pd.Series:
-    """Timestamps with a time zone as naive UTC ones (what SDV's datetime columns take)."""
-    return values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz else values
-
-
-def restore_times(frame: pd.DataFrame, like: str) -> pd.DataFrame:
-    """The naive UTC timestamps given back in the time zones of the train split's (``like``)."""
-    for field in pq.read_schema(like):
-        if field.name in frame.columns and getattr(field.type, "tz", None):
-            values = pd.to_datetime(frame[field.name])
-            values = values if values.dt.tz else values.dt.tz_localize("UTC")
-            frame[field.name] = values.dt.tz_convert(field.type.tz)
     return frame
 
 

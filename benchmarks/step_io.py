@@ -91,3 +91,22 @@ def package_versions(packages: list[str]) -> Step:
         return found
 
     return versions
+
+
+def naive_utc(values):
+    """Timestamps with a time zone as naive UTC ones (what the peers read as datetimes)."""
+    return values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz else values
+
+
+def restore_times(frame, like: str):
+    """The naive UTC timestamps given back in the time zones of the train split's (``like``).
+    Imports pandas and pyarrow, which the venvs have."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    for field in pq.read_schema(like):
+        if field.name in frame.columns and getattr(field.type, "tz", None):
+            values = pd.to_datetime(frame[field.name])
+            values = values if values.dt.tz else values.dt.tz_localize("UTC")
+            frame[field.name] = values.dt.tz_convert(field.type.tz)
+    return frame
