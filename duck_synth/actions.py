@@ -31,6 +31,7 @@ from .options import (
     WorkflowOptions,
     parse,
 )
+from .pipelines import actions as pipeline_actions
 from .recommend import recommend
 from .relational.writing import write_tables
 from .resample import resample
@@ -164,7 +165,10 @@ def synth_subset(cursor, tables, options):
     return spooled[0]
 
 
-BUILTIN_UDFS = {name: f for name, f in dict(globals()).items() if name.startswith("synth_")}
+BUILTIN_UDFS = {
+    **{name: f for name, f in dict(globals()).items() if name.startswith("synth_")},
+    **pipeline_actions.UDFS,
+}
 
 
 def udfs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, list[str]]]:

@@ -245,6 +245,33 @@ class SubsetOptions:
     replace: bool = False  # overwrite the tables written, if they exist
 
 
+
+@dataclass
+class PipelineOptions:
+    steps: list | None = None  # [{'generate': 'm'}, {'sql': '...'}, ...] (pipelines/steps.py)
+    split: dict | None = None  # {'random': {'a': 2, 'b': 1}, 'hash_key': ..} | key | shadow
+
+
+@dataclass
+class DeployOptions:
+    log_days: int = bounded(30, low=1)  # inference log rows older than this are removed
+    log_calls: int = bounded(1_000_000, low=1)  # log rows kept per pipeline (the newest)
+    log_rows: int = bounded(1_000, low=0)  # input and output rows logged per call
+
+
+@dataclass
+class InferOptions:
+    input: str | list | dict | None = None  # 'query' | 'table' | [{'a': 1}, ..] (rows)
+    timeout: float = bounded(15.0, low=0, open_low=True)  # seconds before the call is stopped
+
+
+@dataclass
+class LogsOptions:
+    start: str | None = None  # TIMESTAMP (UTC): calls from then on
+    until: str | None = None  # TIMESTAMP (UTC): calls before then ("end" => is the same)
+    max_rows: int = bounded(100, low=1)  # the newest log rows, oldest first ("limit" =>)
+    failures_only: bool = False  # failed calls and calls with check failures
+
 EXAMPLES = {  # of a struct argument, for its error
     "encoding": "{'id': 'key'}",
     "filters": "{'planes': 'seats > 100'}",

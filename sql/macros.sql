@@ -320,6 +320,78 @@ CREATE OR REPLACE MACRO shift_date(value, session, key, max_days := 30) AS
 CREATE OR REPLACE MACRO shift_timestamp(value, session, key, max_days := 30) AS
     value + to_days(CAST(synth_date_offset(CAST(session AS VARCHAR), key, max_days) AS INTEGER));
 
+-- create_pipeline('p', steps => [{'generate': 'model' [, 'target': n]}, {'score': 'user model'},
+-- {'sql': 'SELECT .. FROM input'}, {'validation': 'name', 'check': 'predicate' [, 'alert':
+-- share]}]) | split => {'random': {'a': 2, 'b': 1} [, 'hash_key': 'column']} | {'key': 'column',
+-- 'arms': {'value': 'a'} [, 'default': 'b']} | {'champion': 'a', 'challengers': ['b']}) -> the
+-- version added. Every change of a pipeline is a new version; model and arm names are pinned to
+-- their versions then. A pipeline runs read-only whoever calls it (duck_synth/pipelines/).
+CREATE OR REPLACE MACRO create_pipeline(name, steps := NULL, split := NULL) AS TABLE
+    FROM query(synth_call('synth_create_pipeline', [CAST(name AS VARCHAR), CAST(to_json({
+    'steps': steps, 'split': split
+}) AS VARCHAR)]));
+
+-- add_pipeline_step('p', {'sql': '..'}) -> a new version, the step appended.
+CREATE OR REPLACE MACRO add_pipeline_step(name, step) AS TABLE
+    FROM query(synth_call('synth_add_pipeline_step', [CAST(name AS VARCHAR), CAST(to_json(step) AS VARCHAR)]));
+
+-- replace_pipeline_step('p', index, step) -> a new version (steps count from 1).
+CREATE OR REPLACE MACRO replace_pipeline_step(name, step_index, step) AS TABLE
+    FROM query(synth_call('synth_replace_pipeline_step', [CAST(name AS VARCHAR), CAST(step_index AS VARCHAR), CAST(to_json(step) AS VARCHAR)]));
+
+-- remove_pipeline_step('p', index) -> a new version, that step removed.
+CREATE OR REPLACE MACRO remove_pipeline_step(name, step_index) AS TABLE
+    FROM query(synth_call('synth_remove_pipeline_step', [CAST(name AS VARCHAR), CAST(step_index AS VARCHAR)]));
+
+-- clear_pipeline_steps('p') -> a new version with no step.
+CREATE OR REPLACE MACRO clear_pipeline_steps(name) AS TABLE
+    FROM query(synth_call('synth_clear_pipeline_steps', [CAST(name AS VARCHAR)]));
+
+-- pipelines() -> every version of every pipeline: its steps or split, what changed, and whether
+-- it is the deployed one.
+CREATE OR REPLACE MACRO pipelines() AS TABLE
+    SELECT p.name, p.version, p.steps, p.split, p.change, p.created,
+           coalesce(d.version = p.version, false) AS deployed
+    FROM synth.pipelines p LEFT JOIN synth.deployments d ON d.name = p.name
+    ORDER BY p.name, p.version;
+
+-- deploy('p' | 'p@2' [, log_days => 30, log_calls => 1000000, log_rows => 1000]) -> that version
+-- callable as infer('p'); its calls are logged, the log kept log_days and at most log_calls
+-- rows, each call's first log_rows input and output rows.
+CREATE OR REPLACE MACRO deploy(name, log_days := NULL, log_calls := NULL, log_rows := NULL) AS TABLE
+    FROM query(synth_call('synth_deploy', [CAST(name AS VARCHAR), CAST(to_json({
+    'log_days': log_days, 'log_calls': log_calls, 'log_rows': log_rows
+}) AS VARCHAR)]));
+
+-- undeploy('p') -> infer('p') refused from then on.
+CREATE OR REPLACE MACRO undeploy(name) AS TABLE
+    FROM query(synth_call('synth_undeploy', [CAST(name AS VARCHAR)]));
+
+-- infer('p', input => 'query' | 'table' | [{'column': value, ..}] [, timeout => 15]) -> per
+-- output row: time, arm (pipeline@version), in.<column> (the input row it came from, when the
+-- steps keep it), out.<column>, check_failures (the validations it failed). Logged; stopped and
+-- logged as timeout after timeout seconds.
+CREATE OR REPLACE MACRO infer(name, input := NULL, timeout := NULL) AS TABLE
+    FROM query(synth_call('synth_infer', [CAST(name AS VARCHAR), CAST(to_json({
+    'input': input, 'timeout': timeout
+}) AS VARCHAR)]));
+
+-- logs('p' [, start, until, max_rows => 100, failures_only]) -> the newest calls of a deployment
+-- in the window, oldest first: time, call_id, version, arm, shadow, status (ok, error, timeout,
+-- cancelled), error, seconds, rows in and out, check_failures, failures and alerts per
+-- validation, the logged rows in and out (JSON). COPY (FROM logs('p', max_rows => 1000000)) TO
+-- 'file' exports it. "end" and "limit" (quoted: reserved words in DuckDB's parser) are the same
+-- as until and max_rows.
+CREATE OR REPLACE MACRO logs(
+    name,
+    start := NULL, until := NULL, "end" := NULL, max_rows := NULL, "limit" := NULL,
+    failures_only := NULL
+) AS TABLE
+    FROM query(synth_call('synth_logs', [CAST(name AS VARCHAR), CAST(to_json({
+    'start': start, 'until': coalesce(until, "end"), 'max_rows': coalesce(max_rows, "limit"),
+    'failures_only': failures_only
+}) AS VARCHAR)]));
+
 -- runs() -> the trainings, newest last: status (running, succeeded, failed, cancelled,
 -- interrupted), progress (share done, written about once a second while it runs), epochs,
 -- seconds, the last epoch's losses and the error of a failed run. A client of a server follows a

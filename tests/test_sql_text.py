@@ -74,6 +74,8 @@ EXCEPTIONS = {
     "a folder path quoted by quote_literal (parts.py)",
     ("generate_into.py", "_check_columns"): "quoted table name",
     ("generate_into.py", "_remember_unique"): "quoted table and column names",
+    ("pipelines/runner.py", "_validated"): "a SELECT sqlglot builds from the validations' "
+    "parsed predicates over the registered rows",
     ("evaluate/__init__.py", "_fidelity_rows"): "temp table names made by the module",
     ("evaluate/codes.py", "prepare_codes"): "temp table names made by the module; items quoted",
     ("evaluate/columns.py", "prepare"): "temp table names made by the module over a "

@@ -17,6 +17,7 @@ import pytest
 import duck_synth
 from duck_synth import access, caller, options, surface
 from duck_synth.errors import SynthError
+from duck_synth.surface.function import planned
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -103,11 +104,15 @@ def test_a_registered_name_cannot_be_registered_twice():
 
 
 # -- planned functions: a role before any code -----------------------------------------------
-PLANNED_WRITERS = {"create_pipeline", "deploy", "register_model"}
+@pytest.fixture
+def planned_writer(monkeypatch):
+    """A function a later issue adds, declared by its role only (as issue 20's were)."""
+    later = planned("rollback", surface.WRITES, "issue 99", "rollback('p') -> ...")
+    monkeypatch.setattr(surface, "PLANNED", (*surface.PLANNED, later))
+    return later
 
 
-def test_every_planned_function_has_a_role_and_an_issue_and_nothing_to_call():
-    assert {f.name for f in surface.PLANNED} >= PLANNED_WRITERS | {"infer", "logs"}
+def test_a_planned_function_has_a_role_and_an_issue_and_nothing_to_call(planned_writer):
     for function in surface.PLANNED:
         assert function.role in (surface.READS, surface.WRITES), function.name
         assert function.planned.startswith("issue "), function.name
@@ -116,7 +121,7 @@ def test_every_planned_function_has_a_role_and_an_issue_and_nothing_to_call():
     assert not {f.name for f in surface.PLANNED} & {f.name for f in surface.functions()}
 
 
-def test_no_planned_function_renders_into_macros_sql_or_runs_python():
+def test_no_planned_function_renders_into_macros_sql_or_runs_python(planned_writer):
     rendered = [surface.macros_sql(), (ROOT / "sql" / "macros.sql").read_text()]
     for function in surface.PLANNED:
         for sql in rendered:
@@ -124,23 +129,40 @@ def test_no_planned_function_renders_into_macros_sql_or_runs_python():
         assert not surface.acting_pattern().search(f"FROM {function.name}('p')")
 
 
-def test_planned_functions_count_in_the_access_rule_by_role():
-    planned_writers = {f.name for f in surface.PLANNED if f.role == surface.WRITES}
-    assert PLANNED_WRITERS <= planned_writers <= surface.writing()
-    assert {"infer", "logs"} <= surface.reading()
+def test_a_planned_writer_is_refused_to_read_only_tokens_before_its_code_exists(planned_writer):
     con, reader = duckdb.connect(), caller.Rights(role=caller.READ_ONLY)
-    for name in sorted(planned_writers):
+    with pytest.raises(access.Refused, match=r"rollback\(\) is not allowed \(it writes\)"):
+        access.check_statement(con, "FROM rollback('p')", reader)
+    con.close()
+
+
+def test_a_planned_function_refuses_code_and_plugins(planned_writer):
+    with pytest.raises(SynthError, match="planned function has no UDF"):
+        surface.Function("later", surface.WRITES, "x", udf="synth_later", planned="issue 99")
+    with pytest.raises(SynthError, match=r"^rollback\(\) is reserved: duck_synth plans it \(issue"):
+        surface.register(surface.Function("rollback", surface.WRITES, "mine", body="SELECT 1"))
+
+
+PIPELINE_WRITERS = {
+    "create_pipeline",
+    "add_pipeline_step",
+    "replace_pipeline_step",
+    "remove_pipeline_step",
+    "clear_pipeline_steps",
+    "deploy",
+    "undeploy",
+}
+
+
+def test_the_pipeline_functions_count_in_the_access_rule_by_role():
+    assert PIPELINE_WRITERS <= surface.writing()
+    assert {"infer", "logs", "pipelines"} <= surface.reading()
+    con, reader = duckdb.connect(), caller.Rights(role=caller.READ_ONLY)
+    for name in sorted(PIPELINE_WRITERS):
         with pytest.raises(access.Refused, match=rf"{name}\(\) is not allowed \(it writes\)"):
             access.check_statement(con, f"FROM {name}('p')", reader)
     access.check_statement(con, "FROM infer('p', input => 'SELECT 1')", reader)  # reads
     con.close()
-
-
-def test_a_planned_function_refuses_code_and_plugins():
-    with pytest.raises(SynthError, match="planned function has no UDF"):
-        surface.Function("later", surface.WRITES, "x", udf="synth_later", planned="issue 99")
-    with pytest.raises(SynthError, match=r"^deploy\(\) is reserved: duck_synth plans it \(issue"):
-        surface.register(surface.Function("deploy", surface.WRITES, "mine", body="SELECT 1"))
 
 
 # -- a plugin's functions, everywhere ----------------------------------------------------------

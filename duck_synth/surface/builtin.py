@@ -245,6 +245,80 @@ BUILTIN: tuple[Function, ...] = (
     ).about(
         "shift_timestamp(timestamp, session, key [, max_days]): as shift_date, for timestamps."
     ),
+    table(
+        "create_pipeline",
+        WRITES,
+        "synth_create_pipeline",
+        ("name",),
+        options.PipelineOptions,
+    ).about(
+        "create_pipeline('p', steps => [{'generate': 'model' [, 'target': n]}, {'score': "
+        "'user model'}, {'sql': 'SELECT .. FROM input'}, {'validation': 'name', 'check': "
+        "'predicate' [, 'alert': share]}]) | split => {'random': {'a': 2, 'b': 1} [, "
+        "'hash_key': 'column']} | {'key': 'column', 'arms': {'value': 'a'} [, 'default': 'b']} "
+        "| {'champion': 'a', 'challengers': ['b']}) -> the version added. Every change of a "
+        "pipeline is a new version; model and arm names are pinned to their versions then. A "
+        "pipeline runs read-only whoever calls it (duck_synth/pipelines/)."
+    ),
+    table(
+        "add_pipeline_step", WRITES, "synth_add_pipeline_step", ("name", "step"), structs=("step",)
+    ).about("add_pipeline_step('p', {'sql': '..'}) -> a new version, the step appended."),
+    table(
+        "replace_pipeline_step",
+        WRITES,
+        "synth_replace_pipeline_step",
+        ("name", "step_index", "step"),
+        structs=("step",),
+    ).about("replace_pipeline_step('p', index, step) -> a new version (steps count from 1)."),
+    table(
+        "remove_pipeline_step",
+        WRITES,
+        "synth_remove_pipeline_step",
+        ("name", "step_index"),
+    ).about("remove_pipeline_step('p', index) -> a new version, that step removed."),
+    table("clear_pipeline_steps", WRITES, "synth_clear_pipeline_steps", ("name",)).about(
+        "clear_pipeline_steps('p') -> a new version with no step."
+    ),
+    view(
+        "pipelines",
+        """\
+    SELECT p.name, p.version, p.steps, p.split, p.change, p.created,
+           coalesce(d.version = p.version, false) AS deployed
+    FROM synth.pipelines p LEFT JOIN synth.deployments d ON d.name = p.name
+    ORDER BY p.name, p.version""",
+    ).about(
+        "pipelines() -> every version of every pipeline: its steps or split, what changed, and "
+        "whether it is the deployed one."
+    ),
+    table("deploy", WRITES, "synth_deploy", ("name",), options.DeployOptions).about(
+        "deploy('p' | 'p@2' [, log_days => 30, log_calls => 1000000, log_rows => 1000]) -> "
+        "that version callable as infer('p'); its calls are logged, the log kept log_days and "
+        "at most log_calls rows, each call's first log_rows input and output rows."
+    ),
+    table("undeploy", WRITES, "synth_undeploy", ("name",)).about(
+        "undeploy('p') -> infer('p') refused from then on."
+    ),
+    table("infer", READS, "synth_infer", ("name",), options.InferOptions).about(
+        "infer('p', input => 'query' | 'table' | [{'column': value, ..}] [, timeout => 15]) -> "
+        "per output row: time, arm (pipeline@version), in.<column> (the input row it came "
+        "from, when the steps keep it), out.<column>, check_failures (the validations it "
+        "failed). Logged; stopped and logged as timeout after timeout seconds."
+    ),
+    table(
+        "logs",
+        READS,
+        "synth_logs",
+        ("name",),
+        options.LogsOptions,
+        aliases={"end": "until", "limit": "max_rows"},
+    ).about(
+        "logs('p' [, start, until, max_rows => 100, failures_only]) -> the newest calls of a "
+        "deployment in the window, oldest first: time, call_id, version, arm, shadow, status "
+        "(ok, error, timeout, cancelled), error, seconds, rows in and out, check_failures, "
+        "failures and alerts per validation, the logged rows in and out (JSON). COPY (FROM "
+        "logs('p', max_rows => 1000000)) TO 'file' exports it. \"end\" and \"limit\" (quoted: "
+        "reserved words in DuckDB's parser) are the same as until and max_rows."
+    ),
     view(
         "runs",
         """\
@@ -270,57 +344,6 @@ TRANSFORM_UDFS = ("synth_pseudonymize", "synth_mask", "synth_date_offset")
 # (a read-only token is refused the writing ones) stands from the start. Issue 24 (Ray) adds
 # options (generate_into's engine and path, connect's ray), no function.
 PLANNED: tuple[Function, ...] = (
-    planned(
-        "create_pipeline",
-        WRITES,
-        "issue 20",
-        "create_pipeline('p', steps => [..] [, split => {..}]) -> a versioned pipeline of "
-        "steps: duck_synth models, user models, SQL transforms, validations.",
-    ),
-    planned(
-        "add_pipeline_step",
-        WRITES,
-        "issue 20",
-        "add_pipeline_step('p', step) -> a new version, the step appended.",
-    ),
-    planned(
-        "replace_pipeline_step",
-        WRITES,
-        "issue 20",
-        "replace_pipeline_step('p', index, step) -> a new version.",
-    ),
-    planned(
-        "remove_pipeline_step",
-        WRITES,
-        "issue 20",
-        "remove_pipeline_step('p', index) -> a new version.",
-    ),
-    planned(
-        "clear_pipeline_steps",
-        WRITES,
-        "issue 20",
-        "clear_pipeline_steps('p') -> a new version, no step.",
-    ),
-    planned(
-        "pipelines",
-        READS,
-        "issue 20",
-        "pipelines() -> every pipeline version and its configuration.",
-    ),
-    planned("deploy", WRITES, "issue 20", "deploy('p') -> the pipeline callable by infer()."),
-    planned("undeploy", WRITES, "issue 20", "undeploy('p') -> infer() on it refused."),
-    planned(
-        "infer",
-        READS,
-        "issue 20",
-        "infer('p', input => .. [, timeout]) -> the deployment's outputs per input row, logged.",
-    ),
-    planned(
-        "logs",
-        READS,
-        "issue 20",
-        "logs('p', start, end, limit, failures_only) -> the inference log of a pipeline.",
-    ),
     planned(
         "register_model",
         WRITES,

@@ -32,6 +32,7 @@ class Function:
     parameters: str = ""  # the signature of a plain macro
     planned: str | None = None  # the issue that will implement it: declared, not callable yet
     lists: tuple[str, ...] = ()  # required arguments that may be a list of names (JSON to the UDF)
+    structs: tuple[str, ...] = ()  # required arguments that are a struct (JSON to the UDF)
 
     def __post_init__(self) -> None:
         if self.role not in (READS, WRITES):

@@ -52,13 +52,15 @@ def _wrapped(items: list[str], indent: str = "    ", width: int = 100) -> str:
 
 def _option_value(function: Function, name: str) -> str:
     aliases = [a for a, to in function.aliases.items() if to == name]
-    value = f"coalesce({name}, {', '.join(_quoted(a) for a in aliases)})" if aliases else name
+    value = _quoted(name)
+    if aliases:
+        value = f"coalesce({value}, {', '.join(_quoted(a) for a in aliases)})"
     as_text = next(f for f in fields(function.options) if f.name == name).metadata.get("as_text")
     return f"CAST({value} AS VARCHAR)" if as_text else value
 
 
 def _quoted(name: str) -> str:
-    return f'"{name}"' if name in ("where", "table") else name  # reserved words in DuckDB's parser
+    return f'"{name}"' if name in ("where", "table", "end", "limit") else name  # reserved in DuckDB's parser
 
 
 def _json(function: Function) -> str:
@@ -104,6 +106,8 @@ def _render(function: Function) -> str:
 
 def _required_value(function: Function, name: str) -> str:
     """A required argument as text; one that may be a list (['planes', 'flights']) as JSON."""
+    if name in function.structs:
+        return f"CAST(to_json({name}) AS VARCHAR)"
     if name not in function.lists:
         return f"CAST({name} AS VARCHAR)"
     return (
