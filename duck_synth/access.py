@@ -52,8 +52,8 @@ SAFE_TABLE_FUNCTIONS = {
 }
 # Scalar functions a read-only caller may not call: they change state, or run SQL text.
 DENIED_SCALARS = {"query", "query_table", "nextval", "setval", "getenv", "write_log"}
-# duck_synth's own scalar UDFs a caller may call directly (the keyed transforms).
-SAFE_UDFS = set(surface.TRANSFORM_UDFS)
+# duck_synth's own scalar UDFs a caller may call directly (the keyed transforms, score()'s).
+SAFE_UDFS = {*surface.TRANSFORM_UDFS, surface.SCORE_UDF}
 _EXPLAIN = re.compile(r"^\s*explain\s+(analy[sz]e\s+)?", re.I)
 
 
@@ -72,7 +72,7 @@ def check_statement(con: duckdb.DuckDBPyConnection, sql: str, rights: caller.Rig
             f"read-only token: cannot read the statement: {sqltext.first_line(error)}"
         ) from None
     for statement in statements:
-        _check_read_only(con, statement.query, statement.type)
+        _check_read_only(con, statement.query, statement.type, rights.deployments)
 
 
 def check_query(con: duckdb.DuckDBPyConnection, query: str, what: str) -> None:
@@ -82,7 +82,7 @@ def check_query(con: duckdb.DuckDBPyConnection, query: str, what: str) -> None:
     if not rights.read_only:
         return
     try:
-        _check_read_only(con, query, duckdb.StatementType.SELECT)
+        _check_read_only(con, query, duckdb.StatementType.SELECT, rights.deployments)
     except Refused as refused:
         raise Refused(f"{what}: {refused}") from None
 
@@ -104,7 +104,7 @@ def check_path(path: str, what: str, write: bool = False) -> str:
     raise Refused(f"{what}: '{path}' is outside the folders this server allows (--allow-files)")
 
 
-def _check_read_only(con, statement: str, kind) -> None:
+def _check_read_only(con, statement: str, kind, deployments: tuple[str, ...] | None) -> None:
     if kind == duckdb.StatementType.EXPLAIN:
         inner = _EXPLAIN.sub("", statement, count=1)
         inner_statements = con.extract_statements(inner)
@@ -123,6 +123,8 @@ def _check_read_only(con, statement: str, kind) -> None:
         )
     found = _Found()
     _walk(parsed.get("statements", []), frozenset(), found)
+    if deployments is not None:
+        _check_deployment(found, deployments)
     workflows = _workflow_names(con)
     # duck_synth's own functions: as the SQL surface declares them (reads or writes)
     reading, writing = surface.reading(), surface.writing()
@@ -147,11 +149,29 @@ def _check_read_only(con, statement: str, kind) -> None:
         )
 
 
+def _check_deployment(found: _Found, deployments: tuple[str, ...]) -> None:
+    """A deployment token calls infer() on its pipelines, named by a literal, and reads
+    nothing else: no table, no other table function (its input rows are given inline)."""
+    allowed = ", ".join(deployments) or "none"
+    for name in sorted(found.table_functions - {"infer"}):
+        raise Refused(f"deployment token: only infer() on its pipelines ({allowed}), not {name}()")
+    for catalog, schema, name in sorted(found.tables):
+        shown = ".".join(p for p in (catalog, schema, name) if p)
+        raise Refused(f"deployment token: only infer() on its pipelines ({allowed}), not '{shown}'")
+    for called in found.inferred:
+        if called not in deployments:
+            raise Refused(
+                f"deployment token: infer() on {called!r} is not allowed (its pipelines: "
+                f"{allowed}; name one as a literal)"
+            )
+
+
 class _Found:
     def __init__(self):
         self.functions: set[str] = set()
         self.table_functions: set[str] = set()
         self.tables: set[tuple[str, str, str]] = set()
+        self.inferred: list[object] = []  # the first argument of each infer() call
 
 
 def _walk(node, ctes: frozenset, found: _Found) -> None:
@@ -174,6 +194,8 @@ def _walk(node, ctes: frozenset, found: _Found) -> None:
     elif kind == "TABLE_FUNCTION":
         function = node.get("function") or {}
         found.table_functions.add(str(function.get("function_name", "")).lower())
+        if str(function.get("function_name", "")).lower() == "infer":
+            found.inferred.append(_literal(function.get("children") or [None]))
         _walk(function.get("children", []), ctes, found)
         for key, value in node.items():
             if key != "function":
@@ -188,6 +210,16 @@ def _walk(node, ctes: frozenset, found: _Found) -> None:
         found.functions.add(name.lower())
     for value in node.values():
         _walk(value, ctes, found)
+
+
+def _literal(arguments: list) -> object:
+    """A constant string first argument, else the node (which no pipeline name equals)."""
+    first = arguments[0] if arguments else None
+    if isinstance(first, dict) and first.get("class") == "CONSTANT" and not first.get("alias"):
+        value = first.get("value") or {}
+        if (value.get("type") or {}).get("id") == "VARCHAR" and not value.get("is_null"):
+            return value.get("value")
+    return first
 
 
 def _unknown_relations(con, tables: set[tuple[str, str, str]]) -> list[str]:

@@ -28,10 +28,12 @@ from .options import (
     GenerateTablesOptions,
     ImportModelOptions,
     RecommendOptions,
+    RegisterModelOptions,
     WorkflowOptions,
     parse,
 )
 from .pipelines import actions as pipeline_actions
+from .pipelines import user_models
 from .recommend import recommend
 from .relational.writing import write_tables
 from .resample import resample
@@ -127,6 +129,12 @@ def synth_export(cursor, model, path):
 def synth_import(cursor, path, options):
     name = parse(ImportModelOptions, "import_model", options).name
     return spool.summary_sql("import", import_model(cursor, path, name))
+
+
+def synth_register_model(cursor, name, path, options):
+    given = parse(RegisterModelOptions, "register_model", options)
+    registered = user_models.register(cursor, name, path, given.inputs, given.outputs)
+    return spool.summary_sql("register_model", registered)
 
 
 def synth_validate(cursor, model, synthetic):

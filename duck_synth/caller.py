@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .errors import Cancelled, SynthError
 
-ADMIN, READ_ONLY = "admin", "read_only"
+ADMIN, READ_ONLY, DEPLOYMENT = "admin", "read_only", "deployment"
 
 
 @dataclass(frozen=True)
@@ -26,17 +26,19 @@ class Rights:
 
     ``folders``: the folders whose files the caller may read and write (None: any file, as a
     local user may; empty: none). ``remote``: a server's client, who never reaches the server's
-    Python objects or SQL text the rule cannot see (``query()``).
+    Python objects or SQL text the rule cannot see (``query()``). ``deployments``: the
+    pipelines a deployment token may call infer() on, and nothing else (access.py).
     """
 
     role: str = ADMIN
     folders: tuple[str, ...] | None = None
     remote: bool = False
     max_rows: int | None = None
+    deployments: tuple[str, ...] | None = None
 
     @property
     def read_only(self) -> bool:
-        return self.role == READ_ONLY
+        return self.role in (READ_ONLY, DEPLOYMENT)
 
 
 LOCAL = Rights()

@@ -236,6 +236,12 @@ class ImportModelOptions:
 
 
 @dataclass
+class RegisterModelOptions:
+    inputs: list[str] | None = None  # the columns the program takes, in its order
+    outputs: list[str] | None = None  # the names of the values it returns, in its order
+
+
+@dataclass
 class SubsetOptions:
     fraction: float | None = bounded(None, low=0, high=1, open_low=True)  # of the root tables' rows
     filter: dict | None = None  # {'table': 'SQL predicate'}: the rows that table keeps
@@ -243,7 +249,6 @@ class SubsetOptions:
     seed: int = 0  # which rows a fraction keeps
     relations: list[dict] | None = None  # as train()'s; None: the declared foreign keys
     replace: bool = False  # overwrite the tables written, if they exist
-
 
 
 @dataclass
@@ -271,6 +276,7 @@ class LogsOptions:
     until: str | None = None  # TIMESTAMP (UTC): calls before then ("end" => is the same)
     max_rows: int = bounded(100, low=1)  # the newest log rows, oldest first ("limit" =>)
     failures_only: bool = False  # failed calls and calls with check failures
+
 
 EXAMPLES = {  # of a struct argument, for its error
     "encoding": "{'id': 'key'}",

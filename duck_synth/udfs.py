@@ -78,6 +78,7 @@ def clean_error(error: duckdb.Error) -> Exception:
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     """Register the Python UDFs behind the table macros (once per database instance)."""
     from . import actions, transforms
+    from .pipelines import user_models
 
     existing = {
         r[0]
@@ -88,6 +89,6 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     for name, function, params in actions.udfs(con):
         if name not in existing:
             con.create_function(name, _udf(function), params, "VARCHAR", side_effects=True)
-    for name, function, params, returns in transforms.SCALAR_UDFS:
+    for name, function, params, returns in [*transforms.SCALAR_UDFS, user_models.score_udf(con)]:
         if name not in existing:
             con.create_function(name, _udf(function), params, returns, type="arrow")

@@ -392,6 +392,31 @@ CREATE OR REPLACE MACRO logs(
     'failures_only': failures_only
 }) AS VARCHAR)]));
 
+-- register_model('name', 'file.pt2', inputs => ['column', ..], outputs => ['name', ..]) -> the
+-- version added (admin only; the file within the server's --allow-files). The file is a
+-- torch.export program (torch.export.save) taking one float32 tensor (rows, inputs) and
+-- returning (rows, outputs), or (rows) for one output. It is checked before anything in it runs:
+-- no pickle but the sample inputs' tensors, plain shape expressions, and only the ATen operators
+-- of duck_synth/pipelines/operators.py (custom operators and Python callbacks refused); then
+-- loaded and run once on zeros.
+CREATE OR REPLACE MACRO register_model(name, path, inputs := NULL, outputs := NULL) AS TABLE
+    FROM query(synth_call('synth_register_model', [CAST(name AS VARCHAR), CAST(path AS VARCHAR), CAST(to_json({
+    'inputs': inputs, 'outputs': outputs
+}) AS VARCHAR)]));
+
+-- user_models() -> the registered user models' versions (the programs left out).
+CREATE OR REPLACE MACRO user_models() AS TABLE
+    SELECT name, version, CAST(inputs AS VARCHAR[]) AS inputs,
+           CAST(outputs AS VARCHAR[]) AS outputs, json_array_length(operators) AS n_operators,
+           sha256, octet_length(program) AS bytes, created
+    FROM synth.user_models ORDER BY name, version;
+
+-- score('model' | 'model@version', row) -> MAP(VARCHAR, DOUBLE): a registered user model's
+-- outputs for a row (a struct: the table's alias, or {'carat': carat, ..}) read from its input
+-- columns; score('fraud_clf', t)['p_fraud']. NULL inputs give NULL.
+CREATE OR REPLACE MACRO score(model, record) AS
+    synth_score(CAST(model AS VARCHAR), CAST(to_json(record) AS VARCHAR));
+
 -- runs() -> the trainings, newest last: status (running, succeeded, failed, cancelled,
 -- interrupted), progress (share done, written about once a second while it runs), epochs,
 -- seconds, the last epoch's losses and the error of a failed run. A client of a server follows a

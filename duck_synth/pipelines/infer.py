@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import caller, catalog, spool
+from ..access import Refused
 from ..errors import Cancelled, SynthError
 from ..options import InferOptions, parse
 from ..sources import read_source
@@ -25,6 +26,9 @@ from . import logs, runner, versions
 
 def infer(con: duckdb.DuckDBPyConnection, name: str, options_json: str) -> str:
     given = parse(InferOptions, "infer", options_json)
+    allowed = caller.rights().deployments
+    if allowed is not None and name not in allowed:  # access.py refused the statement already
+        raise Refused(f"deployment token: infer() on {name!r} is not allowed")
     version, log_options = versions.deployed(con, name)
     rows = _input(con, given.input)
     caller.refuse_rows(rows.num_rows, f"infer('{name}')")

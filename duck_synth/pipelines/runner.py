@@ -97,6 +97,8 @@ def run_steps(con, version: versions.Version, rows: pa.Table):
             else:
                 con.register(S.INPUT, table)
                 table = con.execute(sqltext.query(con, step.sql, where)).to_arrow_table()
+                if ROW not in table.column_names:  # a SQL step that did not keep its rows'
+                    table = table.append_column(ROW, pa.nulls(table.num_rows, pa.int64()))
         failures, alerts = _validated(con, validations, table, version.spec)
     return table, failures, alerts
 

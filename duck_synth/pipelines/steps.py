@@ -224,6 +224,7 @@ def pinned_split(split: Split, pin) -> Split:
         return RandomSplit({pin(a): float(w) for a, w in split.random.items()}, split.hash_key)
     if isinstance(split, KeySplit):
         return KeySplit(
+            split.key,
             {str(k): pin(a) for k, a in split.arms.items()},
             pin(split.default) if split.default else None,
         )

@@ -4,8 +4,8 @@
 - Quack (``quack:host:port``) for the DuckDB CLI and other DuckDB clients.
 
 Tokens: admin tokens may do anything within the folders the operator allows (``--allow-files``,
-default the database's folder), read-only tokens may read and generate and never reach a file
-(auth.py, access.py). With no token the server only listens on loopback; beyond it a token is
+default the database's folder), read-only tokens may read and generate and never reach a file,
+deployment tokens may only call infer() on their pipelines (auth.py, access.py). With no token the server only listens on loopback; beyond it a token is
 required. DuckDB's own settings are the outer bound for everyone (the admin folders plus the
 spool folder, no other file, no network, no extension loading), then locked so that no client
 can change them; duck_synth's per-token rules sit inside that bound.
@@ -13,6 +13,7 @@ can change them; duck_synth's per-token rules sit inside that bound.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -55,7 +56,9 @@ class Policy:
     read_only: caller.Rights
     timeout: float | None
 
-    def rights(self, role: str) -> caller.Rights:
+    def rights(self, role: str, deployments: tuple[str, ...] | None = None) -> caller.Rights:
+        if role == auth.DEPLOYMENT:
+            return dataclasses.replace(self.read_only, role=role, deployments=deployments or ())
         return self.admin if role == auth.ADMIN else self.read_only
 
     def call(self, role: str) -> caller.Call:

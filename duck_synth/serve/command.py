@@ -11,6 +11,30 @@ from duck_synth import SynthError
 from duck_synth.cli_output import EXIT_ERROR, report
 
 
+def _token_arguments(p: argparse.ArgumentParser) -> None:
+    """Who may call: admin, read-only and deployment tokens."""
+    p.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        help="an admin token (repeatable; also $DUCK_SYNTH_TOKEN); required beyond loopback",
+    )
+    p.add_argument(
+        "--read-only-token",
+        action="append",
+        default=[],
+        help="a token that may read and generate, not train, drop or write (repeatable)",
+    )
+    p.add_argument(
+        "--deployment-token",
+        action="append",
+        default=[],
+        metavar="TOKEN=P1,P2",
+        help="a token that may call infer() on those deployed pipelines and nothing else "
+        "(repeatable)",
+    )
+
+
 def serve_parser() -> argparse.ArgumentParser:
     from duck_synth.serve import DEFAULT_PORT, DEFAULT_QUACK_PORT
 
@@ -35,18 +59,7 @@ def serve_parser() -> argparse.ArgumentParser:
         help=f"Quack port ({DEFAULT_QUACK_PORT})",
     )
     quack.add_argument("--no-quack", action="store_true", help="no Quack endpoint")
-    p.add_argument(
-        "--token",
-        action="append",
-        default=[],
-        help="an admin token (repeatable; also $DUCK_SYNTH_TOKEN); required beyond loopback",
-    )
-    p.add_argument(
-        "--read-only-token",
-        action="append",
-        default=[],
-        help="a token that may read and generate, not train, drop or write (repeatable)",
-    )
+    _token_arguments(p)
     p.add_argument(
         "--allow-files",
         action="append",
@@ -86,6 +99,18 @@ def serve_parser() -> argparse.ArgumentParser:
     return p
 
 
+def deployment_tokens(given: list[str]) -> dict[str, tuple[str, ...]]:
+    """``TOKEN=p1,p2`` arguments as {token: pipelines}."""
+    tokens = {}
+    for value in given:
+        token, _, names = value.partition("=")
+        pipelines = tuple(n.strip() for n in names.split(",") if n.strip())
+        if not token or not pipelines:
+            raise SynthError(f"--deployment-token: give TOKEN=pipeline[,pipeline..], got {value!r}")
+        tokens[token] = tokens.get(token, ()) + pipelines
+    return tokens
+
+
 def serve_main(argv: list[str]) -> int:
     from duck_synth.serve import ServeOptions, auth, serve
 
@@ -102,11 +127,20 @@ def serve_main(argv: list[str]) -> int:
     admin = list(args.token)
     if not admin and os.environ.get("DUCK_SYNTH_TOKEN"):
         admin.append(os.environ["DUCK_SYNTH_TOKEN"])
+    try:
+        deployments = deployment_tokens(args.deployment_token)
+    except SynthError as error:
+        report(error)
+        return EXIT_ERROR
     options = ServeOptions(
         host=args.host,
         port=args.port,
         quack_port=None if args.no_quack else args.quack_port,
-        tokens=auth.Tokens(admin=admin, read_only=list(args.read_only_token)),
+        tokens=auth.Tokens(
+            admin=admin,
+            read_only=list(args.read_only_token),
+            deployment=deployments,
+        ),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         allow_files=list(args.allow_files) or None,

@@ -53,7 +53,8 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
             raise flight.FlightUnauthenticatedError(
                 "invalid or missing token (send 'authorization: Bearer <token>')"
             )
-        return AuthMiddleware(Caller(token, role), reply if self.tokens.required else None)
+        caller = Caller(token, role, self.tokens.deployments_of(token))
+        return AuthMiddleware(caller, reply if self.tokens.required else None)
 
 
 class NoHandshakeMessages(flight.ServerAuthHandler):

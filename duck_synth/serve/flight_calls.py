@@ -24,6 +24,7 @@ WATCH_INTERVAL_S = 0.1  # how often a running statement's client is checked for 
 class Caller:
     token: str | None
     role: str
+    deployments: tuple[str, ...] | None = None  # a deployment token's pipelines
 
 
 @dataclass

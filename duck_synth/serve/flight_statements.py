@@ -40,7 +40,7 @@ class Statements:
     def client_session(self, caller: Caller) -> Session:
         session = Session(self.session.con.cursor(), self.session.path, install=False)
         if self.policy is not None:
-            session.rights = self.policy.rights(caller.role)
+            session.rights = self.policy.rights(caller.role, caller.deployments)
         return session
 
     @contextlib.contextmanager
@@ -90,7 +90,7 @@ class Statements:
     def check(self, caller: Caller, query: str) -> None:
         cursor = self.session.con.cursor()
         try:
-            auth.check(cursor, caller.role, query)
+            auth.check(cursor, caller.role, query, caller.deployments)
         except auth.Refused as refused:
             raise flight.FlightUnauthorizedError(str(refused)) from None
         finally:

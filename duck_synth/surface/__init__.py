@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable
 
 from ..errors import SynthError
-from .builtin import BUILTIN, PLANNED, TRANSFORM_UDFS, WORKFLOW_UDF
+from .builtin import BUILTIN, PLANNED, SCORE_UDF, TRANSFORM_UDFS, WORKFLOW_UDF
 from .function import READS, WRITES, Function
 from .render import MACROS_FILE, render_macros, render_reference
 
@@ -42,6 +42,7 @@ __all__ = [
     "PLANNED",
     "PLUGINS",
     "READS",
+    "SCORE_UDF",
     "TRANSFORM_UDFS",
     "WORKFLOW_UDF",
     "WRITES",

@@ -5,7 +5,7 @@ reference table are rendered from here (``python -m duck_synth.surface``)."""
 from __future__ import annotations
 
 from .. import options
-from .function import READS, WRITES, Function, planned, scalar, table, view
+from .function import READS, WRITES, Function, scalar, table, view
 
 BUILTIN: tuple[Function, ...] = (
     table(
@@ -319,6 +319,38 @@ BUILTIN: tuple[Function, ...] = (
         "logs('p', max_rows => 1000000)) TO 'file' exports it. \"end\" and \"limit\" (quoted: "
         "reserved words in DuckDB's parser) are the same as until and max_rows."
     ),
+    table(
+        "register_model",
+        WRITES,
+        "synth_register_model",
+        ("name", "path"),
+        options.RegisterModelOptions,
+    ).about(
+        "register_model('name', 'file.pt2', inputs => ['column', ..], outputs => ['name', ..]) "
+        "-> the version added (admin only; the file within the server's --allow-files). The "
+        "file is a torch.export program (torch.export.save) taking one float32 tensor (rows, "
+        "inputs) and returning (rows, outputs), or (rows) for one output. It is checked before "
+        "anything in it runs: no pickle but the sample inputs' tensors, plain shape "
+        "expressions, and only the ATen operators of duck_synth/pipelines/operators.py (custom "
+        "operators and Python callbacks refused); then loaded and run once on zeros."
+    ),
+    view(
+        "user_models",
+        """\
+    SELECT name, version, CAST(inputs AS VARCHAR[]) AS inputs,
+           CAST(outputs AS VARCHAR[]) AS outputs, json_array_length(operators) AS n_operators,
+           sha256, octet_length(program) AS bytes, created
+    FROM synth.user_models ORDER BY name, version""",
+    ).about("user_models() -> the registered user models' versions (the programs left out)."),
+    scalar(
+        "score",
+        "model, record",
+        "    synth_score(CAST(model AS VARCHAR), CAST(to_json(record) AS VARCHAR))",
+    ).about(
+        "score('model' | 'model@version', row) -> MAP(VARCHAR, DOUBLE): a registered user "
+        "model's outputs for a row (a struct: the table's alias, or {'carat': carat, ..}) read "
+        "from its input columns; score('fraud_clf', t)['p_fraud']. NULL inputs give NULL."
+    ),
     view(
         "runs",
         """\
@@ -336,26 +368,13 @@ BUILTIN: tuple[Function, ...] = (
 
 # UDFs that no table function of the surface calls by name: a saved workflow's macro calls
 # synth_workflow(name, arguments, hidden) (workflows.py); the keyed transforms' scalar UDFs
-# (transforms.py) are typed, and a read-only caller may call them directly.
+# (transforms.py) and score()'s (pipelines/user_models.py) are typed, and a read-only caller may
+# call them directly.
 WORKFLOW_UDF = ("synth_workflow", 3)
 TRANSFORM_UDFS = ("synth_pseudonymize", "synth_mask", "synth_date_offset")
+SCORE_UDF = "synth_score"
 
 # Functions that planned issues add, declared before their code so that the server's access rule
 # (a read-only token is refused the writing ones) stands from the start. Issue 24 (Ray) adds
 # options (generate_into's engine and path, connect's ray), no function.
-PLANNED: tuple[Function, ...] = (
-    planned(
-        "register_model",
-        WRITES,
-        "issue 20",
-        "register_model('name', 'file', inputs, outputs) -> a user PyTorch model checked "
-        "against an allow-list of operators (admin only).",
-    ),
-    planned(
-        "score",
-        READS,
-        "issue 20",
-        "score('model', row) -> a registered user model's outputs for one row (a scalar).",
-        scalar=True,
-    ),
-)
+PLANNED: tuple[Function, ...] = ()

@@ -60,7 +60,9 @@ def _option_value(function: Function, name: str) -> str:
 
 
 def _quoted(name: str) -> str:
-    return f'"{name}"' if name in ("where", "table", "end", "limit") else name  # reserved in DuckDB's parser
+    return (
+        f'"{name}"' if name in ("where", "table", "end", "limit") else name
+    )  # reserved in DuckDB's parser
 
 
 def _json(function: Function) -> str:
@@ -136,6 +138,8 @@ def render_reference(builtin: tuple[Function, ...], planned: tuple[Function, ...
             arguments = [*f.required, *(_named_with_default(f, n) for n in f.named())]
         listed = ", ".join(f"`{a}`" for a in arguments)
         rows.append(f"| `{f.name}` | {f.role} | {listed} |")
+    if not planned:
+        return "\n".join(rows)
     rows += ["", PLANNED_HEADING, "", "| function | role | planned in | what |"]
     rows.append("| --- | --- | --- | --- |")
     for f in planned:
