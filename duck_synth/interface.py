@@ -81,6 +81,20 @@ class Conveniences:
         args = _named_arguments(options)
         return self.sql(f"FROM generate({sqltext.sql_literal(model)}{args})")
 
+    def infer(self, pipeline: str, input, **options) -> Result:
+        """A deployed pipeline's outputs for ``input``: a query or table name, a row (dict), a
+        list of rows, or a DataFrame / Arrow table (registered where the session is local,
+        else sent inline as rows)."""
+        if hasattr(input, "to_pylist") or hasattr(input, "to_dict"):
+            try:
+                self.register("duck_synth_infer_input", input)  # the latest call's rows
+                input = "duck_synth_infer_input"
+            except SynthError:  # a remote session: the rows travel in the statement
+                table = input if hasattr(input, "to_pylist") else None
+                input = table.to_pylist() if table is not None else input.to_dict("records")
+        args = _named_arguments({"input": input, **options})
+        return self.sql(f"FROM infer({sqltext.sql_literal(pipeline)}{args})")
+
     def models(self) -> Result:
         return self.sql("FROM models()")
 

@@ -278,6 +278,15 @@ class LogsOptions:
     failures_only: bool = False  # failed calls and calls with check failures
 
 
+@dataclass
+class LoggedRowsOptions:
+    arm: str | None = None  # one arm's rows (pipeline@version); None: every arm's
+    side: str = bounded("out", choices=("in", "out"))  # the logged input or output rows
+    start: str | None = None  # TIMESTAMP (UTC): calls from then on
+    until: str | None = None  # TIMESTAMP (UTC): calls before then
+    max_rows: int = bounded(1_000, low=1)  # of the newest log rows (calls' arms)
+
+
 EXAMPLES = {  # of a struct argument, for its error
     "encoding": "{'id': 'key'}",
     "filters": "{'planes': 'seats > 100'}",

@@ -417,6 +417,20 @@ CREATE OR REPLACE MACRO user_models() AS TABLE
 CREATE OR REPLACE MACRO score(model, record) AS
     synth_score(CAST(model AS VARCHAR), CAST(to_json(record) AS VARCHAR));
 
+-- logged_rows('p' [, arm => 'p2@1', side => 'out' | 'in', start, until, max_rows => 1000]) ->
+-- the rows the log kept of the newest max_rows arm runs, one row each (call_id, arm, time, then
+-- its columns, typed from the JSON): evaluate('real', 'SELECT * EXCLUDE (call_id, arm, time)
+-- FROM logged_rows(..)') compares the arms of a split or shadow.
+CREATE OR REPLACE MACRO logged_rows(
+    name,
+    arm := NULL, side := NULL, start := NULL, until := NULL, "end" := NULL, max_rows := NULL,
+    "limit" := NULL
+) AS TABLE
+    FROM query(synth_call('synth_logged_rows', [CAST(name AS VARCHAR), CAST(to_json({
+    'arm': arm, 'side': side, 'start': start, 'until': coalesce(until, "end"),
+    'max_rows': coalesce(max_rows, "limit")
+}) AS VARCHAR)]));
+
 -- runs() -> the trainings, newest last: status (running, succeeded, failed, cancelled,
 -- interrupted), progress (share done, written about once a second while it runs), epochs,
 -- seconds, the last epoch's losses and the error of a failed run. A client of a server follows a

@@ -90,6 +90,14 @@ def test_a_deployment_token_calls_infer_with_bound_parameters_and_nothing_else(u
         refused(url, sql, message, DEPLOYER)
 
 
+def test_a_remote_python_session_sends_a_dataframe_as_rows(url, testdata):
+    remote = duck_synth.connect(url, token=READER)
+    frame = pa.table({"carat": [0.7, 1.7], "cut": ["Premium", "Good"]})
+    result = remote.infer("testdata", frame).arrow()
+    assert result["in.carat"].to_pylist() == result["out.carat"].to_pylist() == [0.7, 1.7]
+    remote.close()
+
+
 def test_bulk_input_from_an_ingested_table_is_one_call(url, testdata):
     requests = pa.table({"carat": [0.3 + i / 100 for i in range(500)], "cut": ["Good"] * 500})
     with adbc(url) as conn, conn.cursor() as cur:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import pandas
 import pytest
 
 import duck_synth
@@ -51,6 +52,13 @@ def test_input_rows_may_be_given_inline_as_structs(session, priced):
     ).df()
     assert result["in.carat"].tolist() == [2.0, 0.3]
     assert result["out.cut"].tolist() == ["Ideal", "Fair"]
+
+
+def test_python_calls_a_pipeline_with_a_dataframe(session, priced):
+    frame = pandas.DataFrame({"carat": [0.4, 1.1, 2.2], "cut": ["Good", "Ideal", "Fair"]})
+    result = session.infer("priced", frame, timeout=30).df()
+    assert result["in.carat"].tolist() == result["out.carat"].tolist() == [0.4, 1.1, 2.2]
+    assert session.infer("priced", {"carat": 0.5}).df()["out.carat"].tolist() == [0.5]
 
 
 def test_validations_flag_rows_count_them_in_the_log_and_raise_an_alert(session, priced):
@@ -227,3 +235,27 @@ def test_undeploy_refuses_further_calls_and_keeps_the_log(session, refused):
         r"not deployed \(deploy\('brief'\) first\)",
     )
     assert len(log_rows(session, "brief")) == 1
+
+
+def test_the_arms_of_a_shadow_are_compared_by_evaluate_over_the_log(session):
+    pipeline(session, "draw_1", "{'generate': 'd', 'target': 300, 'seed': 1}")
+    pipeline(
+        session, "draw_2", "{'generate': 'd', 'target': 300, 'seed': 2, 'filter': 'carat < 0.5'}"
+    )
+    session.sql(
+        "FROM create_pipeline('drawn', split => {'champion': 'draw_1', 'challengers': ['draw_2']})"
+    )
+    session.sql("FROM deploy('drawn')")
+    for _ in range(2):
+        session.sql("FROM infer('drawn', input => {'a': 1})")
+    kept = session.sql("SELECT arm, count(*) FROM logged_rows('drawn') GROUP BY arm ORDER BY arm")
+    assert kept.fetchall() == [("draw_1@1", 600), ("draw_2@1", 600)]
+    overall = {}
+    for arm in ("draw_1@1", "draw_2@1"):
+        rows = (
+            f"SELECT * EXCLUDE (call_id, arm, time) FROM logged_rows(''drawn'', arm => ''{arm}'')"
+        )
+        overall[arm] = session.sql(
+            f"SELECT value FROM evaluate('diamonds', '{rows}') WHERE metric = 'overall'"
+        ).fetchone()[0]
+    assert overall["draw_1@1"] > overall["draw_2@1"] + 0.05, overall  # only small stones

@@ -38,6 +38,7 @@ EXCEPTIONS = {
     "caller's own parsed statement",
     ("interface.py", "train"): "a call built from sql_literal values and checked keyword names",
     ("interface.py", "generate"): "a call built from sql_literal values and checked keyword names",
+    ("interface.py", "infer"): "a call built from sql_literal values and checked keyword names",
     ("cli.py", "_execute"): "the user's statement, run through session.sql",
     ("remote.py", "_execute"): "the remote user's statement, sent to the server",
     ("remote.py", "explain"): "the remote user's statement, sent to the server",

@@ -380,3 +380,22 @@ def test_over_a_server_a_file_outside_the_allowed_folders_is_refused(server):
         f"FROM register_model('out', '{root / 'outside' / 'clf.pt2'}', {INPUTS}, outputs => 'p')",
     )  # fmt: skip
     assert "is outside the folders this server allows (--allow-files)" in message
+
+
+def test_a_pipeline_scores_its_rows_with_a_user_model_and_validates_the_score(s, files):
+    register(s, files["v1"])
+    s.sql(
+        "FROM create_pipeline('scored', steps => [{'score': 'clf'}, "
+        "{'validation': 'likely', 'check': 'p < 0.5'}])"
+    )
+    s.sql("FROM deploy('scored')")
+    rows = s.sql(
+        """SELECT "out.p", check_failures FROM infer('scored', """
+        """input => 'SELECT carat, depth, "table" FROM d ORDER BY id')"""
+    ).fetchall()
+    expected = own_forward(FraudClassifier(*V1), s)
+    assert close([p for p, _ in rows], expected)
+    flagged = [p is not None and p >= 0.5 for p in expected]
+    assert [failed == ["likely"] for _, failed in rows] == flagged and any(flagged)
+    steps = s.sql("SELECT steps FROM pipelines() WHERE name = 'scored'").fetchone()[0]
+    assert json.loads(steps)[0] == {"score": "clf@1"}  # pinned to the version registered

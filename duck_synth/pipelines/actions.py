@@ -7,7 +7,7 @@ import json
 
 from .. import spool
 from ..errors import SynthError
-from ..options import DeployOptions, LogsOptions, PipelineOptions, parse
+from ..options import DeployOptions, LoggedRowsOptions, LogsOptions, PipelineOptions, parse
 from . import logs, versions
 from .infer import infer
 
@@ -72,6 +72,12 @@ def synth_logs(cursor, name, options):
     if not versions.versions(cursor, name):
         raise SynthError(f"logs(): unknown pipeline '{name}' (see FROM pipelines())")
     return logs.read(cursor, name, parse(LogsOptions, "logs", options))
+
+
+def synth_logged_rows(cursor, name, options):
+    if not versions.versions(cursor, name):
+        raise SynthError(f"logged_rows(): unknown pipeline '{name}' (see FROM pipelines())")
+    return logs.rows(cursor, name, parse(LoggedRowsOptions, "logged_rows", options))
 
 
 UDFS = {name: f for name, f in dict(globals()).items() if name.startswith("synth_")}

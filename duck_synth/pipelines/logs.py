@@ -15,7 +15,8 @@ import duckdb
 import pyarrow as pa
 
 from .. import spool
-from ..options import DeployOptions, LogsOptions
+from ..errors import SynthError
+from ..options import DeployOptions, LoggedRowsOptions, LogsOptions
 from .runner import ROW, ArmRun
 
 TRIM_EVERY = 1_000
@@ -111,3 +112,27 @@ def read(con: duckdb.DuckDBPyConnection, pipeline: str, given: LogsOptions) -> s
     ).to_arrow_table()
     types = {"failures": "JSON", "alerts": "JSON", "in": "JSON", "out": "JSON"}
     return spool.write_rows("logs", table, types)
+
+
+def rows(con: duckdb.DuckDBPyConnection, pipeline: str, given: LoggedRowsOptions) -> str:
+    """The rows the log kept (each call's first ``log_rows``) as a table, one row per logged
+    row, with its call: what evaluate() compares arms on. Types are read back from the JSON."""
+    logged = con.execute(
+        "SELECT call_id, arm, time, CASE WHEN $2 = 'in' THEN inputs ELSE outputs END "
+        "FROM synth.inference_logs WHERE pipeline = $1 AND ($3::VARCHAR IS NULL OR arm = $3) "
+        "AND ($4::TIMESTAMP IS NULL OR time >= $4::TIMESTAMP) "
+        "AND ($5::TIMESTAMP IS NULL OR time < $5::TIMESTAMP) "
+        "ORDER BY time DESC, shadow LIMIT $6",
+        [pipeline, given.side, given.arm, given.start, given.until, given.max_rows],
+    ).fetchall()
+    records = []
+    for call_id, arm, at, text in reversed(logged):
+        for row in json.loads(text or "[]"):
+            records.append({"call_id": call_id, "arm": arm, "time": at, **row})
+    if not records:
+        raise SynthError(f"logged_rows('{pipeline}'): no logged {given.side}put rows match")
+    try:
+        table = pa.Table.from_pylist(records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise SynthError(f"logged_rows('{pipeline}'): {str(error).splitlines()[0]}") from None
+    return spool.write_rows("logged_rows", table)

@@ -351,6 +351,19 @@ BUILTIN: tuple[Function, ...] = (
         "model's outputs for a row (a struct: the table's alias, or {'carat': carat, ..}) read "
         "from its input columns; score('fraud_clf', t)['p_fraud']. NULL inputs give NULL."
     ),
+    table(
+        "logged_rows",
+        READS,
+        "synth_logged_rows",
+        ("name",),
+        options.LoggedRowsOptions,
+        aliases={"end": "until", "limit": "max_rows"},
+    ).about(
+        "logged_rows('p' [, arm => 'p2@1', side => 'out' | 'in', start, until, max_rows => "
+        "1000]) -> the rows the log kept of the newest max_rows arm runs, one row each (call_id, "
+        "arm, time, then its columns, typed from the JSON): evaluate('real', 'SELECT * EXCLUDE "
+        "(call_id, arm, time) FROM logged_rows(..)') compares the arms of a split or shadow."
+    ),
     view(
         "runs",
         """\
