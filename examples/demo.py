@@ -130,6 +130,7 @@ def main() -> None:
         "SELECT * FROM generate('careers', target => 20) WHERE wage > 2.5 LIMIT 100",
     )
     linked_database(session, show, data / "nycflights13", args.max_time)
+    served(session, show, args.max_time)
     show("the catalog", "SELECT name, version, method, training_rows, created FROM models()")
     show(
         "the generation log",
@@ -180,6 +181,57 @@ def linked_database(session, show, data: Path, max_time: float) -> None:
         "AS flights, (SELECT count(*) FROM big_flights WHERE tailnum NOT IN (SELECT tailnum "
         "FROM big_planes)) AS dangling FROM big_planes",
     )
+
+
+def served(session, show, max_time: float) -> None:
+    """Pipelines: a test-data endpoint, then an A/B of two versions of the diamonds model
+    (the first, and one continued from it), every call logged."""
+    show(
+        "a test-data endpoint: diamonds drawn given the caller's rows, priced, cheap ones flagged",
+        "SELECT pipeline, version, steps FROM create_pipeline('testdata', steps => ["
+        "{'generate': 'diamonds_model'}, "
+        "{'sql': 'SELECT *, round(price / carat) AS per_carat FROM input'}, "
+        "{'validation': 'cheap', 'check': 'price >= 800'}])",
+    )
+    session.sql("FROM deploy('testdata')").fetchall()
+    show(
+        "infer(): each input row beside the row drawn for it (in.* / out.*), validations",
+        'SELECT "in.carat", "in.cut", "out.color", "out.price", "out.per_carat", check_failures '
+        "FROM infer('testdata', input => [{'carat': 0.3, 'cut': 'Fair'}, "
+        "{'carat': 1.0, 'cut': 'Ideal'}, {'carat': 2.0, 'cut': 'Premium'}], timeout => 10)",
+    )
+    old = session.sql("SELECT max(version) FROM models() WHERE name = 'diamonds_model'")
+    old = old.fetchone()[0]
+    session.sql(
+        f"FROM train('diamonds_model', 'diamonds', from_model => 'diamonds_model@{old}', "
+        f"max_time => {max_time / 2}, seed => 43)"
+    ).fetchall()
+    for arm, version in (("model_a", old), ("model_b", old + 1)):
+        session.sql(
+            f"FROM create_pipeline('{arm}', steps => [{{'generate': 'diamonds_model@{version}', "
+            "'target': 50}])"
+        ).fetchall()
+    session.sql(
+        "FROM create_pipeline('ab', split => {'random': {'model_a': 1, 'model_b': 1}, "
+        "'hash_key': 'customer'})"
+    ).fetchall()
+    session.sql("FROM deploy('ab')").fetchall()
+    for customer in range(60):
+        session.sql(f"FROM infer('ab', input => {{'customer': {customer}}})").fetchall()
+    show(
+        "A/B of the first model and its continued version: calls per arm (sticky per customer)",
+        "SELECT arm, count(*) AS calls, round(avg(seconds) * 1000) AS ms FROM logs('ab', "
+        "max_rows => 1000) GROUP BY arm ORDER BY arm",
+    )
+    for arm in session.sql("SELECT DISTINCT arm FROM logs('ab') ORDER BY arm").fetchall():
+        rows = (
+            f"SELECT * EXCLUDE (call_id, arm, time) FROM logged_rows(''ab'', arm => ''{arm[0]}'')"
+        )
+        show(
+            f"the arm {arm[0]}'s logged rows judged against the real diamonds",
+            f"SELECT metric, round(value, 3) AS value FROM evaluate('diamonds', '{rows}') "
+            "WHERE metric IN ('overall', 'column_shapes', 'column_pair_trends')",
+        )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ def test_demo_runs_and_leaves_its_models_in_the_database(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "100 Fair diamonds" in done.stdout and "session fidelity" in done.stdout
+    assert "A/B of the first model" in done.stdout and "arm model_b@1's logged rows" in done.stdout
     for model in ("diamonds_model", "careers"):  # each model trained is judged three ways
         titles = [line for line in done.stdout.splitlines() if line.startswith(f"-- {model}: ")]
         assert [t[t.rindex("(") :] for t in titles] == ["(evaluate)", "(validate)", "(report)"]
