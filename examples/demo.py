@@ -230,7 +230,7 @@ def served(session, show, max_time: float) -> None:
         show(
             f"the arm {arm[0]}'s logged rows judged against the real diamonds",
             f"SELECT metric, round(value, 3) AS value FROM evaluate('diamonds', '{rows}') "
-            "WHERE metric IN ('overall', 'column_shapes', 'column_pair_trends')",
+            "WHERE metric IN ('overall', 'shapes', 'pair_trends') AND columns = ''",
         )
 
 
