@@ -259,3 +259,21 @@ def test_the_arms_of_a_shadow_are_compared_by_evaluate_over_the_log(session):
             f"SELECT value FROM evaluate('diamonds', '{rows}') WHERE metric = 'overall'"
         ).fetchone()[0]
     assert overall["draw_1@1"] > overall["draw_2@1"] + 0.05, overall  # only small stones
+
+
+def test_the_log_is_bounded_by_rows_per_call_calls_kept_and_days(session):
+    pipeline(session, "bounded", "{'sql': 'SELECT i * 2 AS j FROM input'}")
+    session.sql("FROM deploy('bounded', log_rows => 2, log_calls => 3, log_days => 30)")
+    for _ in range(5):
+        session.sql("FROM infer('bounded', input => 'SELECT range AS i FROM range(5)')")
+    last = log_rows(session, "bounded")[-1]
+    assert (last["input_rows"], last["output_rows"]) == (5, 5)
+    assert json.loads(last["in"]) == [{"i": 0}, {"i": 1}] and len(json.loads(last["out"])) == 2
+    session.sql("FROM deploy('bounded', log_rows => 2, log_calls => 3)")  # deploying trims
+    assert len(log_rows(session, "bounded")) == 3
+    session.sql(
+        "UPDATE synth.inference_logs SET time = time - INTERVAL 31 DAY WHERE pipeline = 'bounded' "
+        "AND time = (SELECT min(time) FROM synth.inference_logs WHERE pipeline = 'bounded')"
+    )
+    session.sql("FROM deploy('bounded', log_rows => 2, log_calls => 3)")
+    assert len(log_rows(session, "bounded")) == 2
