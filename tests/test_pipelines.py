@@ -277,3 +277,12 @@ def test_the_log_is_bounded_by_rows_per_call_calls_kept_and_days(session):
     )
     session.sql("FROM deploy('bounded', log_rows => 2, log_calls => 3)")
     assert len(log_rows(session, "bounded")) == 2
+
+
+def test_the_log_exports_with_copy(session, priced, tmp_path):
+    session.sql("FROM infer('priced', input => {'carat': 0.9})")
+    exported = tmp_path / "calls.parquet"
+    session.sql(f"COPY (FROM logs('priced', max_rows => 1000000)) TO '{exported}'")
+    back = session.sql(f"SELECT count(*), max(time) FROM read_parquet('{exported}')").fetchone()
+    assert back == session.sql("SELECT count(*), max(time) FROM logs('priced')").fetchone()
+    assert back[0] >= 1
