@@ -42,8 +42,12 @@ def test_a_plain_database_gets_the_catalog(tmp_path):
         "batch_runs",
         "workflows",
         "checkpoints",
+        "pipelines",
+        "deployments",
+        "inference_logs",
+        "user_models",
     }
-    assert s.sql("SELECT value FROM synth.meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    assert s.sql("SELECT value FROM synth.meta WHERE key = 'schema_version'").fetchone() == ("5",)
     assert s.sql("FROM t").fetchall() == [(1,)]
 
 
@@ -57,7 +61,7 @@ def test_an_old_catalog_is_migrated_keeping_its_log(tmp_path):
     old.execute("INSERT INTO synth.generations VALUES (1, 'm', 1, '{}', 7, 200, 100, 0.5, now())")
     old.close()
     s = duck_synth.connect(str(path))
-    assert s.sql("SELECT value FROM synth.meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    assert s.sql("SELECT value FROM synth.meta WHERE key = 'schema_version'").fetchone() == ("5",)
     row = s.sql("SELECT rows_drawn, rows_passed, rows_returned, acceptance FROM generations()")
     assert row.fetchall() == [(200, None, 100, 0.5)]
     s.close()
