@@ -15,7 +15,6 @@ hidden x hidden product and one head.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -27,9 +26,8 @@ from .base import (
     GenerativeModel,
     Progress,
     SampleConfig,
+    map_chunks,
     sample_logits,
-    sample_threads,
-    single_thread,
 )
 from .loop import (
     EarlyStopping,
@@ -354,8 +352,7 @@ class AutoregressiveModel(GenerativeModel):
             chunk_gen = torch.Generator().manual_seed(seeds[k])
             out[start:stop] = self._sample_chunk(start, stop, order, conditions, config, chunk_gen)
 
-        with single_thread(), ThreadPoolExecutor(sample_threads()) as pool:
-            list(pool.map(run, range(len(starts))))
+        map_chunks(run, len(starts))
         return out
 
     def _sample_chunk(self, start, stop, order, conditions, config, generator) -> np.ndarray:

@@ -6,14 +6,17 @@ import contextlib
 import math
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
 
 from ..errors import Cancelled  # noqa: F401  raised by a progress callback
 from ..privacy import PrivacyBudget
+
+T = TypeVar("T")
 
 
 class Checkpoints(Protocol):
@@ -93,6 +96,16 @@ def sample_threads() -> int:
     """The threads sampling runs chunks on: the process's setting, else up to 4 of the cores."""
     given = os.environ.get(SAMPLE_THREADS_VARIABLE, "")
     return int(given) if given.isdigit() and int(given) > 0 else SAMPLE_THREADS
+
+
+def map_chunks(run: Callable[[int], T], count: int) -> list[T]:
+    """``run(k)`` for each of ``count`` chunks, one intra-op thread each, on a thread pool when
+    there are several (a pool's threads cost more than one small chunk's sampling)."""
+    with single_thread():
+        if count <= 1:
+            return [run(k) for k in range(count)]
+        with ThreadPoolExecutor(min(sample_threads(), count)) as pool:
+            return list(pool.map(run, range(count)))
 
 
 @contextlib.contextmanager

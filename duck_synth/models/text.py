@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -32,9 +31,9 @@ from .base import (
     SampleConfig,
     StoredModel,
     load_network,
+    map_chunks,
     network_tensors,
     sample_logits,
-    sample_threads,
     single_thread,
 )
 from .loop import EarlyStopping, Resumable, Step, TimeBudget, run_epochs
@@ -283,8 +282,7 @@ class TextModel(StoredModel):
             chunk = context[starts[k] : starts[k] + SAMPLE_CHUNK]
             return self._draw_chunk(chunk, config, torch.Generator().manual_seed(seeds[k]))
 
-        with single_thread(), ThreadPoolExecutor(sample_threads()) as pool:
-            return [text for texts in pool.map(run, range(len(starts))) for text in texts]
+        return [text for texts in map_chunks(run, len(starts)) for text in texts]
 
     def _draw_chunk(self, context: np.ndarray, config: SampleConfig, generator) -> list[str]:
         n_codes, longest = len(self.params["alphabet"]) + 4, self.params["max_length"]
