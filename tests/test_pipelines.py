@@ -286,3 +286,15 @@ def test_the_log_exports_with_copy(session, priced, tmp_path):
     back = session.sql(f"SELECT count(*), max(time) FROM read_parquet('{exported}')").fetchone()
     assert back == session.sql("SELECT count(*), max(time) FROM logs('priced')").fetchone()
     assert back[0] >= 1
+
+
+def test_a_session_model_draws_a_whole_session_for_each_input_row(session, careers):
+    pipeline(session, "careers_given", f"{{'generate': '{careers}', 'seed': 4}}")
+    session.sql("FROM deploy('careers_given')")
+    result = session.sql(
+        "FROM infer('careers_given', input => [{'ethn': 'hisp'}, {'ethn': 'black'}])"
+    ).df()
+    assert (result["in.ethn"] == result["out.ethn"]).all()
+    sessions = result.groupby("out.nr", sort=False)["in.ethn"].first().tolist()
+    assert sessions == ["hisp", "black"]  # one session per input row, in the input's order
+    assert len(result) > 2

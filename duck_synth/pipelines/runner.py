@@ -106,7 +106,7 @@ def run_steps(con, version: versions.Version, rows: pa.Table):
 def _generated(con, step: S.Generate, table: pa.Table, where: str) -> pa.Table:
     options = {"seed": step.seed, "filter": step.filter}
     if step.target is not None:
-        drawn = _drawn(con, step.generate, {**options, "target": step.target})
+        drawn, _ = _drawn(con, step.generate, {**options, "target": step.target})
         return drawn.append_column(ROW, pa.nulls(drawn.num_rows, pa.int64()))
     sampler = generate.prepare(con, step.generate, GenerateOptions(seed=step.seed))
     known, _ = sampler.seedable()
@@ -119,17 +119,21 @@ def _generated(con, step: S.Generate, table: pa.Table, where: str) -> pa.Table:
     seeds = f"duck_synth_seeds_{next(_names)}"
     con.register(seeds, table.select(given))
     try:
-        drawn = _drawn(con, step.generate, {**options, "seed_rows": seeds})
+        drawn, units = _drawn(con, step.generate, {**options, "seed_rows": seeds})
     finally:
         con.unregister(seeds)
-    return drawn.append_column(ROW, table.column(ROW))
+    # one unit (a row, or a session of several rows) per seed row, in the seed rows' order
+    starts = np.r_[True, units[1:] != units[:-1]] if len(units) else np.zeros(0, bool)
+    return drawn.append_column(ROW, table.column(ROW).take(pa.array(np.cumsum(starts) - 1)))
 
 
-def _drawn(con, model: str, options: dict) -> pa.Table:
+def _drawn(con, model: str, options: dict) -> tuple[pa.Table, np.ndarray]:
+    """The rows drawn, and the unit (row or session) each belongs to."""
     given = json.dumps({k: v for k, v in options.items() if v is not None})
     rows = generate.Rows(con, model, given)
     parts = list(rows)
-    return pa.concat_tables(parts) if parts else rows.schema.empty_table()
+    drawn = pa.concat_tables(parts) if parts else rows.schema.empty_table()
+    return drawn, rows.generator.unit_of_row(drawn)
 
 
 def _scored(con, step: S.Score, table: pa.Table) -> pa.Table:
