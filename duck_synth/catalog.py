@@ -153,15 +153,23 @@ def resolve_version(con: duckdb.DuckDBPyConnection, spec: str) -> tuple[str, int
             "SELECT version FROM synth.models WHERE name = ? ORDER BY version", [name]
         ).fetchall()
     ]
+    return name, chosen_version("model", name, version, versions, "models()")
+
+
+def chosen_version(
+    kind: str, name: str, version: int | None, versions: list[int], listing: str
+) -> int:
+    """``version`` of ``name`` among its ``versions`` (None: the latest), or a one-line refusal
+    naming the culprit (a model, a user model, a pipeline: ``kind``)."""
     if not versions:
-        raise SynthError(f"unknown model '{name}' (see FROM models())")
+        raise SynthError(f"unknown {kind} '{name}' (see FROM {listing})")
     if version is None:
-        return name, versions[-1]
+        return versions[-1]
     if version not in versions:
         raise SynthError(
-            f"model '{name}' has no version {version} (versions: {', '.join(map(str, versions))})"
+            f"{kind} '{name}' has no version {version} (versions: {', '.join(map(str, versions))})"
         )
-    return name, version
+    return version
 
 
 MODEL_COLUMNS = (

@@ -191,16 +191,7 @@ def resolve(con: duckdb.DuckDBPyConnection, spec: str) -> tuple[str, int]:
             "SELECT version FROM synth.user_models WHERE name = ? ORDER BY version", [name]
         ).fetchall()
     ]
-    if not versions:
-        raise SynthError(f"unknown user model '{name}' (see FROM user_models())")
-    if version is None:
-        return name, versions[-1]
-    if version not in versions:
-        raise SynthError(
-            f"user model '{name}' has no version {version} "
-            f"(versions: {', '.join(map(str, versions))})"
-        )
-    return name, version
+    return name, catalog.chosen_version("user model", name, version, versions, "user_models()")
 
 
 def _program(con: duckdb.DuckDBPyConnection, name: str, version: int) -> _Loaded:

@@ -42,15 +42,7 @@ def versions(con: duckdb.DuckDBPyConnection, name: str) -> list[int]:
 def load(con: duckdb.DuckDBPyConnection, spec: str) -> Version:
     """The pipeline version ``spec`` names ('p': the latest, 'p@2')."""
     name, version = catalog.parse_model_spec(spec)
-    known = versions(con, name)
-    if not known:
-        raise SynthError(f"unknown pipeline '{name}' (see FROM pipelines())")
-    if version is None:
-        version = known[-1]
-    elif version not in known:
-        raise SynthError(
-            f"pipeline '{name}' has no version {version} (versions: {known[0]}-{known[-1]})"
-        )
+    version = catalog.chosen_version("pipeline", name, version, versions(con, name), "pipelines()")
     steps_json, split_json = con.execute(
         "SELECT steps, split FROM synth.pipelines WHERE name = ? AND version = ?", [name, version]
     ).fetchone()
