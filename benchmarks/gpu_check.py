@@ -169,4 +169,23 @@ if not QUICK:
             f"FROM train('fl_{device}', 'plane_flights', session_key => 'tailnum', "
             f"order_by => 'time_hour', metadata => {metadata}, epochs => {n}, max_time => 3600, seed => 1, device => '{device if torch.cuda.is_available() else 'cpu'}')",
         )
+# --flights-budget: the same sessions with train()'s defaults (plateau, max_time 270), 80% of the
+# planes (by hash) against the other 20% as the real holdout, judged by evaluate()
+if not QUICK and "--flights-budget" in sys.argv:
+    s.sql("CREATE TABLE train_fl AS FROM plane_flights WHERE hash(tailnum) % 5 <> 0")
+    s.sql("CREATE TABLE hold_fl AS FROM plane_flights WHERE hash(tailnum) % 5 = 0")
+    fit(
+        "flights_default_budget",
+        "FROM train('fl', 'train_fl', session_key => 'tailnum', order_by => 'time_hour', "
+        f"metadata => {metadata}, max_time => 270, seed => 1)",
+    )
+    planes_trained = s.sql("SELECT count(DISTINCT tailnum) FROM train_fl").fetchone()[0]
+    s.sql(f"CREATE TABLE syn AS FROM generate('fl', target => {planes_trained}, seed => 2)")
+    for name, other in (("synthetic", "syn"), ("holdout", "hold_fl")):
+        got = s.sql(
+            f"SELECT metric, round(value, 3) FROM evaluate('train_fl', '{other}', "
+            "session_key => 'tailnum', order_by => 'time_hour') WHERE columns = '' AND metric IN "
+            "('overall', 'shapes', 'pair_trends', 'sessions', 'session_aggregates') ORDER BY metric"
+        ).fetchall()
+        say(f"flights_{name}", metrics=got)
 print(json.dumps(out, default=str))
