@@ -328,6 +328,14 @@ def finish_run(
 
 
 # -- generation log --------------------------------------------------------------------------
+def read_only(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the database is open read-only (nothing can be logged in it)."""
+    row = con.execute(
+        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def log_generation(
     con,
     model: str,
@@ -340,7 +348,10 @@ def log_generation(
     passed: int | None = None,
 ) -> None:
     """``passed``: units that survived every step (``returned`` may stop short of them when the
-    last batch brought more than target needed); None: all that were returned."""
+    last batch brought more than target needed); None: all that were returned. A database open
+    read-only keeps no log."""
+    if read_only(con):
+        return
     con.execute(
         "INSERT INTO synth.generations (generation_id, model, version, arguments, seed, "
         "rows_drawn, rows_returned, seconds, created, rows_passed) "

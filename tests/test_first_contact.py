@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 import duck_synth
 
 
@@ -26,9 +28,20 @@ def test_connect_opens_a_file_named_synth_duckdb_and_keeps_its_data(tmp_path):
     assert s.sql("SELECT count(*) FROM synth.models").fetchone() == (1,)
     s.close()
 
+    s = duck_synth.connect(path)
+    s.sql("FROM create_pipeline('p', steps => [{'generate': 'm'}])")
+    s.sql("FROM deploy('p')")
+    s.close()
+
     again = duck_synth.connect(path, read_only=True)  # the same file, the same catalog
     assert again.sql("SELECT count(*) FROM t").fetchone() == (300,)
     assert again.sql("SELECT name FROM models()").fetchall() == [("m",)]
+    # a read-only database generates (it keeps no generation log) but serves no pipeline
+    assert again.sql("SELECT count(*) FROM generate('m', target => 7)").fetchone() == (7,)
+    with pytest.raises(
+        duck_synth.SynthError, match=r"^infer\('p'\): the database is open read-only"
+    ):
+        again.sql("FROM infer('p', input => {'x': 1})")
     again.close()
 
 

@@ -30,6 +30,8 @@ def infer(con: duckdb.DuckDBPyConnection, name: str, options_json: str) -> str:
     if allowed is not None and name not in allowed:  # access.py refused the statement already
         raise Refused(f"deployment token: infer() on {name!r} is not allowed")
     version, log_options = versions.deployed(con, name)
+    if catalog.read_only(con):
+        raise SynthError(f"infer('{name}'): the database is open read-only; every call is logged")
     rows = _input(con, given.input)
     caller.refuse_rows(rows.num_rows, f"infer('{name}')")
     call_id, at = uuid.uuid4().hex, catalog.utc_now()
