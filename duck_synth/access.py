@@ -124,7 +124,7 @@ def _check_read_only(con, statement: str, kind, deployments: tuple[str, ...] | N
     found = _Found()
     _walk(parsed.get("statements", []), frozenset(), found)
     if deployments is not None:
-        _check_deployment(found, deployments)
+        _check_deployment(con, found, deployments)
     workflows = _workflow_names(con)
     # duck_synth's own functions: as the SQL surface declares them (reads or writes)
     reading, writing = surface.reading(), surface.writing()
@@ -149,21 +149,34 @@ def _check_read_only(con, statement: str, kind, deployments: tuple[str, ...] | N
         )
 
 
-def _check_deployment(found: _Found, deployments: tuple[str, ...]) -> None:
+def _check_deployment(con, found: _Found, deployments: tuple[str, ...]) -> None:
     """A deployment token calls infer() on its pipelines, named by a literal, and reads
-    nothing else: no table, no other table function (its input rows are given inline)."""
+    nothing else: no table, no other table function, no macro (a macro may read a table; its
+    input rows are given inline, infer() refuses a query or a table name)."""
     allowed = ", ".join(deployments) or "none"
+    only = f"deployment token: only infer() on its pipelines ({allowed}), not"
     for name in sorted(found.table_functions - {"infer"}):
-        raise Refused(f"deployment token: only infer() on its pipelines ({allowed}), not {name}()")
+        raise Refused(f"{only} {name}()")
     for catalog, schema, name in sorted(found.tables):
-        shown = ".".join(p for p in (catalog, schema, name) if p)
-        raise Refused(f"deployment token: only infer() on its pipelines ({allowed}), not '{shown}'")
+        raise Refused(f"{only} '{'.'.join(p for p in (catalog, schema, name) if p)}'")
+    macros = _macros(con) & found.functions
+    if macros:
+        raise Refused(f"{only} {sorted(macros)[0]}()")
     for called in found.inferred:
+        if not isinstance(called, str):
+            raise Refused("deployment token: name the pipeline infer() calls by a string literal")
         if called not in deployments:
-            raise Refused(
-                f"deployment token: infer() on {called!r} is not allowed (its pipelines: "
-                f"{allowed}; name one as a literal)"
-            )
+            raise Refused(f"deployment token: infer() on '{called}' is not allowed ({allowed})")
+
+
+def _macros(con) -> set[str]:
+    """The scalar macros the database holds (duck_synth's and users'): a macro's body may read
+    what its caller could not name."""
+    rows = con.execute(
+        "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+        "WHERE function_type = 'macro' AND NOT internal"
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 class _Found:

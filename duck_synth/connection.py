@@ -75,6 +75,11 @@ class Session(Conveniences):
         arrow = data.to_arrow() if type(data).__module__.startswith("polars") else data
         self.con.register(name, arrow)
 
+    def unregister(self, name: str) -> None:
+        """Forget what ``register`` made readable by ``name``."""
+        if self._objects.pop(name, None) is not None:
+            self.con.unregister(name)
+
     def _python_scope(self, call: caller.Call, frame) -> sources.PythonScope | None:
         """The Python objects this statement may read by name: none for a server's client, nor
         where DuckDB's replacement scans are off (a server turns them off for everyone)."""

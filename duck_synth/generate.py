@@ -139,7 +139,7 @@ class Rows:
         self.column_types = self.generator.loaded.column_types()
         options = self.generator.options
         if options.seed_rows is not None:
-            self.seeds = _seed_rows(con, self.generator, options)
+            self.seeds = _seed_rows(con, self.generator, options, self.schema)
         else:
             self.seeds = None
             self.target = target_units(con, self.generator, options)
@@ -287,8 +287,9 @@ def local_draws(
         yield n, generator.screen(generator.draw(n, progress.batch))
 
 
-def _seed_rows(con, generator: RowSampler, options: GenerateOptions) -> pa.Table:
-    """The seed rows of a seeded call, checked against the model's columns."""
+def _seed_rows(con, generator: RowSampler, options: GenerateOptions, schema: pa.Schema) -> pa.Table:
+    """The seed rows of a seeded call, checked against the model's columns and cast to their
+    types (a date given as text, as JSON rows carry it, becomes a date)."""
     if options.target is not None or options.magnitude is not None:
         raise SynthError("generate(): seed_rows gives one row per seed row; drop target/magnitude")
     if options.filter:
@@ -313,6 +314,16 @@ def _seed_rows(con, generator: RowSampler, options: GenerateOptions) -> pa.Table
     unknown = [c for c in seeds.column_names if c not in names]
     if unknown:
         raise SynthError(f"seed_rows: column {', '.join(repr(c) for c in unknown)} is not {what}")
+    for i, name in enumerate(seeds.column_names):
+        wanted = schema.field(name).type if name in schema.names else seeds.column(i).type
+        if seeds.column(i).type != wanted:
+            try:
+                seeds = seeds.set_column(i, name, seeds.column(i).cast(wanted))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise SynthError(
+                    f"seed_rows: column '{name}' is {seeds.column(i).type}, not {wanted} as in "
+                    "the model"
+                ) from None
     return seeds
 
 

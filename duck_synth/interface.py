@@ -3,7 +3,10 @@ the materialised ``Result`` of a statement and the Python shortcuts over the SQL
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import re
+import uuid
 
 import pyarrow as pa
 
@@ -64,6 +67,24 @@ def _named_arguments(options: dict) -> str:
     return "".join(f", {k} => {sqltext.sql_literal(v)}" for k, v in options.items())
 
 
+def _arrow(frame) -> pa.Table:
+    """A pandas or polars DataFrame, or an Arrow table, as an Arrow table."""
+    if isinstance(frame, pa.Table):
+        return frame
+    if hasattr(frame, "to_arrow"):  # polars
+        return frame.to_arrow()
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _plain(value):
+    """A value a SQL literal can carry: dates and times as ISO text, decimals as numbers."""
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
 class Conveniences:
     """Python shortcuts over the SQL, the same for a local and a remote session."""
 
@@ -85,18 +106,25 @@ class Conveniences:
         """A deployed pipeline's outputs for ``input``: a query or table name, a row (dict), a
         list of rows, or a DataFrame / Arrow table (registered where the session is local,
         else sent inline as rows)."""
-        if hasattr(input, "to_pylist") or hasattr(input, "to_dict"):
-            try:
-                self.register("duck_synth_infer_input", input)  # the latest call's rows
-                input = "duck_synth_infer_input"
-            except SynthError:  # a remote session: the rows travel in the statement
-                table = input if hasattr(input, "to_pylist") else None
-                input = table.to_pylist() if table is not None else input.to_dict("records")
-        args = _named_arguments({"input": input, **options})
-        return self.sql(f"FROM infer({sqltext.sql_literal(pipeline)}{args})")
+        call = f"FROM infer({sqltext.sql_literal(pipeline)}"
+        if not (hasattr(input, "to_pylist") or hasattr(input, "to_dict")):
+            return self.sql(f"{call}{_named_arguments({'input': input, **options})})")
+        name = f"duck_synth_infer_{uuid.uuid4().hex}"
+        try:
+            self.register(name, input)
+        except SynthError:  # a remote session: the rows travel in the statement
+            rows = [{k: _plain(v) for k, v in row.items()} for row in _arrow(input).to_pylist()]
+            return self.sql(f"{call}{_named_arguments({'input': rows, **options})})")
+        try:
+            return self.sql(f"{call}{_named_arguments({'input': name, **options})})")
+        finally:
+            self.unregister(name)
 
     def models(self) -> Result:
         return self.sql("FROM models()")
+
+    def unregister(self, name: str) -> None:
+        raise SynthError("unregister() is for a local session")
 
     def register(self, name: str, data) -> None:
         raise SynthError(

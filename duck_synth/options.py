@@ -259,9 +259,9 @@ class PipelineOptions:
 
 @dataclass
 class DeployOptions:
-    log_days: int = bounded(30, low=1)  # inference log rows older than this are removed
-    log_calls: int = bounded(1_000_000, low=1)  # log rows kept per pipeline (the newest)
-    log_rows: int = bounded(1_000, low=0)  # input and output rows logged per call
+    keep_days: int = bounded(30, low=1)  # inference log rows older than this are removed
+    keep_rows: int = bounded(1_000_000, low=1)  # log rows kept per pipeline (the newest)
+    rows_per_call: int = bounded(1_000, low=0)  # input and output rows logged per call
 
 
 @dataclass

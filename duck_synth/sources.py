@@ -130,7 +130,10 @@ def read_source(con: duckdb.DuckDBPyConnection, text: str, what: str = "source")
         if python is not None:
             return python
         raise SynthError(f"{what}: unknown table or view '{text}'")
-    return "SELECT * FROM " + ".".join(sqltext.quote_identifier(p) for p in parts if p is not None)
+    relation = "SELECT * FROM " + ".".join(
+        sqltext.quote_identifier(p) for p in parts if p is not None
+    )
+    return sqltext.query(con, relation, what)  # checked as the caller may read it
 
 
 def describe(

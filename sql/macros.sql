@@ -355,12 +355,15 @@ CREATE OR REPLACE MACRO pipelines() AS TABLE
     FROM synth.pipelines p LEFT JOIN synth.deployments d ON d.name = p.name
     ORDER BY p.name, p.version;
 
--- deploy('p' | 'p@2' [, log_days => 30, log_calls => 1000000, log_rows => 1000]) -> that version
--- callable as infer('p'); its calls are logged, the log kept log_days and at most log_calls
--- rows, each call's first log_rows input and output rows.
-CREATE OR REPLACE MACRO deploy(name, log_days := NULL, log_calls := NULL, log_rows := NULL) AS TABLE
+-- deploy('p' | 'p@2' [, keep_days => 30, keep_rows => 1000000, rows_per_call => 1000]) -> that
+-- version callable as infer('p'); its calls are logged (a row per arm a call ran), kept
+-- keep_days and at most keep_rows rows, each call's first rows_per_call input and output rows.
+CREATE OR REPLACE MACRO deploy(
+    name,
+    keep_days := NULL, keep_rows := NULL, rows_per_call := NULL
+) AS TABLE
     FROM query(synth_call('synth_deploy', [CAST(name AS VARCHAR), CAST(to_json({
-    'log_days': log_days, 'log_calls': log_calls, 'log_rows': log_rows
+    'keep_days': keep_days, 'keep_rows': keep_rows, 'rows_per_call': rows_per_call
 }) AS VARCHAR)]));
 
 -- undeploy('p') -> infer('p') refused from then on.

@@ -119,7 +119,8 @@ def test_a_pipeline_pins_its_models_version(session):
         ("{'generate': 'nope'}", "unknown model 'nope'"),
         ("{'generate': 'd', 'sql': 'SELECT 1'}", "exactly one of generate, score, sql, validation"),
         ("{'generate': 'd', 'target': 0}", "'target' must be at least 1"),
-        ("{'generate': 'd', 'filter': 'price >'}", "not a valid SQL predicate"),
+        ("{'generate': 'd', 'target': 5, 'filter': 'price >'}", "not a valid SQL predicate"),
+        ("{'generate': 'd', 'filter': 'price > 1'}", "filter needs a 'target'"),
         ("{'validation': 'v', 'check': 'x > 1', 'alert': 2}", "'alert' is a share of rows"),
         ("{'validate': 'v'}", "exactly one of"),
     ],
@@ -263,19 +264,19 @@ def test_the_arms_of_a_shadow_are_compared_by_evaluate_over_the_log(session):
 
 def test_the_log_is_bounded_by_rows_per_call_calls_kept_and_days(session):
     pipeline(session, "bounded", "{'sql': 'SELECT i * 2 AS j FROM input'}")
-    session.sql("FROM deploy('bounded', log_rows => 2, log_calls => 3, log_days => 30)")
+    session.sql("FROM deploy('bounded', rows_per_call => 2, keep_rows => 3, keep_days => 30)")
     for _ in range(5):
         session.sql("FROM infer('bounded', input => 'SELECT range AS i FROM range(5)')")
     last = log_rows(session, "bounded")[-1]
     assert (last["input_rows"], last["output_rows"]) == (5, 5)
     assert json.loads(last["in"]) == [{"i": 0}, {"i": 1}] and len(json.loads(last["out"])) == 2
-    session.sql("FROM deploy('bounded', log_rows => 2, log_calls => 3)")  # deploying trims
+    session.sql("FROM deploy('bounded', rows_per_call => 2, keep_rows => 3)")  # deploying trims
     assert len(log_rows(session, "bounded")) == 3
     session.sql(
         "UPDATE synth.inference_logs SET time = time - INTERVAL 31 DAY WHERE pipeline = 'bounded' "
         "AND time = (SELECT min(time) FROM synth.inference_logs WHERE pipeline = 'bounded')"
     )
-    session.sql("FROM deploy('bounded', log_rows => 2, log_calls => 3)")
+    session.sql("FROM deploy('bounded', rows_per_call => 2, keep_rows => 3)")
     assert len(log_rows(session, "bounded")) == 2
 
 
@@ -298,3 +299,60 @@ def test_a_session_model_draws_a_whole_session_for_each_input_row(session, caree
     sessions = result.groupby("out.nr", sort=False)["in.ethn"].first().tolist()
     assert sessions == ["hisp", "black"]  # one session per input row, in the input's order
     assert len(result) > 2
+
+
+def test_a_step_cannot_call_infer_and_the_failure_is_logged(session, refused):
+    pipeline(session, "loop", "{'sql': 'SELECT * FROM infer(''loop'', input => {''a'': 1})'}")
+    session.sql("FROM deploy('loop')")
+    with pytest.raises(
+        duck_synth.SynthError, match="a pipeline's step cannot call infer"
+    ) as raised:
+        session.sql("FROM infer('loop', input => {'a': 1})")
+    assert "\n" not in str(raised.value)
+    assert [r["status"] for r in log_rows(session, "loop")] == ["error"]  # one call, not a loop
+
+
+def test_the_input_row_column_is_the_pipelines_own(session, refused):
+    pipeline(session, "places", "{'sql': 'SELECT a, __input_row + 1 AS __input_row FROM input'}")
+    session.sql("FROM deploy('places')")
+    refused(
+        session,
+        "FROM infer('places', input => {'__input_row': 1})",
+        "is the name the pipeline uses",
+    )
+    with pytest.raises(duck_synth.SynthError, match="keep it as it is or leave it out"):
+        session.sql("FROM infer('places', input => [{'a': 1}, {'a': 2}])")
+
+
+def test_splits_take_keys_of_any_type_and_answer_no_rows_with_no_rows(session):
+    pipeline(session, "one", "{'sql': 'SELECT *, 1 AS x FROM input'}")
+    pipeline(session, "other", "{'sql': 'SELECT *, ''x'' AS x FROM input'}")
+    session.sql(
+        "FROM create_pipeline('typed', split => {'key': 'k', 'arms': {'1': 'one', '2': 'other'}})"
+    )
+    session.sql("FROM deploy('typed')")
+    assert session.sql("SELECT arm FROM infer('typed', input => {'k': 1.0})").fetchall() == [
+        ("one@1",)
+    ]
+    empty = session.sql("FROM infer('typed', input => 'SELECT 1 AS k WHERE false')")
+    assert len(empty) == 0 and "in.k" in empty.columns
+    with pytest.raises(duck_synth.SynthError, match="the arms' rows do not make one table"):
+        session.sql("FROM infer('typed', input => [{'k': 1}, {'k': 2}])")
+    assert {r["status"] for r in log_rows(session, "typed")[-2:]} == {"error"}  # both arms
+
+
+def test_inline_rows_carry_dates_as_text_and_a_generate_step_casts_them(tmp_path):
+    s = duck_synth.connect(str(tmp_path / "visits.duckdb"))
+    s.sql(
+        "CREATE TABLE visits AS SELECT DATE '2024-01-01' + CAST(i % 30 AS INTEGER) AS day, "
+        "i % 7 AS n FROM range(400) t(i)"
+    )
+    s.sql("FROM train('visits', 'visits', epochs => 1, max_time => 600, seed => 1)")
+    pipeline(s, "visit", "{'generate': 'visits'}")
+    s.sql("FROM deploy('visit')")
+    rows = s.sql(
+        'SELECT "in.day", "out.day", typeof("out.day") FROM infer(\'visit\', '
+        "input => {'day': DATE '2024-01-05'})"
+    ).fetchall()
+    assert [(str(a), str(b), t) for a, b, t in rows] == [("2024-01-05", "2024-01-05", "DATE")]
+    s.close()

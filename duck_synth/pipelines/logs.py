@@ -1,6 +1,6 @@
 """The inference log: one row per pipeline run by a call (``synth.inference_logs``), read with
-logs(). Its size is bounded: a call keeps at most ``log_rows`` input and output rows, and a
-pipeline's rows older than ``log_days`` or beyond its newest ``log_calls`` are removed (every
+logs(). Its size is bounded: a call keeps at most ``rows_per_call`` input and output rows, and a
+pipeline's rows older than ``keep_days`` or beyond its newest ``keep_rows`` are removed (every
 ``TRIM_EVERY`` calls a process makes to it, and when it is deployed)."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def write(
 ) -> None:
     """Log a call: a row per arm it ran, or one row when it failed before any ran. Written on
     a cursor of its own, which the call's time-out (an interrupt of the call's) never reaches."""
-    limit = int(options.get("log_rows", DeployOptions.log_rows))
+    limit = int(options.get("rows_per_call", DeployOptions.rows_per_call))
     rows = [
         [
             call_id,
@@ -86,15 +86,15 @@ def write(
 def trim(con: duckdb.DuckDBPyConnection, pipeline: str, options: dict) -> None:
     """Remove the pipeline's log rows past its limits (a concurrent writer's conflict leaves
     them to the next trim)."""
-    days = int(options.get("log_days", DeployOptions.log_days))
-    calls = int(options.get("log_calls", DeployOptions.log_calls))
+    days = int(options.get("keep_days", DeployOptions.keep_days))
+    kept = int(options.get("keep_rows", DeployOptions.keep_rows))
     with contextlib.suppress(duckdb.TransactionException):
         con.execute(
             "DELETE FROM synth.inference_logs WHERE pipeline = $1 AND ("
             "time < timezone('UTC', now()) - to_days(CAST($2 AS INTEGER)) OR time < ("
             "SELECT min(time) FROM (SELECT time FROM synth.inference_logs WHERE pipeline = $1 "
             "ORDER BY time DESC LIMIT $3)))",
-            [pipeline, days, calls],
+            [pipeline, days, kept],
         )
 
 
@@ -115,7 +115,7 @@ def read(con: duckdb.DuckDBPyConnection, pipeline: str, given: LogsOptions) -> s
 
 
 def rows(con: duckdb.DuckDBPyConnection, pipeline: str, given: LoggedRowsOptions) -> str:
-    """The rows the log kept (each call's first ``log_rows``) as a table, one row per logged
+    """The rows the log kept (each call's first ``rows_per_call``) as a table, one row per logged
     row, with its call: what evaluate() compares arms on. Types are read back from the JSON."""
     logged = con.execute(
         "SELECT call_id, arm, time, CASE WHEN $2 = 'in' THEN inputs ELSE outputs END "

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from .. import caller, generate, sqltext
@@ -62,7 +63,7 @@ def run(con: duckdb.DuckDBPyConnection, version: versions.Version, rows: pa.Tabl
     else:
         routes = [
             (versions.load(con, arm), part, shadow)
-            for arm, part, shadow in route(version.split, rows)
+            for arm, part, shadow in route(version.split, rows, version.name)
         ]
     runs = []
     for arm, part, shadow in routes:
@@ -73,7 +74,7 @@ def run(con: duckdb.DuckDBPyConnection, version: versions.Version, rows: pa.Tabl
             one.output, one.failures, one.alerts = run_steps(con, arm, part)
         except (Cancelled, duckdb.InterruptException) as stopped:  # the call's time-out
             one.status, one.error = "timeout", sqltext.first_line(stopped)
-        except (SynthError, duckdb.Error) as error:
+        except Exception as error:  # any failure of a step is the arm's, logged as such
             one.status, one.error = "error", sqltext.first_line(error)
         one.seconds = time.monotonic() - started
         if one.status == "timeout" or (one.status != "ok" and not shadow):
@@ -97,10 +98,25 @@ def run_steps(con, version: versions.Version, rows: pa.Table):
             else:
                 con.register(S.INPUT, table)
                 table = con.execute(sqltext.query(con, step.sql, where)).to_arrow_table()
-                if ROW not in table.column_names:  # a SQL step that did not keep its rows'
-                    table = table.append_column(ROW, pa.nulls(table.num_rows, pa.int64()))
+                table = _kept_places(table, rows, where)
         failures, alerts = _validated(con, validations, table, version.spec)
     return table, failures, alerts
+
+
+def _kept_places(table: pa.Table, rows: pa.Table, where: str) -> pa.Table:
+    """A SQL step's rows with their input rows' places: NULL where it dropped them, refused
+    where it changed them."""
+    if ROW not in table.column_names:
+        return table.append_column(ROW, pa.nulls(table.num_rows, pa.int64()))
+    places = table.column(ROW)
+    known = places.type == pa.int64() and pc.all(
+        pc.or_kleene(pc.is_null(places), pc.is_in(places, value_set=rows.column(ROW)))
+    ).as_py() in (True, None)
+    if not known:
+        raise SynthError(
+            f"{where}: {ROW} is each row's input row; keep it as it is or leave it out"
+        )
+    return table
 
 
 def _generated(con, step: S.Generate, table: pa.Table, where: str) -> pa.Table:
@@ -188,12 +204,12 @@ def _validated(con, validations: list[S.Validation], table: pa.Table, spec: str)
     return failures, alerts
 
 
-def route(split: S.Split, rows: pa.Table) -> list[tuple[str, pa.Table, bool]]:
+def route(split: S.Split, rows: pa.Table, salt: str) -> list[tuple[str, pa.Table, bool]]:
     """(arm, its rows, shadow) for each arm the call's rows go to."""
     if isinstance(split, S.Shadow):
         return [(split.champion, rows, False)] + [(arm, rows, True) for arm in split.challengers]
     if isinstance(split, S.RandomSplit):
-        chosen = _random_arms(split, rows)
+        chosen = _random_arms(split, rows, salt)
     else:
         chosen = _key_arms(split, rows)
     routes = []
@@ -203,9 +219,10 @@ def route(split: S.Split, rows: pa.Table) -> list[tuple[str, pa.Table, bool]]:
     return routes
 
 
-def _random_arms(split: S.RandomSplit, rows: pa.Table) -> list[str]:
+def _random_arms(split: S.RandomSplit, rows: pa.Table, salt: str) -> list[str]:
     """An arm per row by its weight: a row with a hash key value always gets the same arm;
-    the others share one draw per call."""
+    the others share one draw per call. The split's name salts the hash, so one key is not
+    on the first arm of every split."""
     arms = list(split.random)
     bounds = np.cumsum([split.random[a] for a in arms]) / sum(split.random.values())
     draw = random.SystemRandom().random()
@@ -214,14 +231,22 @@ def _random_arms(split: S.RandomSplit, rows: pa.Table) -> list[str]:
     else:
         if split.hash_key not in rows.column_names:
             raise SynthError(f"split: hash_key '{split.hash_key}' is not a column of the input")
-        points = [draw if v is None else _unit(v) for v in rows.column(split.hash_key).to_pylist()]
+        values = rows.column(split.hash_key).to_pylist()
+        points = [draw if v is None else _unit(salt, v) for v in values]
     return [arms[min(int(np.searchsorted(bounds, p, side="right")), len(arms) - 1)] for p in points]
 
 
-def _unit(value: object) -> float:
+def _unit(salt: str, value: object) -> float:
     """A stable point in [0, 1) for a hash key's value (the same in every process)."""
-    digest = hashlib.blake2b(str(value).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    digest = hashlib.blake2b(_key_text(value).encode(), digest_size=8, key=salt.encode()[:64])
+    return int.from_bytes(digest.digest(), "big") / 2**64
+
+
+def _key_text(value: object) -> str:
+    """A key's value as text, whatever its type: 7, 7.0 and '7' are one key."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _key_arms(split: S.KeySplit, rows: pa.Table) -> list[str]:
@@ -229,7 +254,7 @@ def _key_arms(split: S.KeySplit, rows: pa.Table) -> list[str]:
         raise SynthError(f"split: key '{split.key}' is not a column of the input")
     chosen = []
     for value in rows.column(split.key).to_pylist():
-        arm = split.arms.get(str(value)) if value is not None else None
+        arm = split.arms.get(_key_text(value)) if value is not None else None
         if arm is None and split.default is None:
             raise SynthError(f"split: {split.key} = {value!r} has no arm and the split no default")
         chosen.append(arm or split.default)

@@ -8,8 +8,9 @@ A step is one SQL object with one kind key:
     {'sql': 'SELECT *, a * 2 AS b FROM input'} a query over the rows so far, named input
     {'validation': 'name', 'check': 'price > 0' [, 'alert': 0.05]}  flags output rows
 
-A pipeline runs read-only whoever calls it (``PIPELINE_RIGHTS``): its SQL is checked as a
-read-only query when it is saved, so a saved step never writes, attaches or reaches a file.
+A pipeline runs read-only whoever calls it (``running_as_pipeline``): its SQL is checked as a
+read-only query when it is saved and runs as one, so a step never writes, attaches or reaches a
+file, even one planted in the catalog; the caller's row limit and time-out still hold.
 Model names are pinned to the version current when the step is saved (every change of a
 pipeline is a new version, and a version always does the same).
 """
@@ -17,7 +18,9 @@ pipeline is a new version, and a version always does the same).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+import threading
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -26,9 +29,7 @@ import pyarrow as pa
 from .. import caller, catalog, sqltext
 from ..errors import SynthError
 
-# What a pipeline's SQL may do: read the database's tables and generate, never write or reach
-# files (access.py's read-only rule), whoever deploys or calls it.
-PIPELINE_RIGHTS = caller.Rights(role=caller.READ_ONLY, folders=())
+_inside = threading.local()  # the pipelines running on this thread (a step may not call infer)
 INPUT = "input"  # the name a SQL step reads the rows so far by
 ROW = "__input_row"  # each row's place among the call's input rows (runner.py)
 
@@ -139,6 +140,11 @@ def checked_step(con: duckdb.DuckDBPyConnection, value: object, where: str) -> S
     with running_as_pipeline(con, pa.table({ROW: pa.array([], pa.int64())})):
         if isinstance(step, Generate):
             name, version = catalog.resolve_version(con, step.generate)
+            if step.filter is not None and step.target is None:
+                raise SynthError(
+                    f"{where}: a generate step's filter needs a 'target' (rows drawn given the "
+                    "input rows keep their values; filter them with a SQL step)"
+                )
             if step.filter is not None:
                 sqltext.predicate(con, step.filter, f"{where}: filter")
             return Generate(f"{name}@{version}", step.target, step.seed, step.filter)
@@ -240,15 +246,18 @@ def running_as_pipeline(con: duckdb.DuckDBPyConnection, rows: pa.Table):
     """Run the block with a pipeline's rights (the caller's cancel and time-out kept) and
     ``rows`` readable as ``input``."""
     outer = caller.current()
-    call = caller.Call(
-        rights=PIPELINE_RIGHTS,
-        cancelled=outer.cancelled,
-        timeout=outer.timeout,
-        started=outer.started,
-    )
+    rights = dataclasses.replace(outer.rights, role=caller.READ_ONLY, folders=(), deployments=None)
+    call = caller.Call(rights, outer.cancelled, outer.timeout, outer.started)
     con.register(INPUT, rows)
+    _inside.depth = getattr(_inside, "depth", 0) + 1
     try:
         with caller.running(call):
             yield call
     finally:
+        _inside.depth -= 1
         con.unregister(INPUT)
+
+
+def inside_pipeline() -> bool:
+    """Whether a pipeline's step is running on this thread."""
+    return getattr(_inside, "depth", 0) > 0

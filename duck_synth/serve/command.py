@@ -103,7 +103,7 @@ def deployment_tokens(given: list[str]) -> dict[str, tuple[str, ...]]:
     """``TOKEN=p1,p2`` arguments as {token: pipelines}."""
     tokens = {}
     for value in given:
-        token, _, names = value.partition("=")
+        token, _, names = value.rpartition("=")  # a token may hold "=" (base64), a name not
         pipelines = tuple(n.strip() for n in names.split(",") if n.strip())
         if not token or not pipelines:
             raise SynthError(f"--deployment-token: give TOKEN=pipeline[,pipeline..], got {value!r}")

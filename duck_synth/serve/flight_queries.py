@@ -175,10 +175,14 @@ def _catalog_answer(statements: Statements, pending: Pending, caller: Caller) ->
     command, name = pending.message, pending.command
     if name == "CommandGetTableTypes":
         return metadata.table_types()
+    if caller.role == auth.DEPLOYMENT and name != "CommandGetSqlInfo":
+        raise flight.FlightUnauthorizedError(
+            "deployment token: only infer() on its pipelines, not the database's catalog"
+        )
     cursor = statements.session.con.cursor()
     try:
         if name == "CommandGetSqlInfo":
-            read_only = caller.role == auth.READ_ONLY
+            read_only = caller.role != auth.ADMIN
             return metadata.sql_info(list(command.info), read_only, cursor)
         if name == "CommandGetCatalogs":
             return metadata.catalogs(cursor)

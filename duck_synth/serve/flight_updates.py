@@ -66,8 +66,10 @@ def _update(
 
 def _ingest(statements: Statements, caller: Caller, command, reader, context) -> int:
     """Bulk ingest (see ingest.py), on the command's transaction when it names one."""
-    if caller.role == auth.READ_ONLY:
-        raise auth.Refused("read-only token: bulk ingest writes a table, which it may not")
+    if caller.role != auth.ADMIN:
+        raise auth.Refused(
+            f"{caller.role.replace('_', '-')} token: bulk ingest writes a table, which it may not"
+        )
     transaction = statements.transaction_id(command, caller)
     if transaction is None:
         transaction = statements.transactions.of_peer(caller.token, context.peer())

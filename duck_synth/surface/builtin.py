@@ -291,9 +291,10 @@ BUILTIN: tuple[Function, ...] = (
         "whether it is the deployed one."
     ),
     table("deploy", WRITES, "synth_deploy", ("name",), options.DeployOptions).about(
-        "deploy('p' | 'p@2' [, log_days => 30, log_calls => 1000000, log_rows => 1000]) -> "
-        "that version callable as infer('p'); its calls are logged, the log kept log_days and "
-        "at most log_calls rows, each call's first log_rows input and output rows."
+        "deploy('p' | 'p@2' [, keep_days => 30, keep_rows => 1000000, rows_per_call => 1000]) -> "
+        "that version callable as infer('p'); its calls are logged (a row per arm a call ran), "
+        "kept keep_days and at most keep_rows rows, each call's first rows_per_call input and "
+        "output rows."
     ),
     table("undeploy", WRITES, "synth_undeploy", ("name",)).about(
         "undeploy('p') -> infer('p') refused from then on."
