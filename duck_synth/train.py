@@ -219,7 +219,9 @@ def recorded_run(con: duckdb.DuckDBPyConnection, name: str, run_id: int) -> Iter
     """A cancel (or the server's statement timeout) or failure in the block ends the run."""
     try:
         yield
-    except (KeyboardInterrupt, Cancelled) as error:
+    except (KeyboardInterrupt, Cancelled, duckdb.InterruptException) as error:
+        # an interrupt that lands in one of the run's own queries (its progress row, a
+        # checkpoint) is the same cancel as one that lands between two steps
         reason = str(error) if isinstance(error, Cancelled) and str(error) else "cancelled"
         detail = "training was cancelled" if reason == "cancelled" else reason
         catalog.finish_run(con, run_id, "cancelled", detail)
