@@ -87,6 +87,7 @@ class TrainOptions:
     empty_strings_as_null: bool = False
     rare_threshold: int = bounded(5, **AT_LEAST_1)
     device: str | None = None
+    threads: int | None = bounded(None, low=1)  # None: the cores free when training starts
     # session data (see sessions.py): one session per key, its steps ordered by order_by
     session_key: str | None = None
     order_by: str | None = None

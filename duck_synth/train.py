@@ -35,6 +35,7 @@ from .recommend import rank, shape_of
 from .shapes import Shape, Training, TrainingPlan
 from .sources import describe, listed_names, read_source
 from .sqltext import DUCKDB, quote_identifier
+from .threads import torch_threads, training_threads
 
 
 def select_columns(columns: list[tuple[str, str]], options: TrainOptions) -> list[tuple[str, str]]:
@@ -191,11 +192,13 @@ def fit_and_store(
     if training.budget is None:
         every = training.options.checkpoint_every
         saving = checkpoints.RunCheckpoints(con, run_id, name, digest, every, resumed)
+    threads = training_threads(training.options.threads)
     with recorded_run(con, name, run_id):
-        with seeded(training.seed):
+        with seeded(training.seed), torch_threads(threads):
             metrics, params, tensors = fit_parts(
                 con, run_id, plan, training, source.time_budget, device, saving
             )
+        metrics["threads"] = threads
         caller.check()  # a cancel that came in the last step adds no model either
         record = model_record(
             shape, plan, training, source, metrics, params, tensors, device, digest
@@ -307,7 +310,8 @@ def stored_options(training: Training) -> dict:
 
 
 # how a run is checkpointed and whether it continues one: never what it learns
-LIFECYCLE_OPTIONS = ("checkpoint_every", "resume", "resume_run")
+# options that do not change what is learned (threads change the last bits: see threads.py)
+LIFECYCLE_OPTIONS = ("checkpoint_every", "resume", "resume_run", "threads")
 
 
 def plan_fingerprint(plan: TrainingPlan, training: Training) -> str:
@@ -350,6 +354,7 @@ def summary_row(
         "seed": training.seed,
         "run_id": run_id,
         "device": device,
+        "threads": metrics.get("threads"),
         "epsilon": (
             privacy_spent(budget, metrics["model"])["epsilon"] if budget is not None else None
         ),

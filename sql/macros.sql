@@ -24,24 +24,26 @@ CREATE OR REPLACE MACRO train(
     method := NULL, columns := NULL, exclude := NULL, encoding := NULL, seed := NULL,
     epochs := NULL, max_time := NULL, batch_size := NULL, validation_share := NULL, nrows := NULL,
     strip_strings := NULL, empty_strings_as_null := NULL, rare_threshold := NULL, device := NULL,
-    session_key := NULL, order_by := NULL, metadata := NULL, constraints := NULL, epsilon := NULL,
-    delta := NULL, max_grad_norm := NULL, noise_multiplier := NULL, dp_statistics_share := NULL,
-    n_parents := NULL, n_bins := NULL, max_cat := NULL, bin_strategy := NULL,
-    sample_parents := NULL, relations := NULL, keep_orphans := NULL, checkpoint_every := NULL,
-    resume := NULL, resume_run := NULL, from_model := NULL, engine := NULL, workers := NULL
+    threads := NULL, session_key := NULL, order_by := NULL, metadata := NULL, constraints := NULL,
+    epsilon := NULL, delta := NULL, max_grad_norm := NULL, noise_multiplier := NULL,
+    dp_statistics_share := NULL, n_parents := NULL, n_bins := NULL, max_cat := NULL,
+    bin_strategy := NULL, sample_parents := NULL, relations := NULL, keep_orphans := NULL,
+    checkpoint_every := NULL, resume := NULL, resume_run := NULL, from_model := NULL,
+    engine := NULL, workers := NULL
 ) AS TABLE
     FROM query(synth_call('synth_train', [CAST(name AS VARCHAR), CASE WHEN typeof(source) LIKE '%[]' THEN CAST(to_json(source) AS VARCHAR) ELSE CAST(source AS VARCHAR) END, CAST(to_json({
     'method': method, 'columns': columns, 'exclude': exclude, 'encoding': encoding, 'seed': seed,
     'epochs': epochs, 'max_time': max_time, 'batch_size': batch_size,
     'validation_share': validation_share, 'nrows': nrows, 'strip_strings': strip_strings,
     'empty_strings_as_null': empty_strings_as_null, 'rare_threshold': rare_threshold,
-    'device': device, 'session_key': session_key, 'order_by': order_by, 'metadata': metadata,
-    'constraints': constraints, 'epsilon': epsilon, 'delta': delta, 'max_grad_norm': max_grad_norm,
-    'noise_multiplier': noise_multiplier, 'dp_statistics_share': dp_statistics_share,
-    'n_parents': n_parents, 'n_bins': n_bins, 'max_cat': max_cat, 'bin_strategy': bin_strategy,
-    'sample_parents': sample_parents, 'relations': relations, 'keep_orphans': keep_orphans,
-    'checkpoint_every': checkpoint_every, 'resume': resume, 'resume_run': resume_run,
-    'from_model': from_model, 'engine': engine, 'workers': workers
+    'device': device, 'threads': threads, 'session_key': session_key, 'order_by': order_by,
+    'metadata': metadata, 'constraints': constraints, 'epsilon': epsilon, 'delta': delta,
+    'max_grad_norm': max_grad_norm, 'noise_multiplier': noise_multiplier,
+    'dp_statistics_share': dp_statistics_share, 'n_parents': n_parents, 'n_bins': n_bins,
+    'max_cat': max_cat, 'bin_strategy': bin_strategy, 'sample_parents': sample_parents,
+    'relations': relations, 'keep_orphans': keep_orphans, 'checkpoint_every': checkpoint_every,
+    'resume': resume, 'resume_run': resume_run, 'from_model': from_model, 'engine': engine,
+    'workers': workers
 }) AS VARCHAR)]));
 
 -- recommend('table or query' [, session_key]) -> the methods ranked for the data's shape: rank,

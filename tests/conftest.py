@@ -12,13 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import duck_synth
 import duck_synth.fitting
+from duck_synth import threads
 from duck_synth.distributed import cluster
 
 # before any test module imports ray: a local Ray binds 127.0.0.1, as duck_synth starts it
 cluster.prepare_environment()
+# every training of the suite (its servers' and CLIs' too) on torch's default threads, however
+# busy the machine: weights are bit-identical only on one number of threads (threads.py), and
+# the reproducibility and resume tests compare processes started at different loads
+os.environ.setdefault(threads.VARIABLE, str(torch.get_num_threads()))
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 DIAMONDS = DATA / "diamonds.parquet"
