@@ -206,8 +206,9 @@ def _walk(node, ctes: frozenset, found: _Found) -> None:
             found.tables.add((catalog, schema, name))
     elif kind == "TABLE_FUNCTION":
         function = node.get("function") or {}
-        found.table_functions.add(str(function.get("function_name", "")).lower())
-        if str(function.get("function_name", "")).lower() == "infer":
+        name = str(function.get("function_name", "")).lower()
+        found.table_functions.add(name)
+        if name == "infer":
             found.inferred.append(_literal(function.get("children") or [None]))
         _walk(function.get("children", []), ctes, found)
         for key, value in node.items():

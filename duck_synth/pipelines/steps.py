@@ -164,8 +164,9 @@ def checked_step(con: duckdb.DuckDBPyConnection, value: object, where: str) -> S
         return step
 
 
-def step_json(step: Step) -> dict:
-    return {k: v for k, v in asdict(step).items() if v is not None}
+def stored(value: Step | Split) -> dict:
+    """A step or split as its catalog row keeps it (unset keys left out)."""
+    return {k: v for k, v in asdict(value).items() if v is not None}
 
 
 def parse_split(value: object, where: str) -> Split:
@@ -215,15 +216,6 @@ def _names(value, where: str, what: str, optional: bool = False) -> None:
         raise SynthError(f"{where}: '{what}' is a column name, got {value!r}")
 
 
-def arms(split: Split) -> list[str]:
-    """Every pipeline the split may run."""
-    if isinstance(split, RandomSplit):
-        return list(split.random)
-    if isinstance(split, KeySplit):
-        return [*split.arms.values(), *([split.default] if split.default else [])]
-    return [split.champion, *split.challengers]
-
-
 def pinned_split(split: Split, pin) -> Split:
     """``split`` with each arm replaced by ``pin(arm)`` (its pipeline@version)."""
     if isinstance(split, RandomSplit):
@@ -235,10 +227,6 @@ def pinned_split(split: Split, pin) -> Split:
             pin(split.default) if split.default else None,
         )
     return Shadow(pin(split.champion), [pin(a) for a in split.challengers])
-
-
-def split_json(split: Split) -> dict:
-    return {k: v for k, v in asdict(split).items() if v is not None}
 
 
 @contextlib.contextmanager

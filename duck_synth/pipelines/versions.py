@@ -67,8 +67,8 @@ def _add(con, name: str, steps: list[S.Step], split: S.Split | None, change: str
         [
             name,
             version,
-            json.dumps([S.step_json(s) for s in steps]),
-            json.dumps(S.split_json(split)) if split is not None else None,
+            json.dumps([S.stored(s) for s in steps]),
+            json.dumps(S.stored(split)) if split is not None else None,
             change,
             catalog.utc_now(),
         ],
