@@ -123,9 +123,19 @@ class ColumnNets(nn.Module):
         flat = embedded.reshape(n_rows, -1)
         w1 = self.w1.permute(1, 0, 2).reshape(flat.shape[1], -1)
         h1_in = (flat @ w1).reshape(n_rows, len(self.w1), -1).permute(1, 0, 2) + self.b1[:, None]
-        h1 = self.dropout(torch.relu(h1_in))
+        h1 = self.dropped(torch.relu(h1_in))
         h2_in = torch.bmm(h1, self.w2) + self.b2[:, None]
-        return idx, embedded, h1_in, h1, h2_in, h1 + self.dropout(torch.relu(h2_in))
+        return idx, embedded, h1_in, h1, h2_in, h1 + self.dropped(torch.relu(h2_in))
+
+    def dropped(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Dropout with one mask per row, shared by every column's net: the nets are separate,
+        so each still sees plain dropout, and drawing (rows x hidden) random numbers instead of
+        (columns x rows x hidden) was a fifth of a training step's time."""
+        p = self.dropout.p
+        if not self.training or p == 0.0:
+            return hidden
+        keep = torch.rand(hidden.shape[1:], device=hidden.device) >= p
+        return hidden * (keep.to(hidden.dtype) / (1.0 - p))
 
     def forward(self, tokens: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         return self.loss(tokens, known)
