@@ -55,6 +55,7 @@ class Dataset:
     categorical: tuple[str, ...]
     target: str
     drop: tuple[str, ...] = ()
+    query: str | None = None  # instead of ``file``: a DuckDB query whose rows are the data
 
 
 DATASETS = {
@@ -91,7 +92,8 @@ def dataset_plan(data: Dataset, mode: Mode, work: Path, methods: list[str]) -> l
     folder = work / d
     folder.mkdir(parents=True, exist_ok=True)
     train, holdout = str(folder / "train.parquet"), str(folder / "holdout.parquet")
-    split = {"csv": str(DATA / data.file), "seed": SEED, "holdout_share": HOLDOUT_SHARE}
+    source = {"query": data.query} if data.query else {"csv": str(DATA / data.file)}
+    split = source | {"seed": SEED, "holdout_share": HOLDOUT_SHARE}
     split |= {"train": train, "holdout": holdout, "drop": list(data.drop)}
     split |= {"subsample": mode.subsample}
     steps = [Step(f"{d}.split", "duck", "split", split)]

@@ -122,17 +122,19 @@ def train(args: dict) -> dict:
 
 
 def sample(args: dict) -> dict:
-    """As many synthetic rows as the file ``like`` has (the train split), timed, to Parquet.
+    """As many synthetic rows as the file ``like`` has (the train split), or ``rows``, timed,
+    to Parquet.
 
     With ``session_key`` (a session model): generate()'s default target instead, as many
-    sessions as the model was trained on; the figures count them too.
+    sessions as the model was trained on (or ``sessions``); the figures count them too.
     """
     session = duck_synth.connect(args["database"])
     model = args.get("model", MODEL)
-    if args.get("session_key"):
-        query = f"SELECT * FROM generate('{model}', seed => {args['seed']})"
+    if args.get("session_key"):  # ``sessions``: that many instead of the trained number
+        target = f"target => {args['sessions']}, " if args.get("sessions") else ""
+        query = f"SELECT * FROM generate('{model}', {target}seed => {args['seed']})"
     else:
-        rows = pq.read_metadata(args["like"]).num_rows
+        rows = args.get("rows") or pq.read_metadata(args["like"]).num_rows
         query = f"SELECT * FROM generate('{model}', target => {rows}, seed => {args['seed']})"
     with Stopwatch() as watch:
         table = session.sql(query).arrow()

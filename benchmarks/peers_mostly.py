@@ -130,19 +130,20 @@ def _generated(engine, workspace: Path, **options) -> pd.DataFrame:
 
 
 def sample(args: dict) -> dict:
-    """As many rows as the train split (``like``) has; for sessions, as many sessions."""
+    """As many rows as the train split (``like``) has, or ``rows``; for sessions, as many
+    sessions (or ``sessions``)."""
     from mostlyai import engine
 
     workspace = Path(args["workspace"])
     key = args.get("session_key")
     engine.set_random_state(args["seed"])
     if not key:
-        rows = pq.read_metadata(args["like"]).num_rows
+        rows = args.get("rows") or pq.read_metadata(args["like"]).num_rows
         with Stopwatch() as watch:
             frame = _generated(engine, workspace, sample_size=rows)
         frame.to_parquet(args["output"], index=False)
         return rate(len(frame), watch.seconds)
-    sessions = pd.read_parquet(args["like"], columns=[key])[key].nunique()
+    sessions = args.get("sessions") or pd.read_parquet(args["like"], columns=[key])[key].nunique()
     with Stopwatch() as watch:
         subjects = _generated(engine, workspace / "subjects", sample_size=sessions)
         steps = _generated(engine, workspace / "sessions", ctx_data=subjects)

@@ -188,8 +188,19 @@ def quality(args: dict) -> dict:
         )
     properties = report.get_properties()
     scores = dict(zip(properties["Property"], properties["Score"].astype(float), strict=True))
-    pairs = report.get_details("Column Pair Trends")["Score"].astype(float)
+    pair_details = report.get_details("Column Pair Trends")
+    pairs = pair_details["Score"].astype(float)
+    shapes = report.get_details("Column Shapes")
+    worst = pair_details.assign(Score=pairs).nsmallest(8, "Score")
     return {
+        # where a set loses: every column's shape score, the lowest-scoring pairs
+        "shapes_by_column": dict(zip(shapes["Column"], shapes["Score"].astype(float), strict=True)),
+        "worst_pairs": {
+            f"{a}, {b}": score
+            for a, b, score in zip(
+                worst["Column 1"], worst["Column 2"], worst["Score"], strict=True
+            )
+        },
         "pair_trends_scored": int(pairs.notna().sum()),
         "pair_trends_nanmean": float(pairs.mean()) if pairs.notna().any() else None,
         "real_rows": len(real),
