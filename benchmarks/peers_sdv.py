@@ -36,7 +36,9 @@ def read_frame(
         if column == key:
             continue
         if pd.api.types.is_datetime64_any_dtype(frame[column]):
-            frame[column] = naive_utc(frame[column])
+            # one unit for every set: SDMetrics compares the integers (TabularARGN's table
+            # samples are in nanoseconds, the train split in microseconds: time_hour scored 0)
+            frame[column] = naive_utc(frame[column]).astype("datetime64[us]")
         elif column in categorical:
             frame[column] = frame[column].map(lambda v: np.nan if pd.isna(v) else str(v))
         else:
