@@ -213,11 +213,12 @@ def report(results: dict[str, dict], mode: Mode, datasets: list[str]) -> str:
     ]
     failures = [f"- {n}: {r['error']}" for n, r in results.items() if "error" in r]
     commits = sorted({r["commit"] for r in results.values() if "commit" in r})
-    busy = max((r.get("busy_cpus", 0.0) for r in results.values()), default=0.0)
+    timed = [r for n, r in results.items() if n.endswith((".fit", ".sample", ".speed"))]
+    busy = max((r.get("busy_cpus", 0.0) for r in timed), default=0.0)
     parts = [
         f"# duck_synth against TabularARGN on every shape ({mode.name}, {now()})",
-        f"Commits measured: {', '.join(commits) or '—'}; the busiest step started with "
-        f"{busy:.2f} CPUs busy elsewhere. rows/s: tables at {SPEED_ROWS:,} rows, Males at "
+        f"Commits measured: {', '.join(commits) or '—'}; the busiest timed step (fit, "
+        f"sample) started with {busy:.2f} CPUs busy elsewhere. rows/s: tables at {SPEED_ROWS:,} rows, Males at "
         f"{SPEED_SESSIONS['males']:,} men (100,000 rows), flights by plane as many planes as "
         "the train split; fit: duck_synth's epochs and why it stopped.",
         markdown_table(headers, [dataset_row(f, name) for name in datasets]),
