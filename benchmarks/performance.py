@@ -35,7 +35,7 @@ from pathlib import Path
 
 import peers
 import sessions
-from foundation import RESULTS, Figures, Step, log, markdown_table, now
+from foundation import RESULTS, Figures, Step, markdown_table, now
 from peers import DATA, fmt
 
 FLIGHTS = DATA / "nycflights13" / "flights.parquet"
@@ -94,23 +94,17 @@ def table_steps(data: peers.Dataset, mode: Mode, work: Path) -> list[Step]:
             else s
             for s in steps
         ]
-    for method in METHODS:
-        sample = next(s for s in steps if s.name == f"{data.name}.{method}.sample")
-        output = str(work / data.name / f"{method}-{SPEED_ROWS}.parquet")
-        args = sample.args | {"rows": SPEED_ROWS, "output": output}
-        steps.append(dataclasses.replace(sample, name=f"{data.name}.{method}.speed", args=args))
-    return steps
+    return steps + speed_steps(data.name, steps, work / data.name, {"rows": SPEED_ROWS})
 
 
-def session_speed_steps(name: str, steps: list[Step], folder: Path) -> list[Step]:
-    """A larger sample of a short-session dataset: its train split's sessions are few rows."""
-    if name not in SPEED_SESSIONS:
-        return []
+def speed_steps(name: str, steps: list[Step], folder: Path, size: dict[str, int]) -> list[Step]:
+    """Each method's sample step again, drawing ``size`` ({"rows": n} for a table,
+    {"sessions": n} for sessions) into its own file: the speed figure."""
+    (count,) = size.values()
     speed = []
     for method in METHODS:
         sample = next(s for s in steps if s.name == f"{name}.{method}.sample")
-        output = str(folder / f"{method}-{SPEED_SESSIONS[name]}.parquet")
-        args = sample.args | {"sessions": SPEED_SESSIONS[name], "output": output}
+        args = sample.args | size | {"output": str(folder / f"{method}-{count}.parquet")}
         speed.append(dataclasses.replace(sample, name=f"{name}.{method}.speed", args=args))
     return speed
 
@@ -128,7 +122,8 @@ def plan(mode: Mode, work: Path, datasets: list[str]) -> list[Step]:
             folder = work / name
             folder.mkdir(parents=True, exist_ok=True)
             steps += sessions.dataset_steps(SESSIONS[name], mode.sessions, str(folder), METHODS)
-            steps += session_speed_steps(name, steps, folder)
+            if name in SPEED_SESSIONS:  # its train split's sessions are few rows
+                steps += speed_steps(name, steps, folder, {"sessions": SPEED_SESSIONS[name]})
     return [peers.fingerprinted(step) for step in steps]
 
 
@@ -252,14 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for step in plan(mode, runner.work.resolve(), datasets):
         (runner.recall if options.report_only else runner.run)(step)
-    text = report(runner.results, mode, datasets)
     name = "performance.md" if mode.name == "full" else f"performance-{mode.name}.md"
-    (RESULTS / name).write_text(text)
-    print(text)
-    failed = [name for name, r in runner.results.items() if "error" in r]
-    if failed:
-        log(f"failed steps: {', '.join(failed)}")
-    return 1 if failed else 0
+    return sessions.published(runner, report(runner.results, mode, datasets), RESULTS / name)
 
 
 if __name__ == "__main__":

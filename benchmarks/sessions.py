@@ -52,6 +52,7 @@ import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from foundation import RESULTS, Figures, Step, log, markdown_table, now
 from peers import DATA, HOLDOUT_SHARE, SEED, PeersRunner, fingerprinted, fmt, their_pairs
@@ -716,7 +717,12 @@ def main(argv: list[str] | None = None) -> int:
     for step in plan(mode, runner.work.resolve(), datasets, methods):
         (runner.recall if options.report_only else runner.run)(step)
     text = report(runner.results, mode, datasets, methods)
-    (RESULTS / f"{folder.replace('-full', '')}.md").write_text(text)
+    return published(runner, text, RESULTS / f"{folder.replace('-full', '')}.md")
+
+
+def published(runner: SessionsRunner, text: str, path: Path) -> int:
+    """The report written and printed; the exit status: 1 when a step failed."""
+    path.write_text(text)
     print(text)
     failed = [name for name, r in runner.results.items() if "error" in r]
     if failed:
