@@ -83,10 +83,10 @@ def train(args: dict) -> dict:
     """A fresh database, the train split loaded as a table, then train() timed.
 
     ``max_time`` None or absent: train()'s default budget. Optional arguments become train()'s
-    options of the same name: ``method``, ``epochs``, ``epsilon``, ``dp_statistics_share`` (as
-    ``statistics_share``), and for session data ``session_key`` and ``order_by``. A method
-    that train() says is "not available yet" is no failure: the figures say ``unavailable`` and
-    why.
+    options of the same name: ``method``, ``epochs``, ``epsilon``, ``rare_threshold``,
+    ``dp_statistics_share`` (as ``statistics_share``), and for session data ``session_key`` and
+    ``order_by``. A method that train() says is "not available yet" is no failure: the figures
+    say ``unavailable`` and why.
     """
     database = Path(args["database"])
     for stale in (database, database.with_name(database.name + ".wal")):
@@ -98,6 +98,8 @@ def train(args: dict) -> dict:
     options += [f"max_time => {args['max_time']}"] if args.get("max_time") else []
     options += [f"epochs => {args['epochs']}"] if args.get("epochs") else []
     options += [f"epsilon => {args['epsilon']}"] if args.get("epsilon") else []
+    if args.get("rare_threshold"):  # 1: no value protection (rare values and extremes kept)
+        options.append(f"rare_threshold => {args['rare_threshold']}")
     if args.get("statistics_share"):
         options.append(f"dp_statistics_share => {args['statistics_share']}")
     options += [f"{o} => '{args[o]}'" for o in ("method", "session_key", "order_by") if o in args]

@@ -14,8 +14,9 @@ steps, split by session): Males (545 men, 8 years each) and flights by plane (4,
 default). ``--quick`` gives every fit 20 s (sessions 10 s) on 5,000 rows or 100 planes.
 
 Per dataset the report gives both sides' fit seconds, rows/s (as many rows as the train split;
-tables also 100,000 rows, Males 12,500 men: 100,000 rows) and SDMetrics QualityReport overall
-against the train split (the real holdout's is the ceiling), and checks issue 22's targets:
+tables also 100,000 rows, Males 12,500 men: 100,000 rows, the median of three processes) and
+SDMetrics QualityReport overall against the train split (the real holdout's is the ceiling),
+and checks issue 22's targets:
 fit ≤ 0.5x TabularARGN's, SDMetrics overall ≥ TabularARGN's - 0.005, generation ≥ 3x its
 rows/s (at 100,000 rows where there is such a sample).
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import sys
 from pathlib import Path
 
@@ -64,8 +66,11 @@ TITLES = {
     "flights": "flights by plane (long sessions)",
 }
 METHODS = ["duck_synth", "mostly"]
+# value protection (train()'s default) against none, where it moves SDMetrics (sessions only)
+UNPROTECTED, PROTECTION_DATASETS = "duck_synth_unprotected", ("flights",)
 SPEED_ROWS = 100_000
 SPEED_SESSIONS = {"males": 12_500}  # 100,000 rows of 8 steps (flights' sample is 264,646 rows)
+SPEED_RUNS = 3
 FIT_RATIO, QUALITY_GAP, SPEED_RATIO = 0.5, 0.005, 3.0
 
 
@@ -98,15 +103,28 @@ def table_steps(data: peers.Dataset, mode: Mode, work: Path) -> list[Step]:
 
 
 def speed_steps(name: str, steps: list[Step], folder: Path, size: dict[str, int]) -> list[Step]:
-    """Each method's sample step again, drawing ``size`` ({"rows": n} for a table,
-    {"sessions": n} for sessions) into its own file: the speed figure."""
+    """Each method's sample step again, ``SPEED_RUNS`` times in fresh processes, drawing
+    ``size`` ({"rows": n} for a table, {"sessions": n} for sessions) into its own file: the
+    speed figure is their median (one cold call of a fraction of a second moved ±15% between
+    runs on a quiet machine)."""
     (count,) = size.values()
     speed = []
     for method in METHODS:
         sample = next(s for s in steps if s.name == f"{name}.{method}.sample")
-        args = sample.args | size | {"output": str(folder / f"{method}-{count}.parquet")}
-        speed.append(dataclasses.replace(sample, name=f"{name}.{method}.speed", args=args))
+        for run in range(1, SPEED_RUNS + 1):
+            suffix = "" if run == 1 else f".{run}"
+            output = folder / f"{method}-{count}{suffix}.parquet"
+            args = sample.args | size | {"output": str(output)}
+            step = f"{name}.{method}.speed{suffix}"
+            speed.append(dataclasses.replace(sample, name=step, args=args))
     return speed
+
+
+def speed_of(f: Figures, step: str) -> float | None:
+    """The median rows/s of a speed step's runs (None when any failed)."""
+    runs = [f"{step}.speed"] + [f"{step}.speed.{run}" for run in range(2, SPEED_RUNS + 1)]
+    rates = [f.get(run, "rows_per_second") for run in runs]
+    return None if None in rates else statistics.median(rates)
 
 
 def plan(mode: Mode, work: Path, datasets: list[str]) -> list[Step]:
@@ -121,7 +139,8 @@ def plan(mode: Mode, work: Path, datasets: list[str]) -> list[Step]:
         else:
             folder = work / name
             folder.mkdir(parents=True, exist_ok=True)
-            steps += sessions.dataset_steps(SESSIONS[name], mode.sessions, str(folder), METHODS)
+            methods = METHODS + [UNPROTECTED] * (name in PROTECTION_DATASETS)
+            steps += sessions.dataset_steps(SESSIONS[name], mode.sessions, str(folder), methods)
             if name in SPEED_SESSIONS:  # its train split's sessions are few rows
                 steps += speed_steps(name, steps, folder, {"sessions": SPEED_SESSIONS[name]})
     return [peers.fingerprinted(step) for step in steps]
@@ -146,8 +165,10 @@ def dataset_row(f: Figures, name: str) -> list[str]:
     ours, theirs = f"{name}.duck_synth", f"{name}.mostly"
     fit = (f.get(f"{ours}.fit", "seconds"), f.get(f"{theirs}.fit", "seconds"))
     quality = (f.get(f"{ours}.sdmetrics", "overall"), f.get(f"{theirs}.sdmetrics", "overall"))
-    speed_step = "speed" if name in TABLES or name in SPEED_SESSIONS else "sample"
-    speed = tuple(f.get(f"{side}.{speed_step}", "rows_per_second") for side in (ours, theirs))
+    if name in TABLES or name in SPEED_SESSIONS:
+        speed = tuple(speed_of(f, side) for side in (ours, theirs))
+    else:
+        speed = tuple(f.get(f"{side}.sample", "rows_per_second") for side in (ours, theirs))
     fit_ratio = fit[0] / fit[1] if None not in fit else None
     gap = quality[0] - quality[1] if None not in quality else None
     speed_ratio = speed[0] / speed[1] if None not in speed else None
@@ -168,7 +189,7 @@ def dataset_row(f: Figures, name: str) -> list[str]:
 
 def detail_row(f: Figures, name: str, method: str) -> list[str]:
     step = f"{name}.{method}"
-    speed = f.get(f"{step}.speed", "rows_per_second")
+    speed = speed_of(f, step)
     return [
         TITLES[name],
         "duck_synth" if method == "duck_synth" else "TabularARGN",
@@ -179,6 +200,39 @@ def detail_row(f: Figures, name: str, method: str) -> list[str]:
         peers.their_pairs(f, f"{step}.sdmetrics"),
         fmt(f.get(f"{step}.evaluate", "sessions"), ".3f"),
     ]
+
+
+def protection_section(f: Figures, name: str) -> list[str]:
+    """SDMetrics of duck_synth with and without value protection, TabularARGN (which protects
+    too) and the real holdout, each with its lowest-scoring pair."""
+    sets = {
+        "duck_synth (default: value protection)": f"{name}.duck_synth",
+        "duck_synth, rare_threshold => 1 (none)": f"{name}.{UNPROTECTED}",
+        "TabularARGN (its default: value protection)": f"{name}.mostly",
+        "real holdout (the ceiling)": f"{name}.ceiling",
+    }
+    rows = []
+    for label, step in sets.items():
+        worst = f.get(f"{step}.sdmetrics", "worst_pairs") or {}
+        lowest = min(worst.items(), key=lambda item: item[1], default=None)
+        rows.append(
+            [
+                label,
+                fit_cell(f, f"{step}.fit") if "ceiling" not in step else "—",
+                *(fmt(f.get(f"{step}.sdmetrics", k), ".3f") for k in SDMETRICS_KEYS),
+                f"{lowest[0]}: {lowest[1]:.3f}" if lowest else "—",
+            ]
+        )
+    headers = ["set", "fit", "SDMetrics overall", "shapes", "pairs", "lowest pair"]
+    return [
+        f"## What value protection costs on SDMetrics ({TITLES[name]})",
+        "train() keeps values that fewer than about five sessions have out of what it generates "
+        "(extremes clipped, rare categories written as _RARE_); rare_threshold => 1 keeps them.",
+        markdown_table(headers, rows),
+    ]
+
+
+SDMETRICS_KEYS = ("overall", "column_shapes", "column_pair_trends")
 
 
 def report(results: dict[str, dict], mode: Mode, datasets: list[str]) -> str:
@@ -208,17 +262,20 @@ def report(results: dict[str, dict], mode: Mode, datasets: list[str]) -> str:
     ]
     failures = [f"- {n}: {r['error']}" for n, r in results.items() if "error" in r]
     commits = sorted({r["commit"] for r in results.values() if "commit" in r})
-    timed = [r for n, r in results.items() if n.endswith((".fit", ".sample", ".speed"))]
+    timed = [r for n, r in results.items() if ".fit" in n or ".sample" in n or ".speed" in n]
     busy = max((r.get("busy_cpus", 0.0) for r in timed), default=0.0)
     parts = [
         f"# duck_synth against TabularARGN on every shape ({mode.name}, {now()})",
         f"Commits measured: {', '.join(commits) or '—'}; the busiest timed step (fit, "
         f"sample) started with {busy:.2f} CPUs busy elsewhere. rows/s: tables at {SPEED_ROWS:,} rows, Males at "
-        f"{SPEED_SESSIONS['males']:,} men (100,000 rows), flights by plane as many planes as "
-        "the train split; fit: duck_synth's epochs and why it stopped.",
+        f"{SPEED_SESSIONS['males']:,} men (100,000 rows), the median of {SPEED_RUNS} processes; "
+        "flights by plane as many planes as the train split, one process; fit: duck_synth's "
+        "epochs and why it stopped.",
         markdown_table(headers, [dataset_row(f, name) for name in datasets]),
         markdown_table(details, [detail_row(f, name, m) for name in datasets for m in METHODS]),
     ]
+    for name in (d for d in datasets if d in PROTECTION_DATASETS):
+        parts += protection_section(f, name)
     if failures:
         parts += ["## Failed steps", "\n".join(failures)]
     return "\n\n".join(parts) + "\n"

@@ -162,6 +162,7 @@ DATASETS = {
 METHODS = {
     "duck_synth": "duck_synth",
     "duck_synth_timegan": "duck_synth timegan",
+    "duck_synth_unprotected": "duck_synth, rare_threshold => 1",
     "par": "SDV PAR",
     "mostly": "mostlyai-engine TabularARGN (sequential)",
 }
@@ -209,6 +210,8 @@ def method_steps(d: Dataset, method: str, mode: Mode, work: str) -> tuple[list[S
         fit_args |= d.session
         if method == "duck_synth_timegan":
             fit_args["method"] = "timegan"
+        if method == "duck_synth_unprotected":  # what value protection costs on SDMetrics
+            fit_args["rare_threshold"] = 1
         sample_args = {"database": database, "seed": SEED, "output": output, **d.session}
         fit_timeout = 10 * (max_time or 300) + 600  # train()'s default max_time: 300 s
         return [
