@@ -168,6 +168,7 @@ METHODS = {
 }
 PEERS = ("par", "mostly")
 TIMED = {"train", "fit", "sample"}  # the step actions whose seconds the report shows
+NOT_MEASURED = "not measured yet"  # --report-only: a step the cache does not hold
 
 
 @dataclass(frozen=True)
@@ -317,7 +318,7 @@ class SessionsRunner(PeersRunner):
             record = {"unavailable": reason}
         else:
             kept = dataclasses.replace(step, reuse=True)  # versions too, as last measured
-            record = PeersRunner.cached(self, kept) or {"error": "not measured yet"}
+            record = PeersRunner.cached(self, kept) or {"error": NOT_MEASURED}
         self.results[step.name] = record
         return record
 
@@ -724,8 +725,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def published(runner: SessionsRunner, text: str, path: Path) -> int:
-    """The report written and printed; the exit status: 1 when a step failed."""
-    path.write_text(text)
+    """The report printed, and written unless a step was never measured (a --report-only run
+    over a plan the cache does not cover keeps the last report); the exit status: 1 when a
+    step failed."""
+    if any(r.get("error") == NOT_MEASURED for r in runner.results.values()):
+        log(f"some steps were never measured: {path} left as it was")
+    else:
+        path.write_text(text)
     print(text)
     failed = [name for name, r in runner.results.items() if "error" in r]
     if failed:
