@@ -244,7 +244,7 @@ def sample_logits(
         logits = logits / max(config.temperature, 1e-6)
     if allowed is not None:
         logits = logits.masked_fill(~torch.as_tensor(allowed), -math.inf)
-    weights = torch.softmax(logits, dim=-1)
+    weights = row_softmax(logits)
     if config.top_p < 1.0:
         sorted_w, sorted_idx = weights.sort(dim=-1, descending=True)
         keep = sorted_w.cumsum(-1) - sorted_w < config.top_p
@@ -252,3 +252,15 @@ def sample_logits(
     cdf = weights.cumsum_(-1)
     u = torch.rand(len(cdf), 1, generator=generator) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(cdf.shape[1] - 1)
+
+
+# torch's CPU softmax over a last dimension this short takes a slow path: [2048, 8] took 296 us
+# against 36 us over the transposed tensor, which is vectorised along the rows
+SHORT_SOFTMAX = 16
+
+
+def row_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension of (rows x values), whichever way is faster."""
+    if logits.shape[-1] >= SHORT_SOFTMAX or logits.dim() != 2 or logits.device.type != "cpu":
+        return torch.softmax(logits, dim=-1)
+    return torch.softmax(logits.T, dim=0).T.contiguous()
