@@ -104,6 +104,11 @@ def table_steps(data: peers.Dataset, mode: Mode, work: Path) -> list[Step]:
     return steps + speed_steps(data.name, steps, work / data.name, {"rows": SPEED_ROWS})
 
 
+def speed_runs() -> list[str]:
+    """The speed steps' suffixes, one per run: the first keeps the name it always had."""
+    return ["speed"] + [f"speed.{run}" for run in range(2, SPEED_RUNS + 1)]
+
+
 def speed_steps(name: str, steps: list[Step], folder: Path, size: dict[str, int]) -> list[Step]:
     """Each method's sample step again, ``SPEED_RUNS`` times in fresh processes, drawing
     ``size`` ({"rows": n} for a table, {"sessions": n} for sessions) into its own file: the
@@ -113,19 +118,16 @@ def speed_steps(name: str, steps: list[Step], folder: Path, size: dict[str, int]
     speed = []
     for method in METHODS:
         sample = next(s for s in steps if s.name == f"{name}.{method}.sample")
-        for run in range(1, SPEED_RUNS + 1):
-            suffix = "" if run == 1 else f".{run}"
-            output = folder / f"{method}-{count}{suffix}.parquet"
+        for run in speed_runs():
+            output = folder / f"{method}-{count}{run.removeprefix('speed')}.parquet"
             args = sample.args | size | {"output": str(output)}
-            step = f"{name}.{method}.speed{suffix}"
-            speed.append(dataclasses.replace(sample, name=step, args=args))
+            speed.append(dataclasses.replace(sample, name=f"{name}.{method}.{run}", args=args))
     return speed
 
 
 def speed_of(f: Figures, step: str) -> float | None:
     """The median rows/s of a speed step's runs (None when any failed)."""
-    runs = [f"{step}.speed"] + [f"{step}.speed.{run}" for run in range(2, SPEED_RUNS + 1)]
-    rates = [f.get(run, "rows_per_second") for run in runs]
+    rates = [f.get(f"{step}.{run}", "rows_per_second") for run in speed_runs()]
     return None if None in rates else statistics.median(rates)
 
 
