@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from conftest import SLID_TABLE
 
 import duck_synth
 from duck_synth.encoding import Protection, analyze
-from duck_synth.models import loop
+from duck_synth.models import autoregressive, loop
 from duck_synth.models.autoregressive import EARLY_STOPPING_FROM, AutoregressiveModel
 from duck_synth.models.base import FitConfig
 
@@ -90,6 +91,20 @@ class FakeClock:
 
     def step_ended(self) -> None:
         self.now += self.durations.pop(0) if len(self.durations) > 1 else self.durations[0]
+
+
+def test_a_network_learning_from_many_rows_trains_without_dropout(slid_tokens, monkeypatch):
+    """Dropout regularises a network that sees few rows; from NO_DROPOUT_ROWS training rows on,
+    the rows do (flights by plane's steps: a lower validation loss, in fewer epochs). The
+    stored hyper-parameters say which it was."""
+    tokens, sizes = slid_tokens
+    monkeypatch.setattr(autoregressive, "NO_DROPOUT_ROWS", 5_000)  # SLID: 6,683 training rows
+    config = FitConfig(epochs=1, max_time=math.inf)
+    few, many = AutoregressiveModel(sizes), AutoregressiveModel(sizes)
+    few.fit(tokens[:4_000], config, lambda event: None)
+    many.fit(tokens, config, lambda event: None)
+    assert few.hyper_parameters()["dropout"] == few.net.dropout.p == 0.1
+    assert many.hyper_parameters()["dropout"] == many.net.dropout.p == 0.0
 
 
 @pytest.mark.max_time
