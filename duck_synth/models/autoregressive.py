@@ -123,7 +123,8 @@ class AutoregressiveModel(GenerativeModel):
         generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
         train, val, val_known = self._split(tokens, config, generator, device)
-        if len(train) >= NO_DROPOUT_ROWS:
+        workers = config.sync.size if config.sync is not None else 1
+        if len(train) * workers >= NO_DROPOUT_ROWS:  # all workers' rows: one rule for any count
             self.params["dropout"] = self.net.dropout.p = 0.0
         self.net.to(device)
         peak = PEAK_LR * (WARM_START_LR_SHARE if config.warm_start else 1.0)

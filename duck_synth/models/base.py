@@ -38,6 +38,7 @@ class Synchronizer(Protocol):
     together and keep the same weights."""
 
     rank: int  # this worker's place among them (0: the one whose model is kept)
+    size: int  # how many workers there are (each fits an equal share of the rows)
 
     def gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:
         """Replace each parameter's gradient by its mean over the workers."""
