@@ -12,11 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-# Layer one as a gather of per-token products (tokens x columns x hidden, built each step) instead
-# of the cells' embeddings times w1, when the batch has this many cells per token or more: on two
-# CPU threads, flights by plane's steps (38 columns, 3,197 tokens, 2,048 rows) 43 -> 26 ms forward
-# and backward, 23 columns of 100 values 57 -> 31 ms; with fewer cells (small batches, columns of
-# 1,000 values) the gather lost (0.6 -> 0.7 ms, 9 -> 21 ms)
+# Layer one as a gather of per-token products (each token's embedding times its block of w1, built
+# each step) instead of the cells' embeddings times w1, when a batch has this many cells per token
+# or more (the gather costs per cell, the products per token). On two CPU threads, forward and
+# backward: flights by plane's steps (38 columns, 3,197 tokens, 2,048 rows) 43 -> 26 ms, 23
+# columns of 100 values 57 -> 31 ms; with fewer cells per token (small batches, columns of 1,000
+# values) the gather lost (0.6 -> 0.7 ms, 9 -> 21 ms)
 GATHER_RATIO = 8
 
 
