@@ -63,3 +63,14 @@ def test_gaps_shrink_to_end_by_the_drawn_end_and_are_never_stretched():
     room = np.array([10.0, 10.0, 2.0, 10.0])
     scaled = ended(gaps, index, span, room, grid=1.0)
     assert scaled.tolist() == [0, 2, 1, 0, 2, 2, 0, 1, 1, 0, 2, 2]  # 1.5 h, 3 h: 2 h, 3 h
+
+
+def test_free_gaps_are_also_stretched_to_end_at_the_drawn_end():
+    """Gaps of many grid steps (a plane's 10 and 30 hours on the hour) are no beat to keep: a
+    session whose gaps fall short of its drawn end is stretched to it (one ending at 80 hours
+    instead of 40), one running past it shrunk (20 instead of 40), one with no end left."""
+    index = np.repeat([0, 1, 2], 3)
+    gaps = np.tile([0.0, 10.0, 30.0], 3)
+    span = np.array([80.0, 20.0, np.nan])
+    scaled = ended(gaps, index, span, room=100.0, grid=1.0)
+    assert scaled.tolist() == [0, 20, 60, 0, 5, 15, 0, 10, 30]
