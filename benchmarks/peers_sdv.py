@@ -169,25 +169,54 @@ def sample(args: dict) -> dict:
     return rate(len(frame), watch.seconds)
 
 
+def _quality_report(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: dict):
+    from sdmetrics.reports import QualityReport
+
+    report = QualityReport()
+    report.generate({TABLE: real}, {TABLE: synthetic}, {"tables": {TABLE: metadata}}, verbose=False)
+    return report
+
+
+def _pairs_on_real_bins(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: dict) -> float:
+    """Column Pair Trends with the synthetic set binned on the real set's edges.
+
+    SDMetrics 0.32.0 bins each set's numbers on that set's own range, so a synthetic set without
+    the real maximum (value protection) has every bin shifted; its maintainers described the
+    real set's edges as the method (sdv-dev/SDMetrics PR #368). A diagnostic beside the stock
+    score, never instead of it.
+    """
+    from sdmetrics.reports.single_table._properties.column_pair_trends import ColumnPairTrends
+
+    stock, edges = ColumnPairTrends._get_processed_data, {}
+
+    def on_real_edges(self, data, metadata):
+        processed, discrete = stock(self, data, metadata)
+        for column in discrete.columns:
+            if column not in edges:  # the real set is processed first
+                edges[column] = np.histogram_bin_edges(processed[column].dropna())
+            discrete[column] = np.digitize(processed[column], bins=edges[column])
+        return processed, discrete
+
+    ColumnPairTrends._get_processed_data = on_real_edges
+    try:
+        report = _quality_report(real, synthetic, metadata)
+    finally:
+        ColumnPairTrends._get_processed_data = stock
+    return float(report.get_properties().set_index("Property")["Score"]["Column Pair Trends"])
+
+
 def quality(args: dict) -> dict:
-    """SDMetrics QualityReport of ``synthetic`` against ``real`` (the train split).
+    """SDMetrics QualityReport of ``synthetic`` against ``real`` (the train split), and its pair
+    trends again on the real set's bins (``pairs_on_real_bins``).
 
     ``exclude``: columns left out of both (a session key: synthetic keys are fresh numbers).
     """
-    from sdmetrics.reports import QualityReport
-
     categorical, exclude = args["categorical"], args.get("exclude", [])
     real = read_frame(args["real"], categorical, exclude=exclude)
     synthetic = read_frame(args["synthetic"], categorical, exclude=exclude)[list(real.columns)]
-    columns = {c: {"sdtype": sdtype_of(real, c, categorical)} for c in real.columns}
-    report = QualityReport()
+    metadata = {"columns": {c: {"sdtype": sdtype_of(real, c, categorical)} for c in real.columns}}
     with Stopwatch() as watch:
-        report.generate(
-            {TABLE: real},
-            {TABLE: synthetic},
-            {"tables": {TABLE: {"columns": columns}}},
-            verbose=False,
-        )
+        report = _quality_report(real, synthetic, metadata)
     properties = report.get_properties()
     scores = dict(zip(properties["Property"], properties["Score"].astype(float), strict=True))
     pair_details = report.get_details("Column Pair Trends")
@@ -210,6 +239,7 @@ def quality(args: dict) -> dict:
         "overall": float(report.get_score()),
         "column_shapes": scores["Column Shapes"],
         "column_pair_trends": scores["Column Pair Trends"],
+        "pairs_on_real_bins": _pairs_on_real_bins(real, synthetic, metadata),
         "seconds": watch.seconds,
     }
 
