@@ -228,8 +228,10 @@ def protection_section(f: Figures, name: str) -> list[str]:
                 f"{lowest[0]}: {lowest[1]:.3f}" if lowest else "—",
             ]
         )
-    headers = ["set", "fit", "SDMetrics overall", "shapes", "pairs", "pairs on the real bins"]
-    headers.append("lowest pair")
+    headers = [
+        *("set", "fit", "SDMetrics overall", "shapes", "pairs"),
+        *("pairs on the real bins", "lowest pair"),
+    ]
     return [
         f"## What value protection costs on SDMetrics ({TITLES[name]})",
         "train() keeps values that fewer than about five sessions have out of what it generates "

@@ -22,8 +22,8 @@ from .errors import SynthError
 from .sqltext import quote_identifier as q
 
 START, LENGTH, DELTA = "__start", "__length", "__delta"
-# a session's end (its last order_by), drawn with its start and length: its steps' gaps shrink
-# to end by then, so time cannot drift past it over long sessions (sessions.ended)
+# a session's end (its last order_by), drawn with its start and length: its steps' gaps are
+# scaled to end then, so time cannot drift away from it over long sessions (sessions.ended)
 END = "__end"
 # gaps whose median is fewer grid steps than this keep a beat (a season, a year, a week): they are
 # only shrunk to the drawn end; finer-grained gaps (a plane's hours to days) are also stretched
